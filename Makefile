@@ -1,0 +1,54 @@
+# Set-up and the two Quick start commands. Run as root on Debian (or with sudo available).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: zbar for QR decoding at run time; the rest only for the test suite
+# (minisign: stock signature check; chromium: browser tests; transmission-cli: a
+# non-libtorrent BitTorrent client for interoperability tests).
+APT_RUN  := libzbar0
+APT_TEST := minisign chromium transmission-cli
+PORT ?= 8001
+
+.PHONY: install install-test demo test bench clean
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "testigo needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(call apt_install,$(APT_RUN))
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(call apt_install,$(APT_TEST))
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Quick start 1: install, ingest the bundled sample, build the signed bundle, serve it.
+demo: install
+	$(BIN)/testigo demo --port $(PORT)
+
+## Quick start 2: install what the tests need and run the whole suite.
+test: install-test
+	$(BIN)/python -m pytest
+
+bench: install-test
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf testigo-demo .pytest_cache

@@ -1,0 +1,37 @@
+"""Exception types. Each message should tell a volunteer what is wrong and what to do."""
+
+
+class TestigoError(Exception):
+    """Base class: any error testigo reports to a user."""
+
+
+class DefinitionError(TestigoError):
+    """The election definition under datasets/ is missing or malformed."""
+
+
+class PayloadError(TestigoError):
+    """A QR text or transcribed row does not follow the election's grammar.
+
+    ``code`` is a short stable key (e.g. ``wrong_count_number``) stored with the outcome, so
+    failures can be counted and filtered; the message is for people.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class ValidationError(PayloadError):
+    """A reading parses but breaks a rule of the election (unknown mesa, sums, electors)."""
+
+
+class RejectedFile(TestigoError):
+    """An input file that is not an image testigo accepts (type, size, corruption, path)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class WorkdirError(TestigoError):
+    """The workdir is missing, not a testigo workdir, or from an incompatible version."""

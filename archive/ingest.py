@@ -1,0 +1,368 @@
+"""Ingest: folders, zips, file lists and transcribed sheets into a workdir.
+
+Every input gets exactly one outcome row; originals are stored by sha256; each input is
+committed in its own transaction, so a killed run resumes and a re-run changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import zipfile
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator
+
+from . import acta as acta_mod
+from . import election as election_mod
+from .errors import PayloadError, RejectedFile, TestigoError
+from .workdir import Workdir, sha256_bytes
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+SHEET_SUFFIXES = (".csv", ".csv.gz")
+REQUIRED_SHEET_COLUMNS = ("CENTRO", "MESA", "VOTOS_VALIDOS", "VOTOS_NULOS")
+
+
+@dataclass
+class Item:
+    """One image input: where it came from and how to get its bytes."""
+
+    source: str
+    locator: str
+    read: Callable[[], bytes]
+    problem: RejectedFile | None = None   # known bad before reading (unsafe zip path...)
+
+
+@dataclass
+class Sheet:
+    source: str
+    path: Path
+
+
+@dataclass
+class IngestSummary:
+    new: Counter
+    skipped: int
+
+    def total(self) -> int:
+        return sum(self.new.values())
+
+
+def is_sheet(path: Path) -> bool:
+    return path.name.lower().endswith(SHEET_SUFFIXES)
+
+
+def _read_file(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise RejectedFile("too_large", f"{path.name} is {size // 2**20} MB; actas photos are "
+                               f"under {MAX_FILE_BYTES // 2**20} MB; is this really an acta?")
+        return path.read_bytes()
+    return read
+
+
+def _zip_items(source: str, path: Path) -> Iterator[Item]:
+    def rejected(code: str, message: str, locator: str = str(path)) -> Item:
+        return Item(source, locator, _read_file(path) if locator == str(path) else (lambda: b""),
+                    RejectedFile(code, message))
+    try:
+        zf = zipfile.ZipFile(path)
+        infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
+    except (zipfile.BadZipFile, OSError) as e:
+        yield rejected("bad_zip", f"{path.name} is not a readable zip file ({e}); re-create the zip")
+        return
+    if not infos:
+        yield rejected("empty_zip", f"{path.name} contains no files")
+        return
+    for info in infos:
+        name = info.filename
+        locator = f"{path}!{name}"
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            yield Item(source, locator, lambda: name.encode(),
+                       RejectedFile("unsafe_path", f"zip member {name!r} has an unsafe path "
+                                    "(absolute or with '..'); it was not read"))
+            continue
+        if info.file_size > MAX_FILE_BYTES:
+            yield Item(source, locator, lambda: name.encode(),
+                       RejectedFile("too_large", f"zip member {name!r} is {info.file_size // 2**20} MB "
+                                    "uncompressed; not an acta photo"))
+            continue
+        if name.lower().endswith(".zip"):
+            yield Item(source, locator, lambda zf=zf, info=info: zf.read(info),
+                       RejectedFile("nested_archive", f"{name!r} is a zip inside a zip; unzip it "
+                                    "and ingest the folder"))
+            continue
+        yield Item(source, locator, lambda zf=zf, info=info: zf.read(info))
+
+
+def expand_sources(sources: Iterable[str]) -> tuple[list[Item], list[Sheet]]:
+    """Turn command-line sources into image items and sheets, in a stable order."""
+    items: list[Item] = []
+    sheets: list[Sheet] = []
+
+    def add_file(source: str, p: Path) -> None:
+        if is_sheet(p):
+            sheets.append(Sheet(source, p))
+        elif p.suffix.lower() == ".zip":
+            items.extend(_zip_items(source, p))
+        else:
+            items.append(Item(source, str(p), _read_file(p)))
+
+    for source in sources:
+        p = Path(source)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    add_file(source, Path(root) / name)
+        elif p.is_file():
+            add_file(source, p)
+        else:
+            raise TestigoError(f"{source}: no such file or folder")
+    return items, sheets
+
+
+def read_file_list(path: str) -> list[str]:
+    """A file list: one path per line; blank lines and '#' comments ignored."""
+    text = Path(path).read_text(encoding="utf-8") if path != "-" else __import__("sys").stdin.read()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _decode_job(args: tuple[bytes, str, str]) -> dict:
+    """Runs in a worker process: open + decode one image. Returns plain data."""
+    data, name, election_id = args
+    from . import image, reading
+    try:
+        img = image.open_image(data, name)
+    except RejectedFile as e:
+        return {"status": "rejected", "code": e.code, "reason": str(e)}
+    r = reading.decode(img, election_mod.load(election_id))
+    return {"status": r.status, "qr_text": r.qr_text, "code": r.code, "reason": r.reason,
+            "decoder": r.decoder, "step": r.step, "media_type": _media_type(img),
+            "width": img.width, "height": img.height}
+
+
+def _media_type(img) -> str:
+    return {"JPEG": "image/jpeg", "PNG": "image/png"}[img.format]
+
+
+class Ingester:
+    """Runs ingest against one workdir; ``progress`` gets called once per input."""
+
+    def __init__(self, workdir: Workdir, election_id: str | None = None, jobs: int = 1):
+        self.wd = workdir
+        self.election_id = election_id or workdir.election_id or election_mod.DEFAULT_ELECTION
+        if workdir.election_id is None:
+            workdir.set_meta("election", self.election_id)
+        self.election = election_mod.load(self.election_id)
+        self.jobs = max(1, jobs)
+        self.new: Counter = Counter()
+        self.skipped = 0
+
+    # ---- images -------------------------------------------------------------
+    def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
+                     batch: int = 32) -> None:
+        pool = ProcessPoolExecutor(self.jobs) if self.jobs > 1 else None
+        try:
+            for start in range(0, len(items), batch):
+                chunk = items[start:start + batch]
+                self._ingest_chunk(chunk, pool)
+                progress(len(chunk))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+
+    def _ingest_chunk(self, chunk: list[Item], pool) -> None:
+        db = self.wd.db
+        prepared = []
+        for item in chunk:
+            try:
+                data = item.read()
+                problem = item.problem
+            except RejectedFile as e:
+                data, problem = b"", e
+            except OSError as e:
+                data, problem = b"", RejectedFile("unreadable_file", f"could not read the file: {e}")
+            sha = sha256_bytes(data)
+            if db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?",
+                          (item.locator, sha)).fetchone():
+                self.skipped += 1
+                continue
+            prepared.append((item, data, sha, problem))
+        # decode what has not been decoded before (by content), once per content
+        todo = {}
+        for item, data, sha, problem in prepared:
+            if problem is None and sha not in todo and not db.execute(
+                    "SELECT 1 FROM readings WHERE sha256 = ?", (sha,)).fetchone():
+                todo[sha] = (data, item.locator, self.election_id)
+        jobs = list(todo.values())
+        results = list(pool.map(_decode_job, jobs)) if pool and len(jobs) > 1 else [_decode_job(j) for j in jobs]
+        decoded = dict(zip(todo.keys(), results))
+        for item, data, sha, problem in prepared:
+            if problem is None or problem.code not in ("unsafe_path",):
+                self.wd.store(data, sha)
+            self._record_image(item, data, sha, problem, decoded.get(sha))
+
+    def _record_image(self, item: Item, data: bytes, sha: str, problem, fresh: dict | None) -> None:
+        db = self.wd.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if problem is not None:
+                db.execute("INSERT OR IGNORE INTO blobs (sha256, size) VALUES (?, ?)", (sha, len(data)))
+                self._input(item, sha, "rejected-file", problem.code, str(problem))
+                db.execute("COMMIT")
+                return
+            if fresh is not None:
+                db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)",
+                           (sha, len(data), fresh.get("media_type"), fresh.get("width"), fresh.get("height")))
+                db.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (sha, fresh["status"], fresh.get("qr_text"), fresh.get("code"),
+                            fresh.get("reason"), fresh.get("decoder"), fresh.get("step")))
+            r = db.execute("SELECT * FROM readings WHERE sha256 = ?", (sha,)).fetchone()
+            earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
+                                 "ORDER BY id LIMIT 1", (sha,)).fetchone()
+            if earlier is not None and earlier["acta_id"] is not None:
+                self._input(item, sha, "duplicate", "same_file",
+                            f"the same file was already ingested as {earlier['locator']}", earlier["acta_id"])
+            elif r["status"] == "rejected":
+                self._input(item, sha, "rejected-file", r["code"], r["reason"])
+            elif r["status"] != "ok":
+                self._input(item, sha, r["status"], r["code"], r["reason"])
+            else:
+                try:
+                    a = acta_mod.parse_payload(r["qr_text"], self.election)
+                    acta_mod.validate(a, self.election)
+                except PayloadError as e:
+                    self._input(item, sha, "invalid", e.code, str(e))
+                else:
+                    self._add_acta(a, item.source, item.locator, sha, image_sha=sha)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _input(self, item: Item, sha, outcome, code, reason, acta_id=None, kind="image") -> None:
+        self._insert_input(item.source, item.locator, sha, kind, outcome, code, reason, acta_id)
+
+    def _insert_input(self, source, locator, sha, kind, outcome, code, reason, acta_id) -> None:
+        self.wd.db.execute(
+            "INSERT INTO inputs (source, locator, sha256, kind, outcome, code, reason, acta_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
+        self.new[outcome] += 1
+
+    def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
+                  kind: str = "image") -> None:
+        """Insert an accepted reading; classify it against earlier readings of the same mesa."""
+        db = self.wd.db
+        numbers = a.numbers()
+        same_mesa = db.execute("SELECT id, numbers, status FROM actas WHERE centro = ? AND mesa = ? AND "
+                               "source_kind = ? ORDER BY id", (a.centro, a.mesa, a.source_kind)).fetchall()
+        status, dup_of, code, reason = "ok", None, None, None
+        outcome = "decoded" if a.source_kind == "qr" else "transcribed"
+        match = next((r for r in same_mesa if r["numbers"] == numbers), None)
+        if match is not None:
+            status, dup_of, outcome = "duplicate", match["id"], "duplicate"
+            code, reason = "same_numbers", f"mesa {a.mesa_key} was already read with the same numbers"
+        elif same_mesa:
+            status, outcome = "conflict", "conflict"
+            code = "different_numbers"
+            reason = (f"mesa {a.mesa_key} was already read with different numbers; "
+                      "all readings are kept and flagged for review")
+        cur = db.execute(
+            "INSERT INTO actas (centro, mesa, source_kind, image_sha256, payload, counts, votes, validos, "
+            "nulos, numbers, status, duplicate_of, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (a.centro, a.mesa, a.source_kind, image_sha, a.payload,
+             json.dumps(list(a.counts)) if a.counts is not None else None, json.dumps(a.votes),
+             a.validos, a.nulos, numbers, status, dup_of, json.dumps(a.extra, sort_keys=True)))
+        acta_id = cur.lastrowid
+        if status == "conflict":
+            ids = [r["id"] for r in same_mesa if r["status"] != "conflict"]
+            for other in ids:
+                db.execute("UPDATE actas SET status = 'conflict' WHERE id = ? OR duplicate_of = ?", (other, other))
+                db.execute("UPDATE inputs SET outcome = 'conflict', code = 'different_numbers', reason = ? "
+                           "WHERE acta_id IN (SELECT id FROM actas WHERE id = ? OR duplicate_of = ?)",
+                           (f"mesa {a.mesa_key} was later read with different numbers in {locator}; "
+                            "all readings are kept and flagged for review", other, other))
+        self._insert_input(source, locator, sha, kind, outcome, code, reason, acta_id)
+
+    # ---- sheets -------------------------------------------------------------
+    def ingest_sheet(self, sheet: Sheet) -> None:
+        """Ingest a transcribed per-mesa sheet in one transaction (all rows or none)."""
+        data = sheet.path.read_bytes()
+        sha = sha256_bytes(data)
+        db = self.wd.db
+        if db.execute("SELECT 1 FROM sheets WHERE sha256 = ?", (sha,)).fetchone() or db.execute(
+                "SELECT 1 FROM inputs WHERE sha256 = ? AND locator = ?", (sha, str(sheet.path))).fetchone():
+            self.skipped += 1
+            return
+        self.wd.store(data, sha)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT OR IGNORE INTO blobs (sha256, size, media_type) VALUES (?, ?, 'text/csv')",
+                       (sha, len(data)))
+            f = election_mod.open_text(sheet.path)
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            needed = list(REQUIRED_SHEET_COLUMNS) + [c.csv_column for c in self.election.candidates]
+            missing = [c for c in needed if c not in columns]
+            item = Item(sheet.source, str(sheet.path), lambda: data)
+            if missing:
+                self._input(item, sha, "rejected-file", "unknown_sheet",
+                            f"{sheet.path.name} is not a per-mesa results sheet: missing columns "
+                            f"{', '.join(missing)}", kind="file")
+                db.execute("COMMIT")
+                return
+            rows = 0
+            for rows, row in enumerate(reader, 1):
+                locator = f"{sheet.path}#row={rows}"
+                row_item = Item(sheet.source, locator, lambda: b"")
+                try:
+                    a = acta_mod.parse_csv_row(row, self.election)
+                    acta_mod.validate(a, self.election)
+                except PayloadError as e:
+                    self._input(row_item, sha, "invalid", e.code, f"row {rows}: {e}", kind="sheet-row")
+                    continue
+                self._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row")
+            db.execute("INSERT INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), rows))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def ingest(sources: Iterable[str], workdir: str | os.PathLike, election_id: str | None = None,
+           jobs: int = 1, progress_factory=None) -> IngestSummary:
+    """Ingest every source into ``workdir``. Returns what was new and what was skipped."""
+    items, sheets = expand_sources(sources)
+    with Workdir(workdir, election=election_id) as wd:
+        ing = Ingester(wd, election_id, jobs)
+        for sheet in sheets:
+            ing.ingest_sheet(sheet)
+        if progress_factory is not None and items:
+            with progress_factory(len(items)) as bar:
+                ing.ingest_items(items, bar.update)
+        else:
+            ing.ingest_items(items)
+        return IngestSummary(ing.new, ing.skipped)
+
+
+def crosschecks(wd: Workdir) -> list[dict]:
+    """Compare each QR reading with the transcribed sheet row of the same mesa."""
+    rows = wd.db.execute(
+        "SELECT q.id AS qr_id, c.id AS csv_id, q.centro, q.mesa, q.votes AS qv, c.votes AS cv, "
+        "q.validos AS qval, c.validos AS cval FROM actas q JOIN actas c ON c.centro = q.centro AND "
+        "c.mesa = q.mesa AND c.source_kind = 'csv' AND c.status != 'duplicate' "
+        "WHERE q.source_kind = 'qr' ORDER BY q.id, c.id").fetchall()
+    out = []
+    for r in rows:
+        qv, cv = json.loads(r["qv"]), json.loads(r["cv"])
+        diff = {k: {"qr": qv.get(k), "csv": cv.get(k)} for k in sorted(set(qv) | set(cv)) if qv.get(k) != cv.get(k)}
+        if r["qval"] != r["cval"]:
+            diff["validos"] = {"qr": r["qval"], "csv": r["cval"]}
+        out.append({"qr_acta": r["qr_id"], "csv_acta": r["csv_id"], "centro": r["centro"], "mesa": r["mesa"],
+                    "result": "disagree" if diff else "agree", "differences": diff})
+    return out

@@ -1,0 +1,155 @@
+"""The workdir: content-addressed originals plus a SQLite state database.
+
+Everything ingest learns is kept here so that an interrupted run resumes, a re-run is a
+no-op, and building a bundle never needs to decode an image again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from .errors import WorkdirError
+
+SCHEMA_VERSION = 1
+STATE_DB = "state.db"
+
+OUTCOMES = ("decoded", "transcribed", "unreadable", "invalid", "duplicate", "conflict", "rejected-file")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- one row per distinct file content ever seen (images, zips, sheets)
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    media_type TEXT,            -- image/jpeg, image/png, text/csv, or NULL when rejected
+    width INTEGER, height INTEGER
+);
+-- the decode result of an image content: decoded once, reused forever
+CREATE TABLE IF NOT EXISTS readings (
+    sha256 TEXT PRIMARY KEY REFERENCES blobs(sha256),
+    status TEXT NOT NULL,       -- ok / unreadable / invalid / rejected
+    qr_text TEXT, code TEXT, reason TEXT, decoder TEXT, step TEXT
+);
+-- one row per input (file, zip member, sheet row): exactly one outcome each
+CREATE TABLE IF NOT EXISTS inputs (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,       -- what the user named on the command line
+    locator TEXT NOT NULL,      -- path, zip!member or sheet#row
+    sha256 TEXT NOT NULL,       -- content of the file (for sheet rows: of the sheet)
+    kind TEXT NOT NULL,         -- image / sheet-row / file
+    outcome TEXT NOT NULL,
+    code TEXT, reason TEXT,
+    acta_id INTEGER REFERENCES actas(id),
+    UNIQUE (locator, sha256)
+);
+CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs(sha256);
+-- one row per accepted reading of a mesa (QR or transcribed); never overwritten
+CREATE TABLE IF NOT EXISTS actas (
+    id INTEGER PRIMARY KEY,
+    centro INTEGER NOT NULL, mesa INTEGER NOT NULL,
+    source_kind TEXT NOT NULL,  -- qr / csv
+    image_sha256 TEXT REFERENCES blobs(sha256),
+    payload TEXT,
+    counts TEXT,                -- JSON list per ballot card (QR only)
+    votes TEXT NOT NULL,        -- JSON {candidate: votes}
+    validos INTEGER NOT NULL, nulos INTEGER,
+    numbers TEXT NOT NULL,      -- canonical numbers: equal => duplicate, different => conflict
+    status TEXT NOT NULL,       -- ok / duplicate / conflict
+    duplicate_of INTEGER REFERENCES actas(id),
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS actas_mesa ON actas(centro, mesa, source_kind);
+-- sheets fully ingested (a sheet is ingested in one transaction)
+CREATE TABLE IF NOT EXISTS sheets (
+    sha256 TEXT PRIMARY KEY, locator TEXT NOT NULL, rows INTEGER NOT NULL
+);
+"""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Workdir:
+    """A testigo workdir: ``objects/`` by sha256 and ``state.db``."""
+
+    def __init__(self, path: str | os.PathLike, create: bool = True, election: str | None = None):
+        self.path = Path(path)
+        db_path = self.path / STATE_DB
+        if not db_path.exists() and not create:
+            raise WorkdirError(f"{self.path} is not a testigo workdir (no {STATE_DB}); "
+                               "run `testigo ingest SOURCE --workdir DIR` first")
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "objects").mkdir(exist_ok=True)
+        if create:
+            for stale in (self.path / "objects").glob("*/*.tmp*"):
+                stale.unlink(missing_ok=True)  # left by a write that was killed mid-way
+        self.db = sqlite3.connect(db_path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise WorkdirError(f"{self.path} was made by another testigo version "
+                               f"(schema {version}, this one reads {SCHEMA_VERSION})")
+        stored = self.get_meta("election")
+        if stored is None and election:
+            self.set_meta("election", election)
+        elif election and stored and stored != election:
+            raise WorkdirError(f"{self.path} holds election {stored!r}, not {election!r}; "
+                               "use one workdir per election")
+
+    @property
+    def election_id(self) -> str | None:
+        return self.get_meta("election")
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def object_path(self, sha256: str) -> Path:
+        return self.path / "objects" / sha256[:2] / sha256
+
+    def store(self, data: bytes, sha256: str | None = None) -> str:
+        """Store bytes by content hash (atomic: temp file + rename). Returns the sha256."""
+        sha256 = sha256 or sha256_bytes(data)
+        dest = self.object_path(sha256)
+        if not dest.exists():
+            dest.parent.mkdir(exist_ok=True)
+            tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        return sha256
+
+    def read_object(self, sha256: str) -> bytes:
+        return self.object_path(sha256).read_bytes()
+
+    def outcome_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT outcome, count(*) FROM inputs GROUP BY outcome").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def loads(text: str | None):
+    return json.loads(text) if text else None

@@ -1,0 +1,1 @@
+"""testigo.publish: everything from a bundle to the world (site, torrent, Internet Archive)."""
