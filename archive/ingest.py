@@ -280,13 +280,15 @@ class Ingester:
              a.validos, a.nulos, numbers, status, dup_of, json.dumps(a.extra, sort_keys=True)))
         acta_id = cur.lastrowid
         if status == "conflict":
-            ids = [r["id"] for r in same_mesa if r["status"] != "conflict"]
-            for other in ids:
-                db.execute("UPDATE actas SET status = 'conflict' WHERE id = ? OR duplicate_of = ?", (other, other))
+            # flag the earlier first readings too; their duplicates keep pointing at them
+            for r in same_mesa:
+                if r["status"] != "ok":
+                    continue
+                db.execute("UPDATE actas SET status = 'conflict' WHERE id = ?", (r["id"],))
                 db.execute("UPDATE inputs SET outcome = 'conflict', code = 'different_numbers', reason = ? "
-                           "WHERE acta_id IN (SELECT id FROM actas WHERE id = ? OR duplicate_of = ?)",
+                           "WHERE acta_id = ? AND outcome IN ('decoded', 'transcribed')",
                            (f"mesa {a.mesa_key} was later read with different numbers in {locator}; "
-                            "all readings are kept and flagged for review", other, other))
+                            "all readings are kept and flagged for review", r["id"]))
         self._insert_input(source, locator, sha, kind, outcome, code, reason, acta_id)
 
     # ---- sheets -------------------------------------------------------------
