@@ -13,8 +13,32 @@ from .errors import RejectedFile, TestigoError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Commands that live beside the library they drive; imported only when used, so that
+# `testigo ingest` does not pay for importing Datasette or libtorrent.
+LAZY_COMMANDS = {
+    "build": "archive.bundle_cli:build",
+    "keygen": "archive.bundle_cli:keygen",
+    "verify": "archive.bundle_cli:verify",
+    "serve": "publish.site_cli:serve",
+    "torrent": "publish.torrent_cli:torrent",
+    "seed": "publish.torrent_cli:seed",
+    "fetch": "publish.torrent_cli:fetch",
+    "upload": "publish.upload_cli:upload",
+}
+
+
 class Group(click.Group):
-    """Turn library errors into one clear line and exit code 1, never a traceback."""
+    """Lazy subcommands; library errors become one clear line and exit code 1, not a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            import importlib
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -122,6 +146,61 @@ def render_sample(out, count, seed, election):
 
     run(Path(out), count, election_mod.load(election), seed)
     click.echo(f"rendered {count} sample pages into {out}")
+
+
+@cli.command()
+@click.option("--dir", "base", default="testigo-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo keeps its workdir, key and bundle.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to serve on.")
+@click.option("--port", default=8001, show_default=True, help="Port to serve on.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the bundle at the end.")
+@click.option("--election", default=election_mod.DEFAULT_ELECTION, show_default=True)
+def demo(base, host, port, serve, election):
+    """Run the whole job on the bundled sample: ingest, build, sign, verify, serve.
+
+    \b
+    Sample: the published per-mesa CSV (24,532 mesas) and the acta-like renderings in
+    datasets/<election>/sample/ (renderings from real rows, not original photos).
+    The signing key is a throw-away demo key without a password (BASE/demo-key.key).
+    Running it again reuses the workdir (nothing is decoded twice) and rebuilds the bundle.
+    """
+    from .bundle import build_bundle, verify_bundle
+    from .ingest import ingest as run_ingest
+    from .signing import keygen
+
+    defn = election_mod.load(election)
+    base = Path(base)
+    work, bundle, key = base / "work", base / "bundle", base / "demo-key"
+    sample = sorted(p for p in (defn.folder / "sample").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    sources = [str(defn.registry_path)] + [str(p) for p in sample]
+    click.echo(f"1/4 ingest: {defn.registry_path.name} and {len(sample)} sample pages -> {work}")
+    bar = lambda n: click.progressbar(length=n, label="    decoding", file=sys.stderr)
+    summary = run_ingest(sources, work, election, progress_factory=bar)
+    click.echo("    " + ", ".join(f"{k} {v}" for k, v in sorted(summary.new.items())) +
+               f" (new); {summary.skipped} already ingested")
+    if not Path(f"{key}.key").exists():
+        keygen(key, unencrypted=True)
+    click.echo(f"2/4 build: signed bundle -> {bundle} (demo key {key}.key, no password)")
+    report = build_bundle(work, bundle, key=key)
+    click.echo(f"    {report.files} files, {report.bytes / 2**20:.1f} MiB; {report.actas} actas, "
+               f"{report.mesas_counted} mesas counted, {report.images} images, {report.issues} issues")
+    for w in report.warnings:
+        click.secho(f"    warning: {w}", fg="yellow")
+    click.echo("3/4 verify")
+    check = verify_bundle(bundle, pubkey=f"{key}.pub")
+    for w in check.warnings:
+        click.secho(f"    warning: {w}", fg="yellow")
+    if not check.ok:
+        for problem in check.problems:
+            click.secho(f"    FAILED: {problem}", fg="red")
+        raise click.exceptions.Exit(1)
+    click.echo(f"    ok: signature, checksums and database of {bundle} verified")
+    if not serve:
+        return
+    from publish.site import serve as run_server
+
+    click.echo(f"4/4 serve: Datasette over {bundle} (Ctrl-C to stop)")
+    run_server(bundle, host=host, port=port, echo=click.echo)
 
 
 def main():
