@@ -1,0 +1,150 @@
+"""`testigo build`, `testigo keygen`, `testigo verify`: thin click commands over bundle/signing.
+
+Standalone commands; the main group registers them (``cli.add_command(build)`` ...).
+Passwords are read from TESTIGO_KEY_PASSWORD or asked for at a prompt, never taken as an
+option: a command-line argument ends up in shell history and in ``ps`` for everyone to see.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from . import signing
+from .errors import TestigoError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _errors_to_click(f):
+    """Report library errors as one clean line with exit status 1, also outside the main group."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except TestigoError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+def _password_for(key: str) -> str | None:
+    """The password of an encrypted key: env var, else a hidden prompt (None if not needed)."""
+    if not signing.secret_key_is_encrypted(key):
+        return None
+    if os.environ.get(signing.PASSWORD_ENV) is not None:
+        return os.environ[signing.PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"{signing.key_paths(key)[0]} is encrypted and there is no terminal to "
+                                   f"ask for its password: set {signing.PASSWORD_ENV}")
+    return click.prompt(f"Password for {signing.key_paths(key)[0]}", hide_input=True, err=True)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--workdir", "-w", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The workdir made by `testigo ingest`.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=True),
+              help="Bundle folder to write: new, empty, or a previous bundle (replaced whole).")
+@click.option("--key", "-k", type=click.Path(),
+              help="Secret key to sign with (K or K.key from `testigo keygen K`). "
+                   f"Its password: ${signing.PASSWORD_ENV} or a prompt.")
+@click.option("--pubkey", type=click.Path(),
+              help="Instead of signing: embed this public key, to rebuild a published bundle and "
+                   "compare its SHA256SUMS byte for byte.")
+@click.option("--name", help="Bundle name, used for the database file (default: the election id, "
+                             "e.g. ve-2024 -> ve-2024.db).")
+@_errors_to_click
+def build(workdir, out, key, pubkey, name):
+    """Build the public bundle from a workdir: SQLite, metadata-free photos, SHA256SUMS, signature.
+
+    \b
+    Reproducible: the same workdir and key give byte-identical files. Never decodes an
+    image (readings are cached in the workdir); stripped photos are cached there too.
+    Example:
+      testigo keygen keys/testigo
+      testigo build --workdir W --out B --key keys/testigo
+      testigo verify B --pubkey keys/testigo.pub
+    """
+    from .bundle import build_bundle
+
+    if key and pubkey:
+        raise click.UsageError("use --key to sign, or --pubkey to rebuild for comparison, not both")
+    password = _password_for(key) if key else None
+    bar = lambda n: click.progressbar(length=n, label="publishing photos (metadata stripped)",
+                                      file=sys.stderr, show_pos=True, show_eta=True)
+    report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
+                          progress_factory=bar)
+    click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
+               f"{report.bytes / 1e6:.1f} MB")
+    click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "
+               f"({report.images_stripped:,} newly stripped)  issues {report.issues:,}")
+    click.echo("  totals: " + "  ".join(f"{k} {v:,}" for k, v in report.totals.items()))
+    for w in report.warnings:
+        click.secho(f"  warning: {w}", fg="yellow", err=True)
+    if report.signed:
+        click.echo(f"  signed with key {report.key_id}; check with: testigo verify {report.path} "
+                   f"--pubkey {signing.key_paths(key)[1]}")
+    else:
+        click.secho("  NOT signed (no --key): `testigo verify` will report it", fg="yellow", err=True)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("path", type=click.Path())
+@click.option("--no-password", is_flag=True,
+              help="Write the secret key unencrypted. Only for demos and throw-away keys.")
+@click.option("--force", is_flag=True, help="Overwrite an existing key pair (the old key is lost).")
+@_errors_to_click
+def keygen(path, no_password, force):
+    """Create a minisign key pair: PATH.key (secret) and PATH.pub (public).
+
+    The secret key is encrypted with a password (scrypt, as `minisign -G`), read from
+    $TESTIGO_KEY_PASSWORD or asked for twice. Publish PATH.pub through channels other than
+    the bundle itself (website, social media), so readers can check who signed a bundle.
+    """
+    if no_password:
+        password = None
+    elif os.environ.get(signing.PASSWORD_ENV):
+        password = os.environ[signing.PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        password = click.prompt("Password for the new key", hide_input=True, confirmation_prompt=True,
+                                err=True)
+    else:
+        raise click.ClickException(f"no terminal to ask for a password: set {signing.PASSWORD_ENV}, "
+                                   "or use --no-password for a throw-away demo key")
+    files = signing.keygen(path, password, unencrypted=no_password, force=force)
+    click.echo(f"key {files.key_id}: secret {files.secret} ({'encrypted' if password else 'NOT encrypted'}), "
+               f"public {files.public}")
+    click.echo("Keep the secret key private and backed up; publish the .pub file widely.")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("bundle", type=click.Path())
+@click.option("--pubkey", "-p", help="The publisher's public key (.pub file or base64), obtained "
+                                     "independently of the bundle. Strongly recommended.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
+@_errors_to_click
+def verify(bundle, pubkey, quiet):
+    """Check a bundle: signature, every checksum, missing/extra files, SQLite integrity.
+
+    Exit status 0 when everything holds, 1 with the list of what failed. Without --pubkey only
+    the key shipped inside the bundle is used (integrity, not authorship), with a warning.
+    """
+    from .bundle import verify_bundle
+
+    bar = lambda n: click.progressbar(length=n, label="checking sha256 of every file", file=sys.stderr,
+                                      show_pos=True, show_eta=True)
+    report = verify_bundle(bundle, pubkey, progress_factory=None if quiet else bar)
+    for w in report.warnings:
+        click.secho(w, fg="yellow", err=True)
+    if report.ok:
+        if not quiet:
+            click.secho(f"OK: {bundle}: {report.files_checked} files match SHA256SUMS, signature by key "
+                        f"{report.key_id} verified, database intact", fg="green")
+            if report.trusted_comment:
+                click.echo(f"trusted comment: {report.trusted_comment}")
+        return
+    click.secho(f"FAILED: {bundle}: {len(report.problems)} problem(s):", fg="red", err=True)
+    for p in report.problems:
+        click.echo(f"  - {p}", err=True)
+    sys.exit(1)

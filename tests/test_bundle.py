@@ -1,0 +1,317 @@
+"""Building bundles from real workdirs: contents, counting rule, images, reproducibility."""
+import hashlib
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from archive import bundle as bundle_mod
+from archive import manifest, signing
+from archive.bundle import build_bundle, verify_bundle
+from conftest import CSV_TOTALS, KEY_PASSWORD
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def db_of(bundle: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{bundle / 've-2024.db'}?mode=ro&immutable=1", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def test_layout_matches_the_contract(bundle, signing_key):
+    names = sorted(p.name for p in bundle.iterdir())
+    assert names == ["LICENSE", "README.md", "SHA256SUMS", "SHA256SUMS.minisig", "datapackage.json",
+                     "images", "minisign.pub", "ve-2024.db"]
+    lines = (bundle / "SHA256SUMS").read_text().splitlines()
+    paths = [line.split("  ", 1)[1] for line in lines]
+    assert paths == sorted(paths) and "SHA256SUMS" not in paths and "SHA256SUMS.minisig" not in paths
+    assert set(paths) == {p for p in file_hashes(bundle) if not p.startswith("SHA256SUMS")}
+    dp = json.loads((bundle / "datapackage.json").read_text())
+    assert dp["testigo"]["public_key_fingerprint"] == signing_key.key_id
+    assert dp["testigo"]["election"] == "ve-2024" and dp["testigo"]["date"] == "2024-07-28"
+    db_res = next(r for r in dp["resources"] if r["name"] == "actas")
+    assert db_res["hash"] == "sha256:" + hashlib.sha256((bundle / "ve-2024.db").read_bytes()).hexdigest()
+    assert db_res["bytes"] == (bundle / "ve-2024.db").stat().st_size
+    assert [f["name"] for f in db_res["schema"]["fields"]][:3] == ["id", "mesa_id", "source"]
+    assert all("description" in f for r in dp["resources"] if "schema" in r for f in r["schema"]["fields"])
+    assert (bundle / "minisign.pub").read_bytes() == signing_key.public.read_bytes()
+    readme = (bundle / "README.md").read_text()
+    for needle in ("sha256sum -c SHA256SUMS", "minisign -Vm SHA256SUMS -p minisign.pub", "testigo verify",
+                   signing.public_key_base64(signing.load_public_key(signing_key.public)),
+                   "Regla de conteo", "Counting rule", "cmp B2/SHA256SUMS"):
+        assert needle in readme, needle
+    text = "".join((bundle / n).read_text() for n in ("README.md", "datapackage.json", "LICENSE"))
+    # nothing that changes between builds: the only date is the election's
+    assert "timestamp" not in text and set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) == {"2024-07-28"}
+
+
+def test_schema_foreign_keys_indexes_views_and_search(bundle):
+    db = db_of(bundle)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert set(bundle_mod.TABLES) <= tables and "centros_fts" in tables
+    views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    assert views == set(bundle_mod.VIEWS)
+    fks = {(t, r["from"], r["table"]) for t in bundle_mod.TABLES for r in db.execute(f"PRAGMA foreign_key_list({t})")}
+    assert ("actas", "mesa_id", "mesas") in fks and ("actas", "image_sha256", "images") in fks
+    assert ("acta_votes", "candidate", "candidates") in fks and ("centros", "parroquia_id", "parroquias") in fks
+    # the joins of the totals views use indexes, not scans of the big tables
+    plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM totals_estado"))
+    assert "SCAN acta_votes" not in plan and "SCAN mesas" not in plan, plan
+    assert db.execute("PRAGMA page_size").fetchone()[0] == bundle_mod.PAGE_SIZE
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    hits = db.execute("SELECT centro, parroquia FROM centros WHERE centro IN "
+                      "(SELECT rowid FROM centros_fts WHERE centros_fts MATCH 'RECREO')").fetchall()
+    assert hits and all("RECREO" in r["parroquia"] for r in hits)
+    assert db.execute("SELECT count(*) FROM mesas").fetchone()[0] == 24_532
+    assert db.execute("SELECT id FROM municipios WHERE id = '20.13'").fetchone()
+    assert db.execute("SELECT count(*) FROM cards").fetchone()[0] == 38
+
+
+def test_counting_rule_and_crosschecks(bundle, photo_workdir, csv_slice_rows):
+    f = photo_workdir.facts
+    db = db_of(bundle)
+
+    def actas(row):
+        mid = f"{int(row['CENTRO'])}.{int(row['MESA']):02d}"
+        return [dict(r) for r in db.execute("SELECT * FROM actas WHERE mesa_id = ? ORDER BY id", (mid,))]
+
+    got = {r["candidate"]: r["votes"] for r in db.execute("SELECT * FROM totals_nacional")}
+    assert got == f["expected_totals"]
+    counted_mesas = db.execute("SELECT count(DISTINCT mesa_id), count(*) FROM actas WHERE counted = 1").fetchone()
+    assert tuple(counted_mesas) == (len(csv_slice_rows) + 2,) * 2   # one counted acta per mesa
+    csv_a, qr_a = actas(f["agree"])
+    assert (csv_a["source"], csv_a["counted"], qr_a["counted"]) == ("csv", 1, 0)
+    assert qr_a["crosscheck"] == csv_a["crosscheck"] == "agree"
+    csv_d, qr_d = actas(f["disagree"])
+    assert csv_d["counted"] == 1 and qr_d["crosscheck"] == "disagree"
+    assert json.loads(qr_d["crosscheck_diff"])["EG"] == {"qr": int(f["disagree"]["EG"]) - 1,
+                                                         "csv": int(f["disagree"]["EG"])}
+    (only,) = actas(f["qr_only"])
+    assert only["source"] == "qr" and only["counted"] == 1 and only["nulos"] is None and only["payload"]
+    dups = actas(f["dup"])
+    assert sorted(a["status"] for a in dups) == ["duplicate", "ok"]
+    ok = next(a for a in dups if a["status"] == "ok")
+    assert ok["counted"] == 1 and next(a for a in dups if a["status"] == "duplicate")["duplicate_of"] == ok["id"]
+    conflict = actas(f["conflict"])
+    assert [a["status"] for a in conflict] == ["conflict", "conflict"] and not any(a["counted"] for a in conflict)
+    # per-card votes fold back to per-candidate votes
+    for a in db.execute("SELECT id FROM actas WHERE source = 'qr'"):
+        cards = db.execute("SELECT c.candidate, sum(v.votes) FROM votes v JOIN cards c USING (position) "
+                           "WHERE v.acta_id = ? GROUP BY c.candidate", (a[0],)).fetchall()
+        per = dict(db.execute("SELECT candidate, votes FROM acta_votes WHERE acta_id = ?", (a[0],)).fetchall())
+        assert dict(cards) == per
+    # ids follow (centro, mesa, source, image, payload), never the workdir's ids
+    keys = [(int(r["mesa_id"].split(".")[0]), int(r["mesa_id"].split(".")[1]), r["source"], r["image_sha256"] or "")
+            for r in db.execute("SELECT * FROM actas ORDER BY id")]
+    assert keys == sorted(keys)
+
+
+def test_issues_name_files_without_local_paths(bundle, photo_workdir):
+    db = db_of(bundle)
+    issues = {r["file"]: dict(r) for r in db.execute("SELECT * FROM issues")}
+    assert set(issues) == {"blurry.jpg", "conflict_a.jpg", "dup_a.jpg", "hoja_extra.csv#row=1",
+                           "lote 2.zip!whatsapp/conflict_b.jpg", "notas.txt", "same_as_agree.jpg"}
+    assert issues["blurry.jpg"]["outcome"] == "unreadable"
+    assert issues["blurry.jpg"]["original_sha256"] == photo_workdir.facts["unreadable_sha"]
+    assert issues["hoja_extra.csv#row=1"]["code"] == "unknown_mesa"
+    assert issues["same_as_agree.jpg"]["code"] == "same_file" and issues["same_as_agree.jpg"]["acta_id"]
+    # no text anywhere in the database mentions the volunteer's folders
+    secret_bits = [photo_workdir.facts["local_dir"], "telefono de ana", str(photo_workdir.inbox.parent)]
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '%fts%'"):
+        for row in db.execute(f"SELECT * FROM [{table}]"):
+            for value in row:
+                if isinstance(value, str):
+                    assert not any(s in value for s in secret_bits), (table, value)
+
+
+def test_published_images_have_no_metadata_and_record_the_original(bundle, photo_workdir):
+    db = db_of(bundle)
+    rows = db.execute("SELECT * FROM images ORDER BY sha256").fetchall()
+    photos = photo_workdir.facts["photos"]
+    unreadable = photo_workdir.facts["unreadable_sha"]
+    assert {r["original_sha256"] for r in rows} == set(photos.values()) - {unreadable}
+    assert sorted(p.name for p in (bundle / "images").iterdir()) == sorted(Path(r["path"]).name for r in rows)
+    for r in rows:
+        data = (bundle / r["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == r["sha256"] and len(data) == r["size"]
+        original = (photo_workdir.path / "objects" / r["original_sha256"][:2] / r["original_sha256"]).read_bytes()
+        assert hashlib.sha256(original).hexdigest() == r["original_sha256"]
+        before, after = Image.open(io.BytesIO(original)), Image.open(io.BytesIO(data))
+        assert before.getexif().get_ifd(0x8825), "the fixture photo should carry GPS"
+        assert not after.getexif() and not after.getexif().get_ifd(0x8825)
+        assert b"Exif\x00\x00" not in data and b"TestPhone" not in data and b"volunteer" not in data
+        assert not {k for k in after.info if k not in ("jfif", "jfif_version", "jfif_unit", "jfif_density",
+                                                       "dpi", "gamma", "srgb", "icc_profile")}, after.info
+        assert after.tobytes() == before.tobytes()      # lossless: the same pixels
+        assert (r["width"], r["height"]) == after.size
+        assert r["media_type"] == {"JPEG": "image/jpeg", "PNG": "image/png"}[after.format]
+
+
+def test_two_builds_are_byte_identical(photo_workdir, signing_key, bundle, tmp_path):
+    a = build_bundle(photo_workdir.path, tmp_path / "a", key=signing_key.secret, password=KEY_PASSWORD)
+    build_bundle(photo_workdir.path, tmp_path / "b", key=signing_key.secret, password=KEY_PASSWORD)
+    ha, hb = file_hashes(tmp_path / "a"), file_hashes(tmp_path / "b")
+    assert ha == hb and ha == file_hashes(bundle)
+    assert len([p for p in ha if p.startswith("images/")]) == a.images == 7
+    # without the secret key, a third party rebuilds with the public key and gets the same manifest
+    c = build_bundle(photo_workdir.path, tmp_path / "c", public_key=signing_key.public)
+    assert not c.signed and not (tmp_path / "c" / "SHA256SUMS.minisig").exists()
+    assert (tmp_path / "c" / "SHA256SUMS").read_bytes() == (bundle / "SHA256SUMS").read_bytes()
+
+
+def test_rebuild_replaces_a_previous_bundle_and_refuses_foreign_folders(photo_workdir, tmp_path, bundle):
+    out = tmp_path / "out"
+    build_bundle(photo_workdir.path, out, public_key=bundle / "minisign.pub")
+    (out / "images" / "stale.jpg").write_bytes(b"left over")
+    (out / "old.db").write_bytes(b"older database")
+    build_bundle(photo_workdir.path, out, public_key=bundle / "minisign.pub")
+    assert not (out / "images" / "stale.jpg").exists() and not (out / "old.db").exists()
+    assert manifest.check_manifest(out).ok
+    (out / "my notes.txt").write_text("do not delete me")
+    with pytest.raises(bundle_mod.OutputNotEmpty, match="my notes.txt"):
+        build_bundle(photo_workdir.path, out)
+    assert (out / "my notes.txt").exists()
+    other = tmp_path / "photos-of-my-cat"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(bundle_mod.OutputNotEmpty, match="not a testigo bundle"):
+        build_bundle(photo_workdir.path, other)
+    assert (other / "cat.jpg").read_bytes() == b"meow"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_rebuild_strips_only_new_photos(photo_workdir, copy_tree, stub_ingest, photo_factory, payload_for,
+                                        csv_rows, tmp_path):
+    wd = copy_tree(photo_workdir.path)
+    import shutil
+    shutil.rmtree(wd / bundle_mod.CACHE_DIR, ignore_errors=True)
+    first = build_bundle(wd, tmp_path / "b1")
+    assert first.images_stripped == first.images == 7
+    assert build_bundle(wd, tmp_path / "b1").images_stripped == 0
+    new_row = csv_rows[-1]
+    photo = photo_factory(payload_for(new_row))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "late.jpg").write_bytes(photo)
+    stub_ingest([tmp_path / "new"], wd, {hashlib.sha256(photo).hexdigest(): payload_for(new_row)})
+    third = build_bundle(wd, tmp_path / "b1")
+    assert (third.images, third.images_stripped) == (8, 1)
+    assert verify_bundle(tmp_path / "b1").problems == ["no minisign.pub in the bundle and no --pubkey "
+                                                       "given: the signature cannot be checked"]
+
+
+def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, copy_tree, stub_ingest,
+                                                             photo_factory, payload_for, csv_rows, tmp_path):
+    from archive.image import strip_metadata
+    wd = copy_tree(photo_workdir.path)
+    payload = payload_for(csv_rows[-2])
+    with_gps = photo_factory(payload)
+    without = strip_metadata(with_gps)   # e.g. the same file passed through a metadata cleaner
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(with_gps)
+    (tmp_path / "in" / "b.jpg").write_bytes(without)
+    stub_ingest([tmp_path / "in"], wd, {hashlib.sha256(d).hexdigest(): payload for d in (with_gps, without)})
+    report = build_bundle(wd, tmp_path / "b")
+    assert report.images == 8 and len(list((tmp_path / "b" / "images").iterdir())) == 8
+    assert len(report.warnings) == 1 and "differ only in metadata" in report.warnings[0]
+    db = db_of(tmp_path / "b")
+    sha = hashlib.sha256(without).hexdigest()
+    assert db.execute("SELECT count(*) FROM actas WHERE image_sha256 = ?", (sha,)).fetchone()[0] == 2
+    assert db.execute("SELECT original_sha256 FROM images WHERE sha256 = ?", (sha,)).fetchone()[0] == min(
+        hashlib.sha256(with_gps).hexdigest(), sha)
+    assert verify_bundle(tmp_path / "b").problems == ["no minisign.pub in the bundle and no --pubkey "
+                                                      "given: the signature cannot be checked"]
+
+
+def test_damaged_image_cache_is_detected(photo_workdir, copy_tree, tmp_path):
+    wd = copy_tree(photo_workdir.path)
+    build_bundle(wd, tmp_path / "b")
+    victim = next((wd / bundle_mod.CACHE_DIR / "objects").rglob("*"))
+    while victim.is_dir():
+        victim = next(victim.iterdir())
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(bundle_mod.BundleError, match="cache"):
+        build_bundle(wd, tmp_path / "b")
+    assert manifest.check_manifest(tmp_path / "b").ok  # the previous bundle is left untouched
+
+
+def test_wrong_or_missing_password(photo_workdir, signing_key, tmp_path, monkeypatch):
+    monkeypatch.delenv(signing.PASSWORD_ENV, raising=False)
+    with pytest.raises(signing.KeyPasswordError, match=signing.PASSWORD_ENV):
+        build_bundle(photo_workdir.path, tmp_path / "x", key=signing_key.secret)
+    with pytest.raises(signing.KeyPasswordError, match="wrong password"):
+        build_bundle(photo_workdir.path, tmp_path / "x", key=signing_key.secret, password="nope")
+    monkeypatch.setenv(signing.PASSWORD_ENV, KEY_PASSWORD)
+    assert build_bundle(photo_workdir.path, tmp_path / "x", key=signing_key.secret).signed
+    assert not (tmp_path / "y").exists()
+
+
+def test_keygen_refuses_silent_unencrypted_keys_and_overwrites(tmp_path):
+    with pytest.raises(signing.KeyPasswordError, match="--no-password"):
+        signing.keygen(tmp_path / "k")
+    files = signing.keygen(tmp_path / "k", "pw", limits=signing.INTERACTIVE)
+    assert signing.secret_key_is_encrypted(files.secret)
+    assert oct(files.secret.stat().st_mode & 0o777) == "0o600"
+    assert files.public.read_text().startswith(f"untrusted comment: minisign public key {files.key_id}\n")
+    with pytest.raises(signing.SigningError, match="already exists"):
+        signing.keygen(tmp_path / "k", "pw2")
+    plain = signing.keygen(tmp_path / "demo", unencrypted=True)
+    assert not signing.secret_key_is_encrypted(plain.secret)
+
+
+def test_cli_keygen_build_verify(photo_workdir, tmp_path, monkeypatch):
+    from archive.bundle_cli import build, keygen, verify
+    runner = CliRunner()
+    monkeypatch.setenv(signing.PASSWORD_ENV, "pw from env")
+    monkeypatch.setattr(signing, "SENSITIVE", signing.INTERACTIVE)
+    r = runner.invoke(keygen, [str(tmp_path / "keys" / "pub")])
+    assert r.exit_code == 0, r.output
+    assert "encrypted" in r.output and signing.secret_key_is_encrypted(tmp_path / "keys" / "pub.key")
+    r = runner.invoke(build, ["--workdir", str(photo_workdir.path), "--out", str(tmp_path / "B"),
+                              "--key", str(tmp_path / "keys" / "pub")])
+    assert r.exit_code == 0, r.output
+    assert "EG" in r.output and "signed with key" in r.output
+    r = runner.invoke(verify, [str(tmp_path / "B"), "--pubkey", str(tmp_path / "keys" / "pub.pub")])
+    assert r.exit_code == 0 and r.output.startswith("OK"), r.output
+    (tmp_path / "B" / "README.md").write_text("edited\n")
+    r = runner.invoke(verify, [str(tmp_path / "B"), "--pubkey", str(tmp_path / "keys" / "pub.pub")])
+    assert r.exit_code == 1 and "checksum mismatch: README.md" in r.output
+    r = runner.invoke(build, ["--workdir", str(photo_workdir.path), "--out", str(tmp_path / "C"),
+                              "--key", str(tmp_path / "nokey")])
+    assert r.exit_code == 1 and "no secret key" in r.output and "Traceback" not in r.output
+    for cmd in (build, keygen, verify):
+        r = runner.invoke(cmd, ["--help"])
+        assert r.exit_code == 0 and "--password" not in r.output
+        assert cmd is verify or signing.PASSWORD_ENV in r.output
+
+
+@pytest.mark.slow
+def test_full_csv_bundle_totals_to_the_vote(full_bundle, real_csv):
+    import csv as csv_mod
+    from archive.election import open_text
+    sums = dict.fromkeys(CSV_TOTALS, 0)
+    with open_text(real_csv) as f:
+        for row in csv_mod.DictReader(f):
+            for k in sums:
+                sums[k] += int(row[k])
+    assert sums == CSV_TOTALS
+    db = db_of(full_bundle)
+    assert {r["candidate"]: r["votes"] for r in db.execute("SELECT * FROM totals_nacional")} == CSV_TOTALS
+    assert db.execute("SELECT count(*), sum(counted) FROM actas").fetchone()[:] == (24_532, 24_532)
+    by_state = db.execute("SELECT candidate, sum(votes) FROM totals_estado GROUP BY candidate").fetchall()
+    assert dict(by_state) == CSV_TOTALS
+    by_centre = db.execute("SELECT sum(votes) FROM totals_centro").fetchone()[0]
+    assert by_centre == sum(CSV_TOTALS.values())
+    dp = json.loads((full_bundle / "datapackage.json").read_text())
+    assert dp["testigo"]["totals"] == CSV_TOTALS
+    assert verify_bundle(full_bundle).ok
