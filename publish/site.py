@@ -1,0 +1,433 @@
+"""The public site: Datasette over a bundle, read-only and immutable, Spanish first.
+
+``make_datasette(bundle_dir)`` returns a configured :class:`datasette.app.Datasette` (for tests
+and for embedding); ``serve(bundle_dir, host, port)`` runs it with uvicorn until stopped.
+
+Everything the site shows comes from the bundle directory (see the bundle contract): the
+SQLite database opened in Datasette's immutable mode, ``images/`` served as static files, and
+the signed checksums, public key and README offered for download. Nothing is written.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archive.errors import TestigoError
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+PLUGIN_NAME = "testigo_site"
+
+#: Seconds a browser or CDN may keep a page, a JSON answer or a download whose URL does not
+#: change with its content. The bundle never changes under a running site, but a new edition
+#: may be deployed at the same address, so this is not a year.
+DEFAULT_CACHE_TTL = 600
+#: For content-addressed URLs (images named by sha256, static files with ?v=<hash>).
+IMMUTABLE_TTL = 31_536_000
+
+DEFAULT_SETTINGS = {
+    "sql_time_limit_ms": 1000,      # any one query, including visitors' own SQL
+    "max_returned_rows": 1000,
+    "default_page_size": 50,
+    "num_sql_threads": 3,
+    "facet_time_limit_ms": 200,
+    "facet_suggest_time_limit_ms": 50,
+    "suggest_facets": False,        # suggested facets cost queries on every table page
+    "allow_facet": True,
+    "allow_download": True,
+    "allow_csv_stream": True,
+    "max_csv_mb": 100,
+    "truncate_cells_html": 2048,
+    "template_debug": False,
+    "trace_debug": False,
+}
+
+LICENSE_URLS = {
+    "CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
+    "CC-BY-4.0": "https://creativecommons.org/licenses/by/4.0/",
+}
+
+# Descriptions of tables, Spanish / English; column descriptions come from archive.bundle.
+TABLE_DESCRIPTIONS = {
+    "estados": ("Estados (primer nivel territorial).", "States."),
+    "municipios": ("Municipios; id = \"EDO.MUN\".", "Municipalities; id = \"EDO.MUN\"."),
+    "parroquias": ("Parroquias; id = \"EDO.MUN.PAR\".", "Parishes; id = \"EDO.MUN.PAR\"."),
+    "centros": ("Centros de votación (los datos no traen su nombre, solo el código y el lugar).",
+                "Voting centres (the data has codes and places, not centre names)."),
+    "mesas": ("Todas las mesas del registro, con sus electores inscritos; id = \"CENTRO.MM\".",
+              "Every mesa (polling table) of the registry with its registered electors."),
+    "candidates": ("Candidatos.", "Candidates."),
+    "cards": ("Tarjetas de la boleta (38) y a qué candidato suman.",
+              "The 38 ballot cards and the candidate each one counts for."),
+    "images": ("Fotos de actas publicadas (sin metadatos), por sha256.",
+               "Published acta photos (metadata stripped), by sha256."),
+    "actas": ("Cada lectura de un acta: QR de una foto o fila transcrita de la hoja (CSV).",
+              "Every reading of an acta: the QR of a photo or a transcribed sheet row (CSV)."),
+    "votes": ("Votos por tarjeta de cada acta leída del QR.", "Votes per ballot card, QR readings."),
+    "acta_votes": ("Votos por candidato de cada acta.", "Votes per candidate, every acta."),
+    "issues": ("Entradas que no dieron un acta (ilegibles, inválidas, rechazadas...), con el motivo.",
+               "Inputs that did not give an acta (unreadable, invalid, rejected...), with the reason."),
+    "totals_nacional": ("Totales nacionales por candidato (actas contadas).", "National totals."),
+    "totals_estado": ("Totales por estado y candidato.", "Totals by state."),
+    "totals_municipio": ("Totales por municipio y candidato.", "Totals by municipality."),
+    "totals_parroquia": ("Totales por parroquia y candidato.", "Totals by parish."),
+    "totals_centro": ("Totales por centro y candidato.", "Totals by centre."),
+}
+
+
+class SiteError(TestigoError):
+    """The folder is not a bundle the site can serve."""
+
+
+@dataclass
+class DownloadFile:
+    name: str            # path relative to the bundle (or the torrent's file name)
+    size: int
+    sha256: str | None
+    url: str
+
+
+@dataclass
+class Bundle:
+    """What the site needs to know about a bundle directory."""
+
+    path: Path
+    db_path: Path
+    db_name: str
+    election_id: str
+    datapackage: dict
+    testigo: dict
+    sums: dict[str, str]
+    public_key: str | None
+    key_id: str | None
+    readme: str | None
+    torrent: Path | None = None
+    magnet: str | None = None
+    downloads: list[DownloadFile] = field(default_factory=list)
+    static_version: str = ""
+
+    def file_url(self, rel: str) -> str:
+        return "/descargas/" + rel
+
+
+def _read_text(p: Path) -> str | None:
+    try:
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def parse_sums(text: str | None) -> dict[str, str]:
+    """``sha256sum`` output -> {relative path: hex}. Bad lines are ignored."""
+    out: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        digest, sep, name = line.partition("  ")
+        if not sep:
+            digest, sep, name = line.partition(" *")
+        if sep and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest.lower()):
+            out[name.strip()] = digest.lower()
+    return out
+
+
+def minisign_key_id(pub_text: str | None) -> str | None:
+    """Key id of a minisign public key file, as minisign prints it (upper-case hex)."""
+    if not pub_text:
+        return None
+    lines = [ln.strip() for ln in pub_text.splitlines() if ln.strip() and not ln.startswith("untrusted comment")]
+    if not lines:
+        return None
+    try:
+        raw = base64.b64decode(lines[0], validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 42 or raw[:2] != b"Ed":
+        return None
+    return raw[2:10][::-1].hex().upper()
+
+
+def magnet_from_torrent(path: str | Path) -> str | None:
+    """The magnet link of a .torrent file (libtorrent), or None when it cannot be read."""
+    try:
+        import libtorrent as lt
+        info = lt.torrent_info(str(path))
+        return lt.make_magnet_uri(info)
+    except Exception as e:  # libtorrent raises RuntimeError on a bad file; missing module: ImportError
+        logging.getLogger(__name__).warning("no magnet link: %s: %s", path, e)
+        return None
+
+
+def _find_db(path: Path, datapackage: dict) -> Path:
+    for res in datapackage.get("resources") or []:
+        p = str(res.get("path") or "")
+        if p.endswith(".db") and "/" not in p and (path / p).is_file():
+            return path / p
+    dbs = sorted(path.glob("*.db"))
+    if len(dbs) == 1:
+        return dbs[0]
+    if not dbs:
+        raise SiteError(f"{path} holds no .db file; is it a bundle made by `testigo build`?")
+    raise SiteError(f"{path} holds several .db files ({', '.join(d.name for d in dbs)}); "
+                    "name the bundle's datapackage.json resources")
+
+
+def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bundle:
+    """Read a bundle directory (no verification: `testigo verify` does that)."""
+    path = Path(bundle_dir).resolve()
+    if not path.is_dir():
+        raise SiteError(f"{bundle_dir}: no such bundle folder")
+    dp_text = _read_text(path / "datapackage.json")
+    try:
+        datapackage = json.loads(dp_text) if dp_text else {}
+    except ValueError as e:
+        raise SiteError(f"{path / 'datapackage.json'} is not valid JSON: {e}")
+    if not isinstance(datapackage, dict):
+        datapackage = {}
+    db_path = _find_db(path, datapackage)
+    testigo = datapackage.get("testigo") if isinstance(datapackage.get("testigo"), dict) else {}
+    election_id = testigo.get("election") or db_path.stem
+    sums_text = _read_text(path / "SHA256SUMS")
+    sums = parse_sums(sums_text)
+    public_key = _read_text(path / "minisign.pub")
+    b = Bundle(path=path, db_path=db_path, db_name=db_path.stem, election_id=election_id,
+               datapackage=datapackage, testigo=testigo, sums=sums, public_key=public_key,
+               key_id=minisign_key_id(public_key) or testigo.get("public_key_fingerprint"),
+               readme=_read_text(path / "README.md"))
+    # downloads: top-level files listed in SHA256SUMS, then the checksums and signature
+    names = [n for n in sorted(sums) if "/" not in n]
+    for extra in ("SHA256SUMS", "SHA256SUMS.minisig"):
+        if (path / extra).is_file() and extra not in names:
+            names.append(extra)
+    for n in names:
+        f = path / n
+        if f.is_file():
+            b.downloads.append(DownloadFile(n, f.stat().st_size, sums.get(n), b.file_url(n)))
+    if torrent is None:
+        beside = path.with_name(path.name + ".torrent")
+        torrent = beside if beside.is_file() else None
+    if torrent is not None:
+        t = Path(torrent).resolve()
+        if not t.is_file():
+            raise SiteError(f"{torrent}: no such torrent file")
+        b.torrent = t
+        b.magnet = magnet_from_torrent(t)
+        b.downloads.append(DownloadFile(t.name, t.stat().st_size, None, "/descargas/" + t.name))
+    h = hashlib.sha256()
+    for p in sorted(STATIC.glob("*")):
+        if p.is_file():
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    b.static_version = h.hexdigest()[:12]
+    return b
+
+
+def _column_descriptions() -> dict:
+    try:
+        from archive.bundle import COLUMN_DESCRIPTIONS
+    except Exception:  # the site still works without them
+        return {}
+    return COLUMN_DESCRIPTIONS if isinstance(COLUMN_DESCRIPTIONS, dict) else {}
+
+
+CANNED_QUERIES = {
+    "buscar_centros": {
+        "title": "Buscar un centro por código o lugar / Find a centre by code or place",
+        "description": "Texto libre: código del centro, estado, municipio o parroquia. "
+                       "Free text: centre code, state, municipality or parish.",
+        "sql": (
+            "select centro, codigo, estado, municipio, parroquia, mesas, electores\n"
+            "from centros\n"
+            "where rowid in (select rowid from centros_fts where centros_fts match escape_fts(:q))\n"
+            "   or codigo = trim(:q)\n"
+            "order by centro\nlimit 200"),
+    },
+    "mesa": {
+        "title": "Una mesa: sus actas / One mesa: its actas",
+        "description": "id = CENTRO.MM, p. ej. / e.g. 201301006.01",
+        "sql": (
+            "select a.id as acta, a.mesa_id, a.source, a.status, a.counted, a.validos, a.nulos,\n"
+            "  a.crosscheck, a.crosscheck_diff, a.duplicate_of, i.path as image, a.payload\n"
+            "from actas a left join images i on i.sha256 = a.image_sha256\n"
+            "where a.mesa_id = :id order by a.id"),
+    },
+    "votos_de_mesa": {
+        "title": "Votos por candidato de una mesa / Votes per candidate of a mesa",
+        "sql": (
+            "select a.id as acta, a.source, a.status, a.counted, c.code, c.name, v.votes\n"
+            "from actas a join acta_votes v on v.acta_id = a.id join candidates c on c.code = v.candidate\n"
+            "where a.mesa_id = :id order by a.id, c.sort_order"),
+    },
+    "actas_con_alertas": {
+        "title": "Actas con alertas: duplicadas, en conflicto o distintas de la hoja / Flagged actas",
+        "sql": (
+            "select a.id as acta, a.mesa_id, a.source, a.status, a.counted, a.crosscheck,\n"
+            "  a.crosscheck_diff, a.duplicate_of\n"
+            "from actas a where a.status != 'ok' or a.crosscheck = 'disagree'\n"
+            "order by a.mesa_id, a.id"),
+    },
+    "resumen_de_entradas": {
+        "title": "Entradas sin acta, por motivo / Inputs without an acta, by reason",
+        "sql": "select outcome, code, count(*) as n from issues group by outcome, code order by n desc",
+    },
+}
+
+
+def build_metadata(bundle: Bundle) -> dict:
+    """Datasette metadata for a bundle: titles, licence, sources, descriptions, canned queries."""
+    dp = bundle.datapackage
+    title = dp.get("title") or f"Actas {bundle.election_id}"
+    licenses = dp.get("licenses") or [{"name": "CC0-1.0"}]
+    lic = licenses[0] if isinstance(licenses, list) and licenses and isinstance(licenses[0], dict) else {}
+    lic_name = lic.get("name") or lic.get("title") or "CC0-1.0"
+    lic_url = lic.get("path") or LICENSE_URLS.get(lic_name)
+    sources = dp.get("sources") if isinstance(dp.get("sources"), list) else []
+    source_titles = [s.get("title") for s in sources if isinstance(s, dict) and s.get("title")]
+    source = "; ".join(source_titles) or ("Fotos de actas enviadas por ciudadanos y la hoja de resultados "
+                                          "por mesa publicada por resultadosconvzla.com")
+    source_url = next((s.get("path") for s in sources if isinstance(s, dict)
+                       and str(s.get("path", "")).startswith("http")), None)
+    key = bundle.key_id or "?"
+    description_html = (
+        "<p>Actas de escrutinio fotografiadas por ciudadanos, su código QR leído y comprobado, y los "
+        "totales que resultan. Datos de dominio público (CC0), firmados: compruebe la firma antes "
+        "de confiar en ellos.</p>"
+        "<p lang=\"en\"><em>Tally sheets photographed by citizens, their QR codes read and checked, and "
+        "the totals they give. Public-domain data, signed: verify the signature before you rely "
+        "on it.</em></p>"
+        f"<p>Clave pública / public key: <code>{key}</code> — "
+        "<a href=\"/descargas\">descargas y verificación / downloads and how to verify</a> · "
+        "<a href=\"/\">inicio / home</a></p>")
+    tables: dict = {}
+    cols = _column_descriptions()
+    for t in sorted(set(TABLE_DESCRIPTIONS) | set(cols)):
+        entry: dict = {}
+        if t in TABLE_DESCRIPTIONS:
+            es, en = TABLE_DESCRIPTIONS[t]
+            entry["description"] = f"{es} / {en}"
+        if isinstance(cols.get(t), dict):
+            entry["columns"] = {str(k): str(v) for k, v in cols[t].items()}
+        tables[t] = entry
+    tables.setdefault("centros", {})["label_column"] = "codigo"
+    tables.setdefault("candidates", {})["label_column"] = "name"
+    tables.setdefault("centros", {})["searchmode"] = "escaped"
+    tables.setdefault("actas", {})["facets"] = ["source", "status", "crosscheck"]
+    tables.setdefault("issues", {})["facets"] = ["outcome", "code"]
+    return {
+        "title": title,
+        "description_html": description_html,
+        "license": lic_name,
+        "license_url": lic_url,
+        "source": source,
+        "source_url": source_url,
+        "about": "testigo — cómo se recogieron y cómo verificar / how it was collected and how to verify",
+        "about_url": "/acerca",
+        "databases": {
+            bundle.db_name: {
+                "description_html": description_html,
+                "tables": tables,
+                "queries": CANNED_QUERIES,
+            }
+        },
+    }
+
+
+def build_settings(cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = True, **overrides) -> dict:
+    s = dict(DEFAULT_SETTINGS)
+    s["default_cache_ttl"] = int(cache_ttl)
+    s["default_allow_sql"] = bool(allow_sql)
+    s.update(overrides)
+    return s
+
+
+def register_plugin() -> None:
+    """Register the site's hooks with Datasette's plugin manager (once per process)."""
+    from datasette.plugins import pm
+    from . import site_plugin
+    if pm.get_plugin(PLUGIN_NAME) is None and not pm.is_registered(site_plugin):
+        pm.register(site_plugin, name=PLUGIN_NAME)
+
+
+def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
+                   cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = True,
+                   response_cache_mb: int = 64, settings: dict | None = None):
+    """A Datasette serving ``bundle_dir`` read-only (immutable mode), with the site's pages.
+
+    ``torrent``: a .torrent of the bundle to offer (default: ``<bundle>.torrent`` beside the
+    folder when it exists). ``cache_ttl``: Cache-Control max-age of pages and downloads.
+    ``response_cache_mb``: memory for the in-process cache of repeated answers (0: none).
+    """
+    from datasette.app import Datasette
+
+    bundle = load_bundle(bundle_dir, torrent)
+    register_plugin()
+    from .site_plugin import SiteState
+    state = SiteState(bundle=bundle, cache_ttl=int(cache_ttl), response_cache_bytes=int(response_cache_mb) * 2**20)
+
+    class SiteDatasette(Datasette):
+        # The hooks find the site's state on the instance; Datasette builds its app (and so
+        # calls register_routes / asgi_wrapper) inside __init__, so it must be there first.
+        def __init__(self, *args, **kwargs):
+            self.testigo_site = state
+            super().__init__(*args, **kwargs)
+
+    ds = SiteDatasette(
+        immutables=[str(bundle.db_path)],
+        metadata=build_metadata(bundle),
+        settings=build_settings(cache_ttl, allow_sql, **(settings or {})),
+        template_dir=str(TEMPLATES),
+        static_mounts=[("assets", str(STATIC)), ("images", str(bundle.path / "images"))],
+        cors=True,
+    )
+    db = ds.databases.get(bundle.db_name)
+    if db is not None and bundle.sums.get(bundle.db_path.name):
+        # The ETag of the .db download; taken from SHA256SUMS instead of hashing GBs at start.
+        db.cached_hash = bundle.sums[bundle.db_path.name]
+    return ds
+
+
+def check_database(bundle: Bundle) -> None:
+    """Open the bundle's database read-only and look for the tables the site needs."""
+    import sqlite3
+    try:
+        conn = sqlite3.connect(f"file:{bundle.db_path}?immutable=1", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise SiteError(f"{bundle.db_path} is not a readable SQLite database: {e}")
+    missing = sorted({"mesas", "centros", "actas", "acta_votes", "candidates", "totals_nacional"} - names)
+    if missing:
+        raise SiteError(f"{bundle.db_path} lacks {', '.join(missing)}: not a testigo bundle database")
+
+
+def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
+          torrent: str | Path | None = None, cache_ttl: int = DEFAULT_CACHE_TTL,
+          allow_sql: bool = True, echo=None, log_level: str = "warning") -> None:
+    """Serve a bundle until interrupted (blocking).
+
+    Once listening, calls ``echo(url)`` (default: print it), e.g. ``http://127.0.0.1:8001/``;
+    with ``port=0`` the URL tells which port was given.
+    """
+    import uvicorn
+
+    ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql)
+    check_database(ds.testigo_site.bundle)
+    echo = echo or (lambda url: print(url, flush=True))
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await ds.invoke_startup()   # loads the small tables before the first visitor
+            await super().startup(sockets=sockets)
+            if self.started:
+                for srv in self.servers:
+                    for sock in srv.sockets:
+                        h, p = sock.getsockname()[:2]
+                        echo(f"http://{f'[{h}]' if ':' in h else h}:{p}/")
+
+    config = uvicorn.Config(ds.app(), host=host, port=port, log_level=log_level, lifespan="on",
+                            server_header=False, timeout_keep_alive=10, backlog=2048)
+    Server(config).run()
