@@ -176,8 +176,8 @@ def demo(base, host, port, serve, election):
     click.echo(f"1/4 ingest: {defn.registry_path.name} and {len(sample)} sample pages -> {work}")
     bar = lambda n: click.progressbar(length=n, label="    decoding", file=sys.stderr)
     summary = run_ingest(sources, work, election, progress_factory=bar)
-    click.echo("    " + ", ".join(f"{k} {v}" for k, v in sorted(summary.new.items())) +
-               f" (new); {summary.skipped} already ingested")
+    new = ", ".join(f"{k} {v}" for k, v in sorted(summary.new.items())) or "nothing"
+    click.echo(f"    new: {new}; already ingested: {summary.skipped}")
     if not Path(f"{key}.key").exists():
         keygen(key, unencrypted=True)
     click.echo(f"2/4 build: signed bundle -> {bundle} (demo key {key}.key, no password)")
