@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: zbar for QR decoding at run time; the rest only for the test suite
-# (minisign: stock signature check; chromium: browser tests; transmission-cli: a
-# non-libtorrent BitTorrent client for interoperability tests).
+# (minisign: stock signature check; chromium: browser tests; transmission-cli and
+# aria2: non-libtorrent BitTorrent clients for interoperability tests).
 APT_RUN  := libzbar0
-APT_TEST := minisign chromium transmission-cli
+APT_TEST := minisign chromium transmission-cli aria2
 PORT ?= 8001
 
 .PHONY: install install-test demo test bench clean

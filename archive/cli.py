@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from . import election as election_mod
-from .errors import RejectedFile, TestigoError
+from .errors import TestigoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -116,17 +116,16 @@ def decode(images, as_json, election):
     A text is only accepted when it parses under the election's grammar. Exit code 0
     when every image decoded, 2 otherwise.
     """
-    from . import image, reading
+    from . import reading
 
     defn = election_mod.load(election)
     failed = 0
     for path in images:
-        try:
-            r = reading.decode(image.open_image(Path(path).read_bytes(), path), defn)
-            out = {"file": path, "status": r.status, "qr_text": r.qr_text, "reason": r.reason,
-                   "code": r.code, "decoder": r.decoder, "step": r.step}
-        except RejectedFile as e:
-            out = {"file": path, "status": "invalid", "qr_text": None, "reason": str(e), "code": e.code}
+        r = reading.decode_bytes(Path(path).read_bytes(), defn, path)
+        # a file that is not a usable image is reported as invalid, with the refusal's code
+        out = {"file": path, "status": "invalid" if r.status == "rejected" else r.status,
+               "qr_text": r.qr_text, "reason": r.reason, "code": r.code, "decoder": r.decoder,
+               "step": r.step}
         failed += out["status"] != "ok"
         click.echo(json.dumps(out, ensure_ascii=False))
     sys.exit(2 if failed else 0)
@@ -136,15 +135,24 @@ def decode(images, as_json, election):
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("-n", "count", default=40, show_default=True, help="How many pages to render.")
 @click.option("--seed", default=2024, show_default=True, help="Same seed, same images.")
+@click.option("--levels", default="clean,mild,moderate,severe", show_default=True,
+              help="Comma-separated degradation levels to cycle through.")
 @click.option("--election", default=election_mod.DEFAULT_ELECTION, show_default=True)
-def render_sample(out, count, seed, election):
+def render_sample(out, count, seed, levels, election):
     """Render acta-like pages (NOT original photos) from real CSV rows, for demos and tests.
 
     Writes JPEGs across degradation levels and a MANIFEST.csv with each file's true payload.
+    The shipped sample is `render-sample datasets/ve-2024/sample -n 40 --seed 2024
+    --levels mild,moderate,moderate`.
     """
-    from .render import render_sample as run
+    from .render import LEVELS, render_sample as run
 
-    run(Path(out), count, election_mod.load(election), seed)
+    chosen = tuple(l.strip() for l in levels.split(",") if l.strip())
+    unknown = [l for l in chosen if l not in LEVELS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown level(s) {', '.join(unknown)}; choose from "
+                                 f"{', '.join(LEVELS)}", param_hint="--levels")
+    run(Path(out), count, election_mod.load(election), seed, levels=chosen)
     click.echo(f"rendered {count} sample pages into {out}")
 
 

@@ -112,21 +112,22 @@ def _reject_kind(data: bytes, name: str) -> RejectedFile:
     if kind == "HTML":
         return RejectedFile("not_an_image", f"{n}this is a web page (HTML), not a photo; a link or "
                             "error page was probably saved instead of the picture: open it in a "
-                            "browser and save the image itself")
+                            "browser and save the image itself (a JPEG file)")
     if kind == "PDF":
         return RejectedFile("not_an_image", f"{n}this is a PDF document, not a photo; send the "
                             "original photo, or export the page as JPEG")
     if kind == "video":
         return RejectedFile("not_an_image", f"{n}this is a video, not a photo; take a still photo "
-                            "of the acta")
+                            "of the acta and send that JPEG")
     if kind in ("ZIP", "gzip", "archive"):
         return RejectedFile("not_an_image", f"{n}this is a compressed archive ({kind}), not a photo; "
-                            "unpack it and send the photos inside")
+                            "unpack it and send the JPEG photos inside")
     if kind == "text":
         start = _as_text(data[:1024]) or ""
         start = " ".join(start.split())[:40]
         return RejectedFile("not_an_image", f"{n}this file contains plain text (it starts with "
-                            f"{start!r}), not an image; send the photo file itself")
+                            f"{start!r}), not an image; send the photo itself, the JPEG file "
+                            "the camera made")
     return RejectedFile("not_an_image", f"{n}this is not an image testigo recognises (it starts "
                         f"with bytes {data[:8].hex(' ')}); send the original JPEG photo")
 
@@ -179,10 +180,13 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int]:
     """Width and height from the file header without decoding (for the too_large message)."""
     if fmt == "PNG" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
-    for marker, seg in _jpeg_segments(data, stop_at_sos=True):
-        if marker in _SOF_MARKERS and len(seg) >= 9:
-            h, w = struct.unpack(">HH", seg[5:9])
-            return w, h
+    try:
+        for marker, seg in _jpeg_segments(data, stop_at_sos=True):
+            if marker in _SOF_MARKERS and len(seg) >= 9:
+                h, w = struct.unpack(">HH", seg[5:9])
+                return w, h
+    except ValueError:
+        pass
     return 0, 0
 
 

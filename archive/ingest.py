@@ -133,21 +133,21 @@ def read_file_list(path: str) -> list[str]:
 
 
 def _decode_job(args: tuple[bytes, str, str]) -> dict:
-    """Runs in a worker process: open + decode one image. Returns plain data."""
+    """Runs in a worker process: check + decode one image. Returns plain data."""
     data, name, election_id = args
-    from . import image, reading
-    try:
-        img = image.open_image(data, name)
-    except RejectedFile as e:
-        return {"status": "rejected", "code": e.code, "reason": str(e)}
-    r = reading.decode(img, election_mod.load(election_id))
+    import io
+
+    from PIL import Image
+
+    from . import reading
+    r = reading.decode_bytes(data, election_mod.load(election_id), name)
+    if r.status == "rejected":
+        return {"status": "rejected", "code": r.code, "reason": r.reason}
+    with Image.open(io.BytesIO(data)) as im:  # header only: the pixels were checked above
+        media_type, (width, height) = Image.MIME[im.format], im.size
     return {"status": r.status, "qr_text": r.qr_text, "code": r.code, "reason": r.reason,
-            "decoder": r.decoder, "step": r.step, "media_type": _media_type(img),
-            "width": img.width, "height": img.height}
-
-
-def _media_type(img) -> str:
-    return {"JPEG": "image/jpeg", "PNG": "image/png"}[img.format]
+            "decoder": r.decoder, "step": r.step, "media_type": media_type,
+            "width": width, "height": height}
 
 
 class Ingester:

@@ -22,6 +22,7 @@ from .errors import PayloadError, RejectedFile
 from .image import open_image
 
 WORK_SIDE = 1000      # long side (px) of the first, cheap attempts; the QR keeps ~2.5 px/module
+MID_SIDE = 2000       # long side cap for the enhancement steps on big photos
 BOTTOM = 0.25         # the QR sits in the bottom ~11% of the sheet; more for margins and tilt
 SMALL_PHOTO = 600     # below this long side a phone photo cannot hold a readable acta QR
 DARK_MEAN = 45        # mean gray level under which we call a photo too dark
@@ -56,10 +57,13 @@ class Reading:
 # --- image views --------------------------------------------------------------------------------
 
 def _gray(image: Image.Image) -> Image.Image:
+    """8-bit grayscale, transparency flattened on white (the decoders read only "L")."""
     if image.mode == "L":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs
+        if image.getextrema()[1] > 255:
+            return image.point(lambda v: v / 256).convert("L")
+        return image.point(lambda v: v).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         bg = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, image.convert("RGBA")).convert("L")
@@ -73,11 +77,13 @@ def _reduce(gray: Image.Image, side: int = WORK_SIDE) -> Image.Image:
 
 
 class _Views:
-    """Grayscale views of one photo: a cheap reduced one first, full resolution only if needed."""
+    """Grayscale views of one photo: ``small`` (cheap, tried first), ``full`` (decoded only if
+    needed) and ``mid`` (full reduced to at most MID_SIDE, for the costlier enhancements)."""
 
     def __init__(self, small: Image.Image, full: Callable[[], Image.Image] | Image.Image):
         self.small = small
         self._full = full
+        self._mid: Image.Image | None = None
 
     @property
     def full(self) -> Image.Image:
@@ -88,6 +94,16 @@ class _Views:
     @property
     def reduced(self) -> bool:
         return callable(self._full) or self._full.size != self.small.size
+
+    @property
+    def mid(self) -> Image.Image:
+        if self._mid is None:
+            full = self.full
+            k = -(-max(full.size) // MID_SIDE)
+            self._mid = full.reduce(k) if k >= 2 else full
+            if self._mid.size == self.small.size:
+                self._mid = self.small
+        return self._mid
 
 
 def _strips(img: Image.Image, frac: float) -> list[tuple[str, Image.Image]]:
@@ -124,35 +140,37 @@ def _ladder(v: _Views) -> Iterator[tuple[str, str, Image.Image, object]]:
 
     pyzbar on the plain views first (most photos stop here, in a few ms); then one zxing pass
     over the whole photo, which is cheap and reads blurred or skewed codes zbar misses; then
-    pyzbar on enhanced crops and rotations; then zxing on upscaled crops.
+    pyzbar on enhanced crops and rotations; then zxing on upscaled crops. Step names say the
+    view: no prefix for the reduced first view, "full:" full resolution, "mid:" in between.
     """
     local, hist = zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram
     small = v.small
     strips = _strips(small, BOTTOM)
-    few_pixels = max(small.size) < 1600   # QR modules may be under ~3 px: upscaling helps zbar
     yield "pyzbar", *strips[0], None
     yield "pyzbar", "whole", small, None
-    if few_pixels:
+    if max(small.size) < 1600:  # QR modules may be under ~3 px: upscaling helps zbar
         yield "pyzbar", f"{strips[0][0]}+x2", _upscale(ImageOps.autocontrast(strips[0][1], cutoff=1)), None
     for name, s in strips[1:]:
         yield "pyzbar", name, s, None
-    big = v.full if v.reduced else small
-    label = "full:" if v.reduced else ""
     if v.reduced:
-        yield "pyzbar", label + strips[0][0], _strips(big, BOTTOM)[0][1], None
-        yield "pyzbar", label + "whole", big, None
-        few_pixels = max(big.size) < 1600
-    yield "zxing", "whole", big, local
-    if max(big.size) < 2000:
-        yield "zxing", "whole+x2", _upscale(big), local
+        full = v.full
+        yield "pyzbar", "full:" + strips[0][0], _strips(full, BOTTOM)[0][1], None
+        yield "pyzbar", "full:whole", full, None
+    full = v.full
+    yield "zxing", ("full:" if v.reduced else "") + "whole", full, local
+    if max(full.size) < 2000:
+        yield "zxing", "whole+x2", _upscale(full), local
 
+    big = v.mid
+    label = "" if big is small else ("full:" if big is full else "mid:")
+    few_pixels = max(big.size) < 1600
     regions = [*_strips(big, BOTTOM)[:2], ("whole", big)]
     for name, r in regions:
         ac = ImageOps.autocontrast(r, cutoff=1)
         yield "pyzbar", f"{label}{name}+autocontrast", ac, None
         if few_pixels:
             up = _upscale(ac)
-            if name != strips[0][0] or v.reduced:
+            if name != strips[0][0] or big is not small:
                 yield "pyzbar", f"{label}{name}+x2", up, None
             yield "pyzbar", f"{label}{name}+x2+sharpen", up.filter(ImageFilter.UnsharpMask(2, 150, 2)), None
         else:
@@ -167,15 +185,17 @@ def _ladder(v: _Views) -> Iterator[tuple[str, str, Image.Image, object]]:
     for t in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270):
         yield "pyzbar", f"{label}whole+rotate{90 * (t.value - 1)}", big.transpose(t), None
 
-    few_pixels = max(big.size) < 2000
     for name, r in _strips(big, 0.3)[:2]:
         if few_pixels:
-            yield "zxing", f"{name}+x3", _upscale(r, 3), local
-            yield "zxing", f"{name}+x3+sharpen", _upscale(ImageOps.autocontrast(r, cutoff=1), 3).filter(
+            yield "zxing", f"{label}{name}+x3", _upscale(r, 3), local
+            yield "zxing", f"{label}{name}+x3+sharpen", _upscale(ImageOps.autocontrast(r, cutoff=1), 3).filter(
                 ImageFilter.UnsharpMask(4, 200, 2)), local
-        yield "zxing", f"{name}+x2+histogram", _upscale(ImageOps.autocontrast(r, cutoff=1)), hist
-    yield "zxing", "whole+histogram", big, hist
-    yield "zxing", "whole+blur", ImageOps.autocontrast(big, cutoff=1).filter(ImageFilter.GaussianBlur(1)), local
+        yield "zxing", f"{label}{name}+x2+histogram", _upscale(ImageOps.autocontrast(r, cutoff=1)), hist
+    yield "zxing", f"{label}whole+histogram", big, hist
+    yield "zxing", f"{label}whole+blur", ImageOps.autocontrast(big, cutoff=1).filter(ImageFilter.GaussianBlur(1)), local
+    if max(big.size) < 1400:  # last resort for tiny, blurred codes: ~50 ms
+        yield "zxing", f"{label}whole+x3+sharpen", _upscale(ImageOps.autocontrast(big, cutoff=1), 3).filter(
+            ImageFilter.UnsharpMask(6, 250, 1)), local
 
 
 def _text(raw: bytes) -> str:

@@ -11,10 +11,9 @@ import csv
 import io
 import math
 import random
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
-
-import unicodedata
 
 import segno
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont
@@ -45,7 +44,7 @@ LEVELS: dict[str, dict] = {
 
 @lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    # Pillow's bundled font, not a system one, so renders are identical on every machine.
+    # Pillow's bundled font, not a system one: renders depend only on the Pillow version.
     return ImageFont.load_default(size=size)
 
 
@@ -170,7 +169,8 @@ def render_acta(payload: str, *, seed: int, degrade: str | dict | None = None,
                 election: Election | None = None) -> Image.Image:
     """An acta-like page for ``payload``, photographed with ``degrade`` (a level name or params).
 
-    ``degrade=None`` returns the clean page. Same payload, seed and degradation → same pixels.
+    ``degrade=None`` returns the clean page (seed unused). The payload is drawn as given, even
+    when it is not a valid acta, so tests can render bad QRs. Same arguments → same pixels.
     """
     if election is None:
         from .election import load
@@ -292,7 +292,7 @@ def _degrade_pixels(page: Image.Image, params: dict, rng: random.Random) -> Imag
 def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     """JPEG bytes with fixed settings (no EXIF, no optimisation randomness): deterministic."""
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, "JPEG", quality=int(quality), subsampling=2)
+    image.convert("RGB").save(buf, "JPEG", quality=int(quality), subsampling=2, optimize=True)
     return buf.getvalue()
 
 

@@ -1,0 +1,57 @@
+"""The command line over real files: decode's JSON lines, demo end to end (without serving)."""
+import json
+import sqlite3
+
+from click.testing import CliRunner
+
+from archive.cli import cli
+from test_ingest import KNOWN, jpeg_of, qr_png
+
+
+def test_decode_prints_one_json_line_per_file(tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(jpeg_of(qr_png(KNOWN)))
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not an image")
+    result = CliRunner().invoke(cli, ["decode", "--json", str(good), str(junk)])
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [l["file"] for l in lines] == [str(good), str(junk)]
+    assert lines[0]["status"] == "ok" and lines[0]["qr_text"] == KNOWN and lines[0]["reason"] is None
+    assert lines[1]["status"] == "invalid" and lines[1]["qr_text"] is None and "JPEG" in lines[1]["reason"]
+    assert result.exit_code == 2  # not every file decoded
+
+
+def test_ingest_cli_reports_outcomes_and_rerun_is_noop(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes(qr_png(KNOWN))
+    (src / "b.txt").write_text("hello")
+    runner = CliRunner()
+    first = runner.invoke(cli, ["ingest", str(src), "-w", str(tmp_path / "w"), "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output.splitlines()[-1])["new"] == {"decoded": 1, "rejected-file": 1}
+    again = runner.invoke(cli, ["ingest", str(src), "-w", str(tmp_path / "w"), "--json"])
+    assert json.loads(again.output.splitlines()[-1]) ["new"] == {}
+    missing = runner.invoke(cli, ["ingest", "-w", str(tmp_path / "w")])
+    assert missing.exit_code == 2 and "name at least one" in missing.output
+
+
+def test_demo_builds_a_verified_bundle_from_the_shipped_sample(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert "ok: signature, checksums and database" in result.output
+    bundle = tmp_path / "d" / "bundle"
+    db = sqlite3.connect(bundle / "ve-2024.db")
+    totals = dict(db.execute("SELECT candidate, votes FROM totals_nacional").fetchall())
+    assert totals["EG"] == 7156462 and totals["NM"] == 3241461
+    # every shipped sample rendering was decoded and is published, stripped, in the bundle
+    import csv
+    from archive import election
+    sample = election.load().folder / "sample"
+    truth = list(csv.DictReader(open(sample / "MANIFEST.csv", encoding="utf-8")))
+    assert truth, "the sample manifest is empty"
+    qr = db.execute("SELECT count(*) FROM actas WHERE source = 'qr'").fetchone()[0]
+    assert qr == len(truth)
+    payloads = {r[0] for r in db.execute("SELECT payload FROM actas WHERE source = 'qr'")}
+    assert payloads == {row["payload"] for row in truth}
+    assert db.execute("SELECT count(*) FROM images").fetchone()[0] == len(truth)
