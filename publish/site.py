@@ -108,6 +108,8 @@ class Bundle:
     readme: str | None
     torrent: Path | None = None
     magnet: str | None = None
+    torrent_v1: Path | None = None   # the v1-only companion: what older clients can open
+    magnet_v1: str | None = None
     downloads: list[DownloadFile] = field(default_factory=list)
     static_version: str = ""
 
@@ -216,6 +218,12 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
         b.torrent = t
         b.magnet = magnet_from_torrent(t)
         b.downloads.append(DownloadFile(t.name, t.stat().st_size, None, "/descargas/" + t.name))
+        # `testigo torrent` writes X.torrent (hybrid v1+v2) and X.v1.torrent beside it
+        v1 = t.with_name(t.name[: -len(".torrent")] + ".v1.torrent") if t.name.endswith(".torrent") else None
+        if v1 is not None and v1.is_file() and not t.name.endswith(".v1.torrent"):
+            b.torrent_v1 = v1
+            b.magnet_v1 = magnet_from_torrent(v1)
+            b.downloads.append(DownloadFile(v1.name, v1.stat().st_size, None, "/descargas/" + v1.name))
     h = hashlib.sha256()
     for p in sorted(STATIC.glob("*")):
         if p.is_file():

@@ -1045,7 +1045,8 @@ async def descarga_file(datasette, request, send):
     if d is None:
         return await error_page(datasette, request, 404, "Ese archivo no forma parte de las descargas.",
                                 "That file is not one of the downloads.")
-    path = st.bundle.torrent if (st.bundle.torrent and name == st.bundle.torrent.name) else st.bundle.path / name
+    beside = {t.name: t for t in (st.bundle.torrent, st.bundle.torrent_v1) if t is not None}
+    path = beside.get(name) or st.bundle.path / name
     ctype = {".db": "application/vnd.sqlite3", ".json": "application/json", ".md": "text/markdown; charset=utf-8",
              ".torrent": "application/x-bittorrent", ".pub": "text/plain; charset=utf-8",
              ".minisig": "text/plain; charset=utf-8"}.get(Path(name).suffix, "text/plain; charset=utf-8")

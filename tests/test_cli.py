@@ -55,3 +55,14 @@ def test_demo_builds_a_verified_bundle_from_the_shipped_sample(tmp_path):
     payloads = {r[0] for r in db.execute("SELECT payload FROM actas WHERE source = 'qr'")}
     assert payloads == {row["payload"] for row in truth}
     assert db.execute("SELECT count(*) FROM images").fetchone()[0] == len(truth)
+    # the sample's QR readings agree with the transcribed sheet, mesa by mesa
+    checks = [r[0] for r in db.execute("SELECT crosscheck FROM actas WHERE source = 'qr'")]
+    assert checks == ["agree"] * len(truth)
+    # the torrents were written beside the bundle and the magnet links printed
+    assert (bundle.parent / "bundle.torrent").is_file() and (bundle.parent / "bundle.v1.torrent").is_file()
+    assert result.output.count("magnet:?") == 2
+    # running it again decodes nothing and gives the same bundle
+    sums = (bundle / "SHA256SUMS").read_bytes()
+    again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--no-serve"])
+    assert again.exit_code == 0 and "new: nothing" in again.output
+    assert (bundle / "SHA256SUMS").read_bytes() == sums

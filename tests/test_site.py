@@ -367,6 +367,22 @@ def test_torrent_and_magnet(bundle, tmp_path, copy_tree):
         c.close()
 
 
+def test_site_offers_the_hybrid_and_the_v1_torrent_made_by_testigo_torrent(bundle, copy_tree):
+    from publish.torrent import make_torrents
+    b2 = copy_tree(bundle)
+    made = {t.kind: t for t in make_torrents(b2)}
+    c = SiteClient(site_mod.make_datasette(b2))
+    try:
+        html = c.get("/descargas").text.replace("&amp;", "&")
+        for kind in ("hybrid", "v1"):
+            assert made[kind].magnet in html
+            r = c.get("/descargas/" + Path(made[kind].path).name)
+            assert r.status_code == 200 and r.content == Path(made[kind].path).read_bytes()
+        assert f"testigo seed {b2.name}" in html
+    finally:
+        c.close()
+
+
 def test_not_a_bundle(tmp_path):
     with pytest.raises(site_mod.SiteError, match="no .db file"):
         site_mod.make_datasette(tmp_path)
