@@ -29,7 +29,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -42,24 +41,11 @@ MAX_REQUESTS = 2_000_000
 # --- server ---------------------------------------------------------------------------------------
 
 def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "publish.site_cli", str(bundle), "--port", "0"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    found: list[str] = []
-
-    def read():
-        for line in proc.stdout:
-            m = re.search(r"http://127\.0\.0\.1:\d+/", line)
-            if m:
-                found.append(m.group(0))
-                return
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    t.join(60)
-    if not found:
-        proc.kill()
-        sys.exit("the server did not start (no URL printed within 60 s)")
-    return proc, found[0]
+    from publish.site import SiteError, start_in_subprocess
+    try:
+        return start_in_subprocess(bundle)
+    except SiteError as e:
+        sys.exit(str(e))
 
 
 def cpu_seconds(pid: int | None) -> float | None:

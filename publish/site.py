@@ -439,3 +439,38 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
     config = uvicorn.Config(ds.app(), host=host, port=port, log_level=log_level, lifespan="on",
                             server_header=False, timeout_keep_alive=10, backlog=2048)
     Server(config).run()
+
+
+def start_in_subprocess(bundle_dir: str | Path, *args: str, timeout: float = 60):
+    """Run `testigo serve BUNDLE --port 0 ARGS` in a child process; return (process, URL).
+
+    For tests and benchmarks that need a real server on loopback: the URL is read from what
+    the server prints once it listens. Raises SiteError with the server's stderr if it does not.
+    """
+    import os
+    import re
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "publish.site_cli", str(bundle_dir), "--port", "0", *args],
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    found: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            if m:
+                found.append(m.group(0))
+                return
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(timeout)
+    if not found:
+        proc.kill()
+        err = proc.stderr.read() if proc.wait(10) is not None else ""
+        raise SiteError(f"the server printed no URL within {timeout:.0f} s: {err.strip()[-2000:]}")
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # never let the pipe fill up
+    return proc, found[0]

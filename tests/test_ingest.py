@@ -145,7 +145,6 @@ def test_rerun_is_a_noop(tmp_path):
     (src / "junk.jpg").write_text("nope")
     first = ingest([str(src), str(CSV_GZ)], tmp_path / "w")
     assert first.total() == 2 + 24532
-    before = (tmp_path / "w" / "state.db").read_bytes()
     second = ingest([str(src), str(CSV_GZ)], tmp_path / "w")
     assert second.total() == 0 and second.skipped == 3
     db = sqlite3.connect(tmp_path / "w" / "state.db")

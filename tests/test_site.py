@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -471,24 +469,7 @@ def test_hostile_search_reports_cleanly(site):
 # --- real server over HTTP -----------------------------------------------------------------------------------
 
 def start_server(bundle: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "publish.site_cli", str(bundle), "--port", "0", *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    found: list[str] = []
-
-    def read():
-        for line in proc.stdout:
-            m = re.search(r"http://127\.0\.0\.1:\d+/", line)
-            if m:
-                found.append(m.group(0))
-                return
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    t.join(60)
-    if not found:
-        proc.kill()
-        raise AssertionError("server printed no URL: " + (proc.stderr.read() if proc.poll() is not None else ""))
-    return proc, found[0]
+    return site_mod.start_in_subprocess(bundle, *extra)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
