@@ -242,3 +242,19 @@ def test_resume_after_kill_9_loses_nothing_and_counts_nothing_twice(tmp_path):
     # a final re-run is a no-op
     again = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["new"] == {}
+
+
+def test_parallel_decoding_gives_the_same_outcomes(tmp_path):
+    from archive import election
+    sample = election.load().folder / "sample"
+    images = sorted(str(p) for p in sample.glob("*.jpg"))[:12]
+    ingest(images, tmp_path / "one", jobs=1)
+    ingest(images, tmp_path / "two", jobs=2)
+
+    def table(w):
+        db = sqlite3.connect(w / "state.db")
+        return db.execute("SELECT i.locator, i.outcome, i.code, a.payload FROM inputs i "
+                          "LEFT JOIN actas a ON a.id = i.acta_id ORDER BY i.locator").fetchall()
+    one, two = table(tmp_path / "one"), table(tmp_path / "two")
+    assert one == two and len(one) == 12
+    assert all(row[3] for row in one)  # every sample rendering decoded
