@@ -40,6 +40,22 @@ MAX_REQUESTS = 2_000_000
 
 # --- server ---------------------------------------------------------------------------------------
 
+def build_demo_bundle() -> Path:
+    """Without a bundle argument: the demo's bundle (full CSV + shipped sample) in a temp dir."""
+    import tempfile
+
+    from archive import election
+    from archive.bundle import build_bundle
+    from archive.ingest import ingest
+
+    tmp = Path(tempfile.mkdtemp(prefix="testigo-site-load-"))
+    e = election.load()
+    ingest([str(e.registry_path)] + sorted(str(p) for p in (e.folder / "sample").glob("*.jpg")), tmp / "work")
+    build_bundle(tmp / "work", tmp / "bundle")
+    print(f"built the demo bundle (full CSV + sample) in {tmp / 'bundle'}", flush=True)
+    return tmp / "bundle"
+
+
 def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
     from publish.site import SiteError, start_in_subprocess
     try:
@@ -183,7 +199,7 @@ def pick_mesas(bundle: Path, n: int, seed: int = 28) -> tuple[str, list[str]]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("bundle", nargs="?", help="bundle folder (also used to pick mesa ids)")
+    ap.add_argument("bundle", nargs="?", help="bundle folder (also used to pick mesa ids); default: build the demo bundle in a temp folder")
     ap.add_argument("--bundle", dest="bundle_opt", help=argparse.SUPPRESS)
     ap.add_argument("--url", help="a server already running on loopback (default: start one)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per timed scenario (max 120)")
@@ -192,9 +208,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     a = ap.parse_args(argv)
-    bundle = Path(a.bundle or a.bundle_opt or "")
-    if not (a.bundle or a.bundle_opt) or not bundle.is_dir():
-        ap.error("give the bundle folder")
+    if a.bundle or a.bundle_opt:
+        bundle = Path(a.bundle or a.bundle_opt)
+        if not bundle.is_dir():
+            ap.error(f"{bundle}: no such bundle folder")
+    else:
+        bundle = build_demo_bundle()
     duration = min(max(a.duration, 1.0), MAX_DURATION)
     tool = a.tool if a.tool != "auto" else ("wrk" if shutil.which("wrk") else "python")
     if tool == "wrk" and not shutil.which("wrk"):
