@@ -9,13 +9,13 @@ the signed checksums, public key and README offered for download. Nothing is wri
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archive import manifest, signing
 from archive.errors import TestigoError
 
 HERE = Path(__file__).resolve().parent
@@ -124,42 +124,23 @@ def _read_text(p: Path) -> str | None:
         return None
 
 
-def parse_sums(text: str | None) -> dict[str, str]:
-    """``sha256sum`` output -> {relative path: hex}. Bad lines are ignored."""
-    out: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        digest, sep, name = line.partition("  ")
-        if not sep:
-            digest, sep, name = line.partition(" *")
-        if sep and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest.lower()):
-            out[name.strip()] = digest.lower()
-    return out
-
-
-def minisign_key_id(pub_text: str | None) -> str | None:
-    """Key id of a minisign public key file, as minisign prints it (upper-case hex)."""
-    if not pub_text:
-        return None
-    lines = [ln.strip() for ln in pub_text.splitlines() if ln.strip() and not ln.startswith("untrusted comment")]
-    if not lines:
+def _key_id(pub: Path) -> str | None:
+    """Key id of the bundle's minisign.pub as minisign prints it, or None if unreadable."""
+    if not pub.is_file():
         return None
     try:
-        raw = base64.b64decode(lines[0], validate=True)
-    except ValueError:
+        return signing.key_id(signing.load_public_key(pub))
+    except TestigoError:
         return None
-    if len(raw) != 42 or raw[:2] != b"Ed":
-        return None
-    return raw[2:10][::-1].hex().upper()
 
 
 def magnet_from_torrent(path: str | Path) -> str | None:
-    """The magnet link of a .torrent file (libtorrent), or None when it cannot be read."""
+    """The magnet link of a .torrent file, or None (logged) when it cannot be read."""
+    from publish.torrent import read_torrent
     try:
-        import libtorrent as lt
-        info = lt.torrent_info(str(path))
-        return lt.make_magnet_uri(info)
-    except Exception as e:  # libtorrent raises RuntimeError on a bad file; missing module: ImportError
-        logging.getLogger(__name__).warning("no magnet link: %s: %s", path, e)
+        return read_torrent(path).magnet
+    except TestigoError as e:
+        logging.getLogger(__name__).warning("no magnet link: %s", e)
         return None
 
 
@@ -192,12 +173,12 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
     db_path = _find_db(path, datapackage)
     testigo = datapackage.get("testigo") if isinstance(datapackage.get("testigo"), dict) else {}
     election_id = testigo.get("election") or db_path.stem
-    sums_text = _read_text(path / "SHA256SUMS")
-    sums = parse_sums(sums_text)
+    sums_path = path / manifest.MANIFEST
+    sums = manifest.parse_manifest(sums_path.read_bytes())[0] if sums_path.is_file() else {}
     public_key = _read_text(path / "minisign.pub")
     b = Bundle(path=path, db_path=db_path, db_name=db_path.stem, election_id=election_id,
                datapackage=datapackage, testigo=testigo, sums=sums, public_key=public_key,
-               key_id=minisign_key_id(public_key) or testigo.get("public_key_fingerprint"),
+               key_id=_key_id(path / "minisign.pub") or testigo.get("public_key_fingerprint"),
                readme=_read_text(path / "README.md"))
     # downloads: top-level files listed in SHA256SUMS, then the checksums and signature
     names = [n for n in sorted(sums) if "/" not in n]
