@@ -160,8 +160,16 @@ class Ingester:
             workdir.set_meta("election", self.election_id)
         self.election = election_mod.load(self.election_id)
         self.jobs = max(1, jobs)
-        self.new: Counter = Counter()
         self.skipped = 0
+        # inputs of this run are those with a higher id: their outcomes (which a later reading
+        # of the same mesa may turn into "conflict") are read back rather than counted
+        self.last_id_before = workdir.db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
+
+    @property
+    def new(self) -> Counter:
+        rows = self.wd.db.execute("SELECT outcome, count(*) FROM inputs WHERE id > ? GROUP BY outcome",
+                                  (self.last_id_before,)).fetchall()
+        return Counter({r[0]: r[1] for r in rows})
 
     # ---- images -------------------------------------------------------------
     def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
@@ -252,7 +260,6 @@ class Ingester:
         self.wd.db.execute(
             "INSERT INTO inputs (source, locator, sha256, kind, outcome, code, reason, acta_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
-        self.new[outcome] += 1
 
     def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
                   kind: str = "image") -> None:

@@ -66,3 +66,17 @@ def test_demo_builds_a_verified_bundle_from_the_shipped_sample(tmp_path):
     again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "d"), "--no-serve"])
     assert again.exit_code == 0 and "new: nothing" in again.output
     assert (bundle / "SHA256SUMS").read_bytes() == sums
+
+
+def test_ingest_files_from_a_list(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(qr_png(KNOWN))
+    b.write_bytes(qr_png(KNOWN.replace("!140,", "!139,")))
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# photos from the first volunteer\n{a}\n\n{b}\n")
+    result = CliRunner().invoke(cli, ["ingest", "--files-from", str(listing), "-w", str(tmp_path / "w"),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["new"] == {"conflict": 2}
+    missing = CliRunner().invoke(cli, ["ingest", str(tmp_path / "nope"), "-w", str(tmp_path / "w")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
