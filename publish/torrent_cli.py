@@ -85,7 +85,11 @@ def _with(options):
 @click.option("--v1-only", is_flag=True, help="Write only the v1 torrent (no hybrid).")
 @click.option("--hybrid-only", is_flag=True, help="Write only the hybrid v1+v2 torrent (no v1 companion).")
 @click.option("--name", help="Torrent name (the top folder downloaders get). Default: the bundle folder's name.")
-def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name):
+@click.option("--archive-item", metavar="ID",
+              help="The Internet Archive item holding this bundle (`testigo upload B --identifier ID`): "
+                   "names the torrent ID and adds the item as a web seed, so downloads work even with "
+                   "no peer online. Same as --name ID --web-seed https://archive.org/download/.")
+def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archive_item):
     """Make the .torrent files of a signed BUNDLE and print their magnet links.
 
     \b
@@ -101,6 +105,17 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name):
 
     if v1_only and hybrid_only:
         raise click.UsageError("--v1-only and --hybrid-only exclude each other")
+    if archive_item:
+        from .internet_archive import ARCHIVE_DOWNLOAD_URL, validate_identifier
+        try:
+            archive_item = validate_identifier(archive_item)
+        except TestigoError as e:
+            raise click.BadParameter(str(e), param_hint="--archive-item") from None
+        if name and name != archive_item:
+            raise click.UsageError("--archive-item names the torrent after the item; drop --name "
+                                   "or give the same value")
+        # clients fetch WEBSEED/NAME/<file>; the archive serves download/ITEM/<file>
+        name, web_seeds = archive_item, (*web_seeds, ARCHIVE_DOWNLOAD_URL)
     kinds = ("v1",) if v1_only else ("hybrid",) if hybrid_only else T.KINDS
     line = _Line(every=10.0)
     try:

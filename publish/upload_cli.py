@@ -149,3 +149,4 @@ def upload(bundle: Path, identifier: str, collection: str | None, dry_run: bool,
                f" ({len(result.sent)} sent now, {len(result.plan.already_there)} already there).")
     click.echo(f"  page:     {ia.ARCHIVE_DETAILS_URL}{identifier}")
     click.echo(f"  download: {ia.internet_archive_web_seed(identifier)}")
+    click.echo(f"  torrent with the item as web seed: testigo torrent {bundle} --archive-item {identifier}")

@@ -414,6 +414,24 @@ def test_torrent_cli_prints_magnets(fake_bundle, tmp_path):
     assert res.exit_code == 1 and "Error:" in res.output and "SHA256SUMS" in res.output
 
 
+@pytest.mark.timeout(60)
+def test_torrent_cli_archive_item_names_the_torrent_and_seeds_from_the_item(fake_bundle, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "ia.torrent"
+    res = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--out", str(out), "--archive-item",
+                                              "testigo-ve-2024-20240801"])
+    assert res.exit_code == 0, res.output
+    info = T.read_torrent(out)
+    # clients fetch WEBSEED/NAME/<file>: https://archive.org/download/<item>/<file>, the item's layout
+    assert info.name == "testigo-ve-2024-20240801"
+    assert info.web_seeds == ("https://archive.org/download/",)
+    assert "ws=https%3A%2F%2Farchive.org%2Fdownload%2F" in res.stdout.splitlines()[0]
+    bad = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--archive-item", "no spaces"])
+    assert bad.exit_code == 2 and "--archive-item" in bad.output
+    clash = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--archive-item", "abc-1", "--name", "x"])
+    assert clash.exit_code == 2
+
+
 def _read_until(stream, pattern: str, timeout: float) -> str:
     """Read lines from a pipe until one matches; fail (not hang) after ``timeout``."""
     got = []
