@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def cli():
               help="Also ingest the paths listed in this file (one per line; '-' for stdin).")
 @click.option("--election", default=None, help="Election definition under datasets/ "
               f"(default: the workdir's, or {election_mod.DEFAULT_ELECTION}).")
-@click.option("--jobs", "-j", default=1, show_default=True, help="Decode with this many processes.")
+@click.option("--jobs", "-j", default=os.cpu_count() or 1, show_default="all cores",
+              help="Decode with this many processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(sources, workdir, files_from, election, jobs, as_json):
     """Ingest acta photos (folders, JPEG/PNG files, zips) and transcribed sheets (.csv).

@@ -150,6 +150,18 @@ def _decode_job(args: tuple[bytes, str, str]) -> dict:
             "width": width, "height": height}
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a killed ingest (even kill -9) must not leave decoders behind."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class Ingester:
     """Runs ingest against one workdir; ``progress`` gets called once per input."""
 
@@ -174,7 +186,8 @@ class Ingester:
     # ---- images -------------------------------------------------------------
     def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
                      batch: int = 32) -> None:
-        pool = ProcessPoolExecutor(self.jobs) if self.jobs > 1 else None
+        pool = (ProcessPoolExecutor(self.jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+                if self.jobs > 1 and len(items) > 1 else None)
         try:
             for start in range(0, len(items), batch):
                 chunk = items[start:start + batch]

@@ -192,6 +192,18 @@ def test_sheet_with_wrong_columns_is_rejected_and_bad_rows_recorded(tmp_path):
     assert by["five.csv#row=5"] == ("transcribed", None)
 
 
+def _ingest_processes(workdir) -> list[int]:
+    """Pids of processes whose command line names this workdir."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(workdir).encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.timeout(300)
 def test_resume_after_kill_9_loses_nothing_and_counts_nothing_twice(tmp_path):
     src = tmp_path / "p"
@@ -239,6 +251,11 @@ def test_resume_after_kill_9_loses_nothing_and_counts_nothing_twice(tmp_path):
     stored = {p.name for p in (workdir / "objects").rglob("*") if p.is_file() and ".tmp" not in p.name}
     for (sha,) in db.execute("SELECT sha256 FROM inputs"):
         assert sha in stored
+    # no decoder process outlived the ingest it belonged to
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _ingest_processes(workdir):
+        time.sleep(0.2)
+    assert _ingest_processes(workdir) == []
     # a final re-run is a no-op
     again = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["new"] == {}
