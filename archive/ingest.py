@@ -64,10 +64,19 @@ def _read_file(path: Path) -> Callable[[], bytes]:
     return read
 
 
+def _member_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return zf.read(info)
+        except Exception as e:  # zipfile raises BadZipFile, zlib.error, EOFError, NotImplementedError...
+            raise RejectedFile("bad_zip", f"{info.filename!r} in {path.name} cannot be read ({e}); "
+                               "the zip is damaged: re-create it from the original photos") from None
+    return read
+
+
 def _zip_items(source: str, path: Path) -> Iterator[Item]:
-    def rejected(code: str, message: str, locator: str = str(path)) -> Item:
-        return Item(source, locator, _read_file(path) if locator == str(path) else (lambda: b""),
-                    RejectedFile(code, message))
+    def rejected(code: str, message: str) -> Item:
+        return Item(source, str(path), _read_file(path), RejectedFile(code, message))
     try:
         zf = zipfile.ZipFile(path)
         infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
@@ -81,22 +90,23 @@ def _zip_items(source: str, path: Path) -> Iterator[Item]:
         name = info.filename
         locator = f"{path}!{name}"
         parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            yield Item(source, locator, lambda: name.encode(),
-                       RejectedFile("unsafe_path", f"zip member {name!r} has an unsafe path "
-                                    "(absolute or with '..'); it was not read"))
-            continue
         if info.file_size > MAX_FILE_BYTES:
-            yield Item(source, locator, lambda: name.encode(),
+            yield Item(source, locator, lambda name=name: name.encode(),  # not read: only its name is kept
                        RejectedFile("too_large", f"zip member {name!r} is {info.file_size // 2**20} MB "
                                     "uncompressed; not an acta photo"))
             continue
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            # read in memory (never extracted), so the stored original and its hash are the content's
+            yield Item(source, locator, _member_reader(zf, info, path),
+                       RejectedFile("unsafe_path", f"zip member {name!r} has an unsafe path "
+                                    "(absolute or with '..'); it was kept in the workdir, never extracted nor decoded"))
+            continue
         if name.lower().endswith(".zip"):
-            yield Item(source, locator, lambda zf=zf, info=info: zf.read(info),
+            yield Item(source, locator, _member_reader(zf, info, path),
                        RejectedFile("nested_archive", f"{name!r} is a zip inside a zip; unzip it "
                                     "and ingest the folder"))
             continue
-        yield Item(source, locator, lambda zf=zf, info=info: zf.read(info))
+        yield Item(source, locator, _member_reader(zf, info, path))
 
 
 def expand_sources(sources: Iterable[str]) -> tuple[list[Item], list[Sheet]]:
@@ -224,8 +234,7 @@ class Ingester:
         results = list(pool.map(_decode_job, jobs)) if pool and len(jobs) > 1 else [_decode_job(j) for j in jobs]
         decoded = dict(zip(todo.keys(), results))
         for item, data, sha, problem in prepared:
-            if problem is None or problem.code not in ("unsafe_path",):
-                self.wd.store(data, sha)
+            self.wd.store(data, sha)
             self._record_image(item, data, sha, problem, decoded.get(sha))
 
     def _record_image(self, item: Item, data: bytes, sha: str, problem, fresh: dict | None) -> None:

@@ -275,3 +275,27 @@ def test_parallel_decoding_gives_the_same_outcomes(tmp_path):
     one, two = table(tmp_path / "one"), table(tmp_path / "two")
     assert one == two and len(one) == 12
     assert all(row[3] for row in one)  # every sample rendering decoded
+
+
+def test_damaged_and_oversized_zip_members_are_recorded_and_the_rest_ingested(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = qr_png(KNOWN)
+    with zipfile.ZipFile(src / "lote.zip", "w") as z:
+        z.writestr("a_damaged.png", good, compress_type=zipfile.ZIP_STORED)
+        z.writestr("b_good.png", good + b"", compress_type=zipfile.ZIP_DEFLATED)
+        zeros = bytes(65 * 2**20)
+        z.writestr("c_huge1.png", zeros, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("d_huge2.png", zeros, compress_type=zipfile.ZIP_DEFLATED)
+    raw = bytearray((src / "lote.zip").read_bytes())
+    at = raw.index(good[:64]) + 200        # inside the stored member's data: its CRC no longer matches
+    raw[at] ^= 0xFF
+    (src / "lote.zip").write_bytes(bytes(raw))
+    ingest([str(src)], tmp_path / "w")
+    db = sqlite3.connect(tmp_path / "w" / "state.db")
+    rows = {loc.split("!")[-1]: (o, c, sha) for loc, o, c, sha in
+            db.execute("SELECT locator, outcome, code, sha256 FROM inputs")}
+    assert rows["a_damaged.png"][:2] == ("rejected-file", "bad_zip")
+    assert rows["b_good.png"][0] == "decoded"
+    assert rows["c_huge1.png"][:2] == rows["d_huge2.png"][:2] == ("rejected-file", "too_large")
+    assert rows["c_huge1.png"][2] != rows["d_huge2.png"][2]   # each member is its own input
