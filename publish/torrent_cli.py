@@ -119,28 +119,21 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
     kinds = ("v1",) if v1_only else ("hybrid",) if hybrid_only else T.KINDS
     line = _Line(every=10.0)
     try:
-        total = 0
-        for kind in kinds:
-            t0 = time.monotonic()
-            target = out if (out is None or len(kinds) == 1 or kind == "hybrid") else _v1_path(out)
-            info = T.make_torrent(bundle, target, web_seeds, trackers, kind=kind, name=name,
-                                  progress=lambda done, n, k=kind: line.show(f"hashing {bundle} for the {k} torrent: "
-                                                                             f"{done}/{n} pieces", force=done == n))
-            line.done()
-            total = info.total_size
+        t0 = time.monotonic()
+        infos = T.make_torrents(bundle, out, web_seeds, trackers, kinds=kinds, name=name,
+                                progress=lambda k, done, n: line.show(f"hashing {bundle} for the {k} torrent: "
+                                                                      f"{done}/{n} pieces", force=done == n))
+        line.done()
+        for info in infos:
             hashes = " ".join(f"{k} {h}" for k, h in (("v1", info.info_hash_v1), ("v2", info.info_hash_v2)) if h)
-            _err(f"wrote {info.path} ({'hybrid v1+v2' if kind == 'hybrid' else 'v1 only'}, {len(info.files)} files, "
-                 f"{info.piece_length // 1024} KiB pieces, {time.monotonic() - t0:.1f}s) info-hash {hashes}")
+            _err(f"wrote {info.path} ({'hybrid v1+v2' if info.kind == 'hybrid' else 'v1 only'}, "
+                 f"{len(info.files)} files, {info.piece_length // 1024} KiB pieces) info-hash {hashes}")
             click.echo(info.magnet)
-        _err(f"{total / 1048576:.1f} MiB in {name or bundle.resolve().name}")
+        _err(f"{infos[-1].total_size / 1048576:.1f} MiB in {name or bundle.resolve().name}, "
+             f"hashed in {time.monotonic() - t0:.1f}s")
     except TestigoError as e:
         line.done()
         raise click.ClickException(str(e)) from None
-
-
-def _v1_path(out: Path) -> Path:
-    stem = out.name[: -len(".torrent")] if out.name.endswith(".torrent") else out.name
-    return out.with_name(f"{stem}.v1.torrent")
 
 
 @click.command(context_settings=CONTEXT)
