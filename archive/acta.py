@@ -35,6 +35,19 @@ class Acta:
                            "nulos": self.nulos}, sort_keys=True)
 
 
+def differences(qr_votes: dict, qr_validos: int, csv_votes: dict, csv_validos: int) -> dict:
+    """Field-by-field differences between a QR reading and a transcribed row of one mesa.
+
+    ``{field: {"qr": x, "csv": y}}`` for each candidate (and válidos) that differs; empty when
+    they agree. The one definition of "agree" for ingest's cross-check and the bundle's.
+    """
+    diff = {k: {"qr": qr_votes.get(k), "csv": csv_votes.get(k)}
+            for k in sorted(set(qr_votes) | set(csv_votes)) if qr_votes.get(k) != csv_votes.get(k)}
+    if qr_validos != csv_validos:
+        diff["validos"] = {"qr": qr_validos, "csv": csv_validos}
+    return diff
+
+
 def _int_field(text: str, what: str, code: str) -> int:
     t = text.strip()
     if t.startswith("-") and t[1:].isdigit():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -138,7 +139,7 @@ def expand_sources(sources: Iterable[str]) -> tuple[list[Item], list[Sheet]]:
 
 def read_file_list(path: str) -> list[str]:
     """A file list: one path per line; blank lines and '#' comments ignored."""
-    text = Path(path).read_text(encoding="utf-8") if path != "-" else __import__("sys").stdin.read()
+    text = Path(path).read_text(encoding="utf-8") if path != "-" else sys.stdin.read()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -243,7 +244,7 @@ class Ingester:
         try:
             if problem is not None:
                 db.execute("INSERT OR IGNORE INTO blobs (sha256, size) VALUES (?, ?)", (sha, len(data)))
-                self._input(item, sha, "rejected-file", problem.code, str(problem))
+                self._input(item.source, item.locator, sha, "rejected-file", problem.code, str(problem))
                 db.execute("COMMIT")
                 return
             if fresh is not None:
@@ -256,18 +257,18 @@ class Ingester:
             earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
                                  "ORDER BY id LIMIT 1", (sha,)).fetchone()
             if earlier is not None and earlier["acta_id"] is not None:
-                self._input(item, sha, "duplicate", "same_file",
+                self._input(item.source, item.locator, sha, "duplicate", "same_file",
                             f"the same file was already ingested as {earlier['locator']}", earlier["acta_id"])
             elif r["status"] == "rejected":
-                self._input(item, sha, "rejected-file", r["code"], r["reason"])
+                self._input(item.source, item.locator, sha, "rejected-file", r["code"], r["reason"])
             elif r["status"] != "ok":
-                self._input(item, sha, r["status"], r["code"], r["reason"])
+                self._input(item.source, item.locator, sha, r["status"], r["code"], r["reason"])
             else:
                 try:
                     a = acta_mod.parse_payload(r["qr_text"], self.election)
                     acta_mod.validate(a, self.election)
                 except PayloadError as e:
-                    self._input(item, sha, "invalid", e.code, str(e))
+                    self._input(item.source, item.locator, sha, "invalid", e.code, str(e))
                 else:
                     self._add_acta(a, item.source, item.locator, sha, image_sha=sha)
             db.execute("COMMIT")
@@ -275,10 +276,8 @@ class Ingester:
             db.execute("ROLLBACK")
             raise
 
-    def _input(self, item: Item, sha, outcome, code, reason, acta_id=None, kind="image") -> None:
-        self._insert_input(item.source, item.locator, sha, kind, outcome, code, reason, acta_id)
-
-    def _insert_input(self, source, locator, sha, kind, outcome, code, reason, acta_id) -> None:
+    def _input(self, source: str, locator: str, sha: str, outcome: str, code: str | None,
+               reason: str | None, acta_id: int | None = None, kind: str = "image") -> None:
         self.wd.db.execute(
             "INSERT INTO inputs (source, locator, sha256, kind, outcome, code, reason, acta_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
@@ -318,7 +317,7 @@ class Ingester:
                            "WHERE acta_id = ? AND outcome IN ('decoded', 'transcribed')",
                            (f"mesa {a.mesa_key} was later read with different numbers in {locator}; "
                             "all readings are kept and flagged for review", r["id"]))
-        self._insert_input(source, locator, sha, kind, outcome, code, reason, acta_id)
+        self._input(source, locator, sha, outcome, code, reason, acta_id, kind)
 
     # ---- sheets -------------------------------------------------------------
     def ingest_sheet(self, sheet: Sheet) -> None:
@@ -340,9 +339,8 @@ class Ingester:
             columns = reader.fieldnames or []
             needed = list(REQUIRED_SHEET_COLUMNS) + [c.csv_column for c in self.election.candidates]
             missing = [c for c in needed if c not in columns]
-            item = Item(sheet.source, str(sheet.path), lambda: data)
             if missing:
-                self._input(item, sha, "rejected-file", "unknown_sheet",
+                self._input(sheet.source, str(sheet.path), sha, "rejected-file", "unknown_sheet",
                             f"{sheet.path.name} is not a per-mesa results sheet: missing columns "
                             f"{', '.join(missing)}", kind="file")
                 db.execute("COMMIT")
@@ -350,12 +348,11 @@ class Ingester:
             rows = 0
             for rows, row in enumerate(reader, 1):
                 locator = f"{sheet.path}#row={rows}"
-                row_item = Item(sheet.source, locator, lambda: b"")
                 try:
                     a = acta_mod.parse_csv_row(row, self.election)
                     acta_mod.validate(a, self.election)
                 except PayloadError as e:
-                    self._input(row_item, sha, "invalid", e.code, f"row {rows}: {e}", kind="sheet-row")
+                    self._input(sheet.source, locator, sha, "invalid", e.code, f"row {rows}: {e}", kind="sheet-row")
                     continue
                 self._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row")
             db.execute("INSERT INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), rows))
@@ -390,10 +387,7 @@ def crosschecks(wd: Workdir) -> list[dict]:
         "WHERE q.source_kind = 'qr' ORDER BY q.id, c.id").fetchall()
     out = []
     for r in rows:
-        qv, cv = json.loads(r["qv"]), json.loads(r["cv"])
-        diff = {k: {"qr": qv.get(k), "csv": cv.get(k)} for k in sorted(set(qv) | set(cv)) if qv.get(k) != cv.get(k)}
-        if r["qval"] != r["cval"]:
-            diff["validos"] = {"qr": r["qval"], "csv": r["cval"]}
+        diff = acta_mod.differences(json.loads(r["qv"]), r["qval"], json.loads(r["cv"]), r["cval"])
         out.append({"qr_acta": r["qr_id"], "csv_acta": r["csv_id"], "centro": r["centro"], "mesa": r["mesa"],
                     "result": "disagree" if diff else "agree", "differences": diff})
     return out
