@@ -84,7 +84,7 @@ def ingest(sources, workdir, files_from, election, jobs, as_json):
     Safe to interrupt and to run again: finished inputs are skipped.
     """
     from .ingest import ingest as run, read_file_list
-    from .workdir import Workdir
+    from .workdir import OUTCOMES, Workdir
 
     sources = list(sources) + (read_file_list(files_from) if files_from else [])
     if not sources:
@@ -98,7 +98,7 @@ def ingest(sources, workdir, files_from, election, jobs, as_json):
         click.echo(json.dumps({"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals}))
         return
     click.echo(f"{summary.total()} new inputs, {summary.skipped} already ingested (skipped)")
-    for outcome in ("decoded", "transcribed", "duplicate", "conflict", "unreadable", "invalid", "rejected-file"):
+    for outcome in OUTCOMES:
         if summary.new.get(outcome) or totals.get(outcome):
             click.echo(f"  {outcome:14} {summary.new.get(outcome, 0):>7} new  {totals.get(outcome, 0):>7} in workdir")
     if any(summary.new.get(k) for k in ("unreadable", "invalid", "rejected-file", "conflict")):
@@ -216,7 +216,3 @@ def demo(base, host, port, serve, election):
 
     click.echo(f"5/5 serve: Datasette over {bundle} (Ctrl-C to stop)")
     run_server(bundle, host=host, port=port, echo=click.echo)
-
-
-def main():
-    cli()

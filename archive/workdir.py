@@ -6,7 +6,6 @@ no-op, and building a bundle never needs to decode an image again.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 from pathlib import Path
@@ -16,7 +15,7 @@ from .errors import WorkdirError
 SCHEMA_VERSION = 1
 STATE_DB = "state.db"
 
-OUTCOMES = ("decoded", "transcribed", "unreadable", "invalid", "duplicate", "conflict", "rejected-file")
+OUTCOMES = ("decoded", "transcribed", "duplicate", "conflict", "unreadable", "invalid", "rejected-file")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -134,9 +133,6 @@ class Workdir:
             os.replace(tmp, dest)
         return sha256
 
-    def read_object(self, sha256: str) -> bytes:
-        return self.object_path(sha256).read_bytes()
-
     def outcome_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT outcome, count(*) FROM inputs GROUP BY outcome").fetchall()
         return {r[0]: r[1] for r in rows}
@@ -149,7 +145,3 @@ class Workdir:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def loads(text: str | None):
-    return json.loads(text) if text else None
