@@ -124,10 +124,9 @@ def decode(images, as_json, election):
     failed = 0
     for path in images:
         r = reading.decode_bytes(Path(path).read_bytes(), defn, path)
-        # a file that is not a usable image is reported as invalid, with the refusal's code
-        out = {"file": path, "status": "invalid" if r.status == "rejected" else r.status,
-               "qr_text": r.qr_text, "reason": r.reason, "code": r.code, "decoder": r.decoder,
-               "step": r.step}
+        out = {"file": path, **r.to_dict()}
+        if r.status == "rejected":  # not a usable image: reported as invalid, with the refusal's code
+            out["status"] = "invalid"
         failed += out["status"] != "ok"
         click.echo(json.dumps(out, ensure_ascii=False))
     sys.exit(2 if failed else 0)

@@ -65,9 +65,6 @@ class Election:
     def registry_path(self) -> Path:
         return self.folder / self.meta["registry"]["file"]
 
-    def candidate_codes(self) -> list[str]:
-        return [c.code for c in self.candidates]
-
     def mesa(self, centro: int, mesa: int) -> Mesa | None:
         return self.mesas.get((centro, mesa))
 

@@ -153,12 +153,10 @@ def _decode_job(args: tuple[bytes, str, str]) -> dict:
     from . import reading
     r = reading.decode_bytes(data, election_mod.load(election_id), name)
     if r.status == "rejected":
-        return {"status": "rejected", "code": r.code, "reason": r.reason}
+        return r.to_dict()
     with Image.open(io.BytesIO(data)) as im:  # header only: the pixels were checked above
         media_type, (width, height) = Image.MIME[im.format], im.size
-    return {"status": r.status, "qr_text": r.qr_text, "code": r.code, "reason": r.reason,
-            "decoder": r.decoder, "step": r.step, "media_type": media_type,
-            "width": width, "height": height}
+    return {**r.to_dict(), "media_type": media_type, "width": width, "height": height}
 
 
 def _exit_with_parent(parent_pid: int) -> None:
