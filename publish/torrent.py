@@ -268,8 +268,15 @@ def magnet_link(name: str, v1: str | None, v2: str | None, trackers: Sequence[st
     return "magnet:?" + "&".join(q)
 
 
-def _describe(data: bytes, path: Path | None) -> TorrentInfo:
-    atp = lt.load_torrent_buffer(data)
+def _load_torrent(path: Path) -> "lt.add_torrent_params":
+    """Parse a .torrent file. Its trackers and web seeds are in the result, not in ``.ti``."""
+    try:
+        return lt.load_torrent_buffer(path.read_bytes())
+    except (OSError, RuntimeError) as e:
+        raise TorrentFileError(f"cannot read torrent {path}: {e}") from None
+
+
+def _describe(atp: "lt.add_torrent_params", path: Path | None) -> TorrentInfo:
     ti = atp.ti
     fs = ti.layout()
     ih = ti.info_hashes()
@@ -299,10 +306,7 @@ def _describe(data: bytes, path: Path | None) -> TorrentInfo:
 def read_torrent(path: str | os.PathLike) -> TorrentInfo:
     """Describe an existing .torrent file."""
     p = Path(path)
-    try:
-        return _describe(p.read_bytes(), p)
-    except (OSError, RuntimeError) as e:
-        raise TorrentFileError(f"cannot read torrent {p}: {e}") from None
+    return _describe(_load_torrent(p), p)
 
 
 def default_torrent_path(bundle_dir: Path, kind: str = "hybrid", name: str | None = None) -> Path:
@@ -395,7 +399,7 @@ def make_torrent(
     tmp = target.with_name(target.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, target)
-    return _describe(data, target)
+    return _describe(lt.load_torrent_buffer(data), target)
 
 
 def make_torrents(
@@ -583,21 +587,14 @@ class Seeder:
         self.ses = None
 
     def start(self) -> "Seeder":
-        tis = []
-        self.infos = []
-        for p in self.torrent_paths:
-            try:
-                data = p.read_bytes()
-                tis.append((p, lt.torrent_info(data)))
-                self.infos.append(_describe(data, p))
-            except (OSError, RuntimeError) as e:
-                raise TorrentFileError(f"cannot read torrent {p}: {e}") from None
+        loaded = [(p, _load_torrent(p)) for p in self.torrent_paths]
+        self.infos = [_describe(atp, p) for p, atp in loaded]
         self._size = max(i.total_size for i in self.infos)
         self.ses = _session(self.listen, **self.discovery)
         try:
             self.port = self.ses.listen_port()
-            for p, ti in tis:
-                self.handles.append(self._add_checked(p, ti))
+            for p, atp in loaded:
+                self.handles.append(self._add_checked(p, atp))
             for h in self.handles:
                 h.unset_flags(lt.torrent_flags.stop_when_ready)
                 h.resume()
@@ -607,11 +604,10 @@ class Seeder:
             raise
         return self
 
-    def _add_checked(self, path: Path, ti: "lt.torrent_info") -> "lt.torrent_handle":
+    def _add_checked(self, path: Path, atp: "lt.add_torrent_params") -> "lt.torrent_handle":
+        ti = atp.ti
         fs = ti.layout()
         prefix = ti.name()
-        atp = lt.add_torrent_params()
-        atp.ti = ti
         atp.save_path = str(self.bundle_dir.parent)
         if prefix != self.bundle_dir.name:      # the mirror renamed the folder: map paths onto it
             atp.renamed_files = {
@@ -804,10 +800,7 @@ def _load_source(source: str | os.PathLike) -> "lt.add_torrent_params":
     p = Path(s)
     if not p.is_file():
         raise TorrentFileError(f"{s!r} is neither a magnet link nor a .torrent file")
-    try:
-        return lt.load_torrent_buffer(p.read_bytes())
-    except (OSError, RuntimeError) as e:
-        raise TorrentFileError(f"cannot read torrent {p}: {e}") from None
+    return _load_torrent(p)
 
 
 def fetch(
