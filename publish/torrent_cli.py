@@ -5,6 +5,7 @@ behave the same inside the ``testigo`` group and on their own.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import click
 from archive.errors import TestigoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# publish.torrent.DEFAULT_LISTEN, spelled out so that `testigo --help` does not load libtorrent
+DEFAULT_LISTEN = "0.0.0.0:6881,[::]:6881"
 
 
 def _err(msg: str) -> None:
@@ -46,6 +49,21 @@ class _Line:
         if self.tty and self.width:
             click.echo("", err=True)
             self.width = 0
+
+
+@contextlib.contextmanager
+def _library_errors(line: _Line):
+    """A library error ends the status line and becomes ``Error: ...`` with exit code 1."""
+    try:
+        yield
+    except TestigoError as e:
+        line.done()
+        raise click.ClickException(str(e)) from None
+
+
+def _info_hashes(info) -> str:
+    """``v1 <hex> v2 <hex>``, each part only when the torrent has that hash."""
+    return " ".join(f"{k} {h}" for k, h in (("v1", info.info_hash_v1), ("v2", info.info_hash_v2)) if h)
 
 
 def _discovery(no_dht: bool, no_lsd: bool, no_port_mapping: bool, no_utp: bool) -> dict:
@@ -118,22 +136,18 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
         name, web_seeds = archive_item, (*web_seeds, ARCHIVE_DOWNLOAD_URL)
     kinds = ("v1",) if v1_only else ("hybrid",) if hybrid_only else T.KINDS
     line = _Line(every=10.0)
-    try:
+    with _library_errors(line):
         t0 = time.monotonic()
         infos = T.make_torrents(bundle, out, web_seeds, trackers, kinds=kinds, name=name,
                                 progress=lambda k, done, n: line.show(f"hashing {bundle} for the {k} torrent: "
                                                                       f"{done}/{n} pieces", force=done == n))
         line.done()
         for info in infos:
-            hashes = " ".join(f"{k} {h}" for k, h in (("v1", info.info_hash_v1), ("v2", info.info_hash_v2)) if h)
             _err(f"wrote {info.path} ({'hybrid v1+v2' if info.kind == 'hybrid' else 'v1 only'}, "
-                 f"{len(info.files)} files, {info.piece_length // 1024} KiB pieces) info-hash {hashes}")
+                 f"{len(info.files)} files, {info.piece_length // 1024} KiB pieces) info-hash {_info_hashes(info)}")
             click.echo(info.magnet)
         _err(f"{infos[-1].total_size / 1048576:.1f} MiB in {name or bundle.resolve().name}, "
              f"hashed in {time.monotonic() - t0:.1f}s")
-    except TestigoError as e:
-        line.done()
-        raise click.ClickException(str(e)) from None
 
 
 @click.command(context_settings=CONTEXT)
@@ -141,7 +155,7 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
 @click.option("--torrent", "torrents", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Torrent file to serve; repeatable. Default: BUNDLE.torrent and BUNDLE.v1.torrent "
                    "beside the bundle folder (as written by `testigo torrent`).")
-@click.option("--listen", default="0.0.0.0:6881,[::]:6881", show_default=True, metavar="HOST:PORT[,...]",
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT[,...]",
               help="Addresses and port to accept peers on, comma-separated ([ADDR]:PORT for IPv6; port 0 "
                    "picks a free one; if the port is taken the next free one is used and shown). Open "
                    "the port in the firewall so that others can connect.")
@@ -159,22 +173,18 @@ def seed(bundle, torrents, listen, no_dht, no_lsd, no_port_mapping, no_utp, peer
     from . import torrent as T
 
     line = _Line(every=30.0)
-    try:
+    with _library_errors(line):
         seeder = T.Seeder(bundle, list(torrents) or None, listen, peers=peers,
                           **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
         _err(f"checking {bundle} against {', '.join(p.name for p in seeder.torrent_paths)}...")
         with seeder:
             for info in seeder.infos:
-                hashes = " ".join(f"{k} {h}" for k, h in (("v1", info.info_hash_v1), ("v2", info.info_hash_v2)) if h)
-                _err(f"  {info.path.name}: {info.kind}, {len(info.files)} files OK, info-hash {hashes}")
+                _err(f"  {info.path.name}: {info.kind}, {len(info.files)} files OK, info-hash {_info_hashes(info)}")
             _err(f"seeding on port {seeder.port} (Ctrl-C to stop)")
             summary = seeder.run(max_seconds=duration, on_status=lambda st: line.show(st.line()))
         line.done()
         _err(f"stopped{' (interrupted)' if summary.interrupted else ''}: sent {summary.uploaded / 1048576:.1f} MiB "
              f"in {summary.seconds:.0f}s, up to {summary.max_peers} peer(s) at once")
-    except TestigoError as e:
-        line.done()
-        raise click.ClickException(str(e)) from None
 
 
 @click.command(context_settings=CONTEXT)
@@ -183,7 +193,7 @@ def seed(bundle, torrents, listen, no_dht, no_lsd, no_port_mapping, no_utp, peer
               help="Folder to download into; the bundle lands in OUT/NAME/ (a partial download there is resumed).")
 @click.option("--peer", "peers", multiple=True, metavar="HOST:PORT",
               help="Connect to this peer directly (e.g. a known seeder); repeatable.")
-@click.option("--listen", default="0.0.0.0:6881,[::]:6881", show_default=True, metavar="HOST:PORT[,...]",
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT[,...]",
               help="Addresses and port for incoming peers, comma-separated.")
 @_with(_discovery_options)
 @click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (default: never).")
@@ -200,19 +210,17 @@ def fetch(source, out_dir, peers, listen, no_dht, no_lsd, no_port_mapping, no_ut
     from . import torrent as T
 
     line = _Line(every=5.0)
-    try:
-        result = T.fetch(source, out_dir, peers, listen=listen, timeout=timeout, pubkey=pubkey,
-                         on_progress=lambda p: line.show(p.line(), force=p.state == "done"),
-                         **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
-    except T.FetchVerifyError as e:
-        line.done()
-        _err(f"{e.path}: does NOT verify:")
-        for p in e.problems:
-            _err(f"  - {p}")
-        raise click.ClickException(f"the downloaded bundle at {e.path} failed verification; do not use or re-share it") from None
-    except TestigoError as e:
-        line.done()
-        raise click.ClickException(str(e)) from None
+    with _library_errors(line):
+        try:
+            result = T.fetch(source, out_dir, peers, listen=listen, timeout=timeout, pubkey=pubkey,
+                             on_progress=lambda p: line.show(p.line(), force=p.state == "done"),
+                             **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
+        except T.FetchVerifyError as e:
+            line.done()
+            _err(f"{e.path}: does NOT verify:")
+            for p in e.problems:
+                _err(f"  - {p}")
+            raise click.ClickException(f"the downloaded bundle at {e.path} failed verification; do not use or re-share it") from None
     line.done()
     for w in getattr(result.report, "warnings", []) or []:
         _err(w)

@@ -412,6 +412,7 @@ def test_torrent_cli_prints_magnets(fake_bundle, tmp_path):
 
     res = runner.invoke(torrent_cli.torrent, [str(tmp_path)])
     assert res.exit_code == 1 and "Error:" in res.output and "SHA256SUMS" in res.output
+    assert torrent_cli.DEFAULT_LISTEN == T.DEFAULT_LISTEN    # spelled out there to keep --help light
 
 
 @pytest.mark.timeout(60)
