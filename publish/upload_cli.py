@@ -88,10 +88,10 @@ def _print_plan(plan: ia.UploadPlan, dry_run: bool) -> None:
                 shown = shown[:97] + "..."
             click.echo(f"  {key}: {shown}")
         click.echo("Files:")
-        replacing = set(plan.replacing)
+        to_send = {f.key for f in plan.to_send}
         for f in b.files:
-            if f in plan.to_send:
-                action = "replace" if f.key in replacing else "send"
+            if f.key in to_send:
+                action = "replace" if f.key in plan.replacing else "send"
             else:
                 action = "skip"
             click.echo(f"  {action:<8}{_size(f.size):>10}  {f.key}")
