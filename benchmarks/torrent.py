@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from archive import manifest  # noqa: E402
 from publish import torrent as T  # noqa: E402
 
 LOCAL = dict(dht=False, lsd=False, upnp=False, natpmp=False)
@@ -55,9 +56,7 @@ def make_bundle(root: Path, size_mb: int, seed: int = 1) -> int:
     for name, text in (("datapackage.json", "{}\n"), ("README.md", "# bench\n"), ("LICENSE", "CC0\n"),
                        ("minisign.pub", "untrusted comment: bench\nRWQ\n")):
         (root / name).write_text(text)
-    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    (root / "SHA256SUMS").write_text("".join(
-        f"{hashlib.sha256((root / r).read_bytes()).hexdigest()}  {r}\n" for r in rels))
+    manifest.write_manifest(root)
     (root / "SHA256SUMS.minisig").write_text("untrusted comment: bench\nRWQ\n")
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -124,7 +123,6 @@ def main() -> None:
                   f"  ({i.piece_length // 1024} KiB pieces, {i.num_pieces} pieces, "
                   f"{i.path.stat().st_size / 1e6:.2f} MB .torrent, {len(i.pad_files)} pad files)")
 
-        sums = [line.split("  ", 1) for line in (bundle / "SHA256SUMS").read_text().splitlines()]
         for label, utp in (("TCP", False), ("uTP allowed, the default", True)):
             dl = work / f"dl-{'utp' if utp else 'tcp'}"
             shutil.rmtree(dl, ignore_errors=True)
@@ -132,7 +130,7 @@ def main() -> None:
             if dt is None:
                 print(f"{'loopback transfer, ' + label:<42} timed out after {args.timeout:.0f} s")
                 continue
-            ok = all(hashlib.sha256((dl / bundle.name / r).read_bytes()).hexdigest() == d for d, r in sums)
+            ok = manifest.check_manifest(dl / bundle.name).ok
             print(f"{'loopback transfer, ' + label:<42} {dt:7.2f} s  {mb / dt:8.1f} MB/s"
                   f"  (libtorrent -> libtorrent; SHA256SUMS {'OK' if ok else 'MISMATCH'})")
             if not ok:
