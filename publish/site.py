@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive import manifest, signing
+from archive.bundle import COLUMN_DESCRIPTIONS
 from archive.errors import TestigoError
 
 HERE = Path(__file__).resolve().parent
@@ -89,7 +90,11 @@ class DownloadFile:
     name: str            # path relative to the bundle (or the torrent's file name)
     size: int
     sha256: str | None
-    url: str
+    path: Path           # where it is on this machine (never shown)
+
+    @property
+    def url(self) -> str:
+        return "/descargas/" + self.name
 
 
 @dataclass
@@ -112,9 +117,6 @@ class Bundle:
     magnet_v1: str | None = None
     downloads: list[DownloadFile] = field(default_factory=list)
     static_version: str = ""
-
-    def file_url(self, rel: str) -> str:
-        return "/descargas/" + rel
 
 
 def _read_text(p: Path) -> str | None:
@@ -180,15 +182,16 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
                datapackage=datapackage, testigo=testigo, sums=sums, public_key=public_key,
                key_id=_key_id(path / "minisign.pub") or testigo.get("public_key_fingerprint"),
                readme=_read_text(path / "README.md"))
+
+    def offer(f: Path, sha256: str | None = None) -> None:
+        b.downloads.append(DownloadFile(f.name, f.stat().st_size, sha256, f))
+
     # downloads: top-level files listed in SHA256SUMS, then the checksums and signature
     names = [n for n in sorted(sums) if "/" not in n]
-    for extra in ("SHA256SUMS", "SHA256SUMS.minisig"):
-        if (path / extra).is_file() and extra not in names:
-            names.append(extra)
+    names += [n for n in (manifest.MANIFEST, manifest.SIGNATURE) if n not in names]
     for n in names:
-        f = path / n
-        if f.is_file():
-            b.downloads.append(DownloadFile(n, f.stat().st_size, sums.get(n), b.file_url(n)))
+        if (path / n).is_file():
+            offer(path / n, sums.get(n))
     if torrent is None:
         beside = path.with_name(path.name + ".torrent")
         torrent = beside if beside.is_file() else None
@@ -198,27 +201,20 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
             raise SiteError(f"{torrent}: no such torrent file")
         b.torrent = t
         b.magnet = magnet_from_torrent(t)
-        b.downloads.append(DownloadFile(t.name, t.stat().st_size, None, "/descargas/" + t.name))
+        offer(t)
         # `testigo torrent` writes X.torrent (hybrid v1+v2) and X.v1.torrent beside it
-        v1 = t.with_name(t.name[: -len(".torrent")] + ".v1.torrent") if t.name.endswith(".torrent") else None
-        if v1 is not None and v1.is_file() and not t.name.endswith(".v1.torrent"):
-            b.torrent_v1 = v1
-            b.magnet_v1 = magnet_from_torrent(v1)
-            b.downloads.append(DownloadFile(v1.name, v1.stat().st_size, None, "/descargas/" + v1.name))
+        if t.name.endswith(".torrent") and not t.name.endswith(".v1.torrent"):
+            v1 = t.with_name(t.name[: -len(".torrent")] + ".v1.torrent")
+            if v1.is_file():
+                b.torrent_v1 = v1
+                b.magnet_v1 = magnet_from_torrent(v1)
+                offer(v1)
     h = hashlib.sha256()
     for p in sorted(STATIC.glob("*")):
         if p.is_file():
             h.update(p.name.encode() + b"\0" + p.read_bytes())
     b.static_version = h.hexdigest()[:12]
     return b
-
-
-def _column_descriptions() -> dict:
-    try:
-        from archive.bundle import COLUMN_DESCRIPTIONS
-    except Exception:  # the site still works without them
-        return {}
-    return COLUMN_DESCRIPTIONS if isinstance(COLUMN_DESCRIPTIONS, dict) else {}
 
 
 CANNED_QUERIES = {
@@ -290,14 +286,13 @@ def build_metadata(bundle: Bundle) -> dict:
         "<a href=\"/descargas\">descargas y verificación / downloads and how to verify</a> · "
         "<a href=\"/\">inicio / home</a></p>")
     tables: dict = {}
-    cols = _column_descriptions()
-    for t in sorted(set(TABLE_DESCRIPTIONS) | set(cols)):
+    for t in sorted(set(TABLE_DESCRIPTIONS) | set(COLUMN_DESCRIPTIONS)):
         entry: dict = {}
         if t in TABLE_DESCRIPTIONS:
             es, en = TABLE_DESCRIPTIONS[t]
             entry["description"] = f"{es} / {en}"
-        if isinstance(cols.get(t), dict):
-            entry["columns"] = {str(k): str(v) for k, v in cols[t].items()}
+        if t in COLUMN_DESCRIPTIONS:
+            entry["columns"] = dict(COLUMN_DESCRIPTIONS[t])
         tables[t] = entry
     tables.setdefault("centros", {})["label_column"] = "codigo"
     tables.setdefault("candidates", {})["label_column"] = "name"

@@ -28,11 +28,16 @@ from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response, asgi_send_file
 
+from archive.acta import parse_payload, validate
+from archive.bundle import mesa_id as format_mesa_id
+from archive.errors import PayloadError
+
+from .site import IMMUTABLE_TTL
+
 MAX_QUERY_CHARS = 200        # search text kept
 MAX_TOKENS = 8
 MAX_QR_CHARS = 4000          # anything longer is refused before parsing
 MAX_RESULTS = 50
-LEVELS = ("estado", "municipio", "parroquia", "centro")
 MESA_RE = re.compile(r"^\s*(\d{1,12})\s*[.\-/ ]\s*(\d{1,3})\s*$")
 
 
@@ -45,11 +50,11 @@ class SiteState:
     response_cache_bytes: int = 64 * 2**20
     candidates: list = field(default_factory=list)     # [{code, name, sort_order, cards}]
     cards: list = field(default_factory=list)          # [{position, candidate, party}]
-    views: set = field(default_factory=set)
-    counts: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)         # for the home page
     _election: object = None
     _election_error: str | None = None
-    _warm_lock: asyncio.Lock | None = None
+    _warmed: bool = False
+    _warm_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cache: "ResponseCache | None" = None
     level_cache: dict = field(default_factory=dict)
     level_locks: dict = field(default_factory=dict)
@@ -57,12 +62,18 @@ class SiteState:
     issues_by_acta: bool = False
 
     async def warm(self, datasette) -> None:
-        """Load the small tables every page needs (once)."""
-        if self.candidates:
+        """Load the small tables every page needs (once: the startup hook, or the first request
+        that gets here before it has finished)."""
+        if self._warmed:
             return
+        async with self._warm_lock:
+            if not self._warmed:
+                await self._load(datasette)
+                self._warmed = True
+
+    async def _load(self, datasette) -> None:
         db = datasette.get_database(self.bundle.db_name)
         names = set(await db.table_names()) | set(await db.view_names())
-        self.views = names
         if "candidates" in names:
             rows = (await db.execute("select * from candidates order by sort_order, code")).rows
             self.candidates = [dict(r) for r in rows]
@@ -71,12 +82,8 @@ class SiteState:
         counts = {}
         for sql_name, sql in (
             ("mesas", "select count(*) from mesas"),
-            ("centros", "select count(*) from centros"),
-            ("actas", "select count(*) from actas"),
             ("counted", "select count(*) from actas where counted = 1"),
-            ("qr", "select count(*) from actas where source = 'qr'"),
             ("images", "select count(*) from images"),
-            ("issues", "select count(*) from issues"),
         ):
             try:
                 counts[sql_name] = (await db.execute(sql)).rows[0][0]
@@ -173,7 +180,6 @@ def extra_template_vars(request, datasette):
     h = helpers(request)
     h["site"] = st
     h["bundle"] = st.bundle
-    h["asset"] = lambda name: f"/assets/{name}?v={st.bundle.static_version}"
     return h
 
 
@@ -280,21 +286,16 @@ class CacheLayer:
         self.st = st
 
     def _static_headers(self, path: bytes, query: bytes, status: int) -> list[tuple[bytes, bytes]]:
-        ttl = self.st.cache_ttl
         if status not in (200, 304):
             return []
+        immutable = (b"cache-control", f"public, max-age={IMMUTABLE_TTL}, immutable".encode())
         if path.startswith(b"/images/"):
             # named by the sha256 of their bytes: they can never change
-            return [(b"cache-control", f"public, max-age={31_536_000}, immutable".encode()),
-                    (b"content-security-policy", b"default-src 'none'; sandbox")]
-        if path.startswith(b"/assets/"):
-            if b"v=" in query:
-                return [(b"cache-control", f"public, max-age={31_536_000}, immutable".encode())]
-            return [(b"cache-control", f"public, max-age={ttl}".encode())]
-        if path.startswith(b"/-/static/") or path == b"/favicon.ico":
-            return [(b"cache-control", f"public, max-age={ttl}".encode())]
-        if path.endswith(b".db"):
-            return [(b"cache-control", f"public, max-age={ttl}".encode())]
+            return [immutable, (b"content-security-policy", b"default-src 'none'; sandbox")]
+        if path.startswith(b"/assets/") and b"v=" in query:
+            return [immutable]
+        if path.startswith((b"/assets/", b"/-/static/")) or path == b"/favicon.ico" or path.endswith(b".db"):
+            return [(b"cache-control", f"public, max-age={self.st.cache_ttl}".encode())]
         return []
 
     async def __call__(self, scope, receive, send):
@@ -433,19 +434,18 @@ def _clean_text(value: str | None, limit: int) -> tuple[str, bool]:
     return value.strip(), cut
 
 
-def candidate_order(st: SiteState) -> list[dict]:
-    return st.candidates
+def normal_mesa_id(text: str | None, limit: int = 40) -> str | None:
+    """A mesa code as written by a person (``201301006.1``, ``201301006-01``...) as CENTRO.MM, or None."""
+    m = MESA_RE.match((text or "")[:limit])
+    return format_mesa_id(int(m.group(1)), int(m.group(2))) if m else None
 
 
-def bars(st: SiteState, votes: dict, order_by_votes: bool = True) -> list[dict]:
+def bars(st: SiteState, votes: dict) -> list[dict]:
     """Rows for the bar chart: [{code, name, votes, share, width}] sorted by votes."""
     names = {c["code"]: c["name"] for c in st.candidates}
     items = [{"code": k, "name": names.get(k, k), "votes": int(v or 0)} for k, v in votes.items()]
     order = {c["code"]: i for i, c in enumerate(st.candidates)}
-    if order_by_votes:
-        items.sort(key=lambda r: (-r["votes"], order.get(r["code"], 99)))
-    else:
-        items.sort(key=lambda r: order.get(r["code"], 99))
+    items.sort(key=lambda r: (-r["votes"], order.get(r["code"], 99)))
     total = sum(r["votes"] for r in items)
     top = max((r["votes"] for r in items), default=0)
     for r in items:
@@ -490,25 +490,22 @@ def fts_query(text: str) -> str | None:
 async def search_centres(datasette, q: str) -> tuple[list[dict], int, str | None]:
     """(centres, how many matched, problem) for a search text."""
     digits = q.replace(" ", "")
-    problem = None
-    rows: list[dict] = []
-    total = 0
-    cols = "c.centro, c.codigo, c.estado, c.municipio, c.parroquia, c.mesas, c.electores"
+    if digits.isascii() and digits.isdigit():   # a centre code or its beginning
+        params = {"p": digits[:12] + "%"}
+        matches = "from centros c where c.codigo like :p order by c.codigo"
+        count = "select count(*) as n from centros where codigo like :p"
+    else:
+        fq = fts_query(q)
+        if fq is None:
+            return [], 0, "no_words"
+        params = {"q": fq}
+        matches = ("from centros_fts f join centros c on c.rowid = f.rowid where centros_fts match :q "
+                   "order by f.rank, c.centro")
+        count = "select count(*) as n from centros_fts where centros_fts match :q"
     try:
-        if digits.isascii() and digits.isdigit():
-            rows = await _q(datasette, f"select {cols} from centros c where c.codigo like :p "
-                            "order by c.codigo limit :lim", {"p": digits[:12] + "%", "lim": MAX_RESULTS + 1})
-            total = len(rows) if len(rows) <= MAX_RESULTS else (await _q(
-                datasette, "select count(*) as n from centros where codigo like :p", {"p": digits[:12] + "%"}))[0]["n"]
-        else:
-            fq = fts_query(q)
-            if fq is None:
-                return [], 0, "no_words"
-            rows = await _q(datasette, f"select {cols} from centros_fts f join centros c on c.rowid = f.rowid "
-                            "where centros_fts match :q order by f.rank, c.centro limit :lim",
-                            {"q": fq, "lim": MAX_RESULTS + 1})
-            total = len(rows) if len(rows) <= MAX_RESULTS else (await _q(
-                datasette, "select count(*) as n from centros_fts where centros_fts match :q", {"q": fq}))[0]["n"]
+        rows = await _q(datasette, "select c.centro, c.codigo, c.estado, c.municipio, c.parroquia, c.mesas, "
+                        f"c.electores {matches} limit :lim", dict(params, lim=MAX_RESULTS + 1))
+        total = len(rows) if len(rows) <= MAX_RESULTS else (await _q(datasette, count, params))[0]["n"]
     except QueryInterrupted:
         return [], 0, "too_slow"
     except sqlite3.Error:
@@ -527,7 +524,7 @@ async def search_centres(datasette, q: str) -> tuple[list[dict], int, str | None
             by.setdefault(m["centro"], []).append(m)
         for r in rows:
             r["mesa_list"] = by.get(r["centro"], [])
-    return rows, total, problem
+    return rows, total, None
 
 
 async def buscar(datasette, request):
@@ -537,8 +534,7 @@ async def buscar(datasette, request):
     rows, total, problem = ([], 0, None)
     if q:
         rows, total, problem = await search_centres(datasette, q)
-    m = MESA_RE.match(q or "")
-    mesa_hint = f"{int(m.group(1))}.{int(m.group(2)):02d}" if m else None
+    mesa_hint = normal_mesa_id(q, MAX_QUERY_CHARS)
     if fmt:
         return as_json(st, {"ok": True, "q": q, "truncated_query": cut, "total": total, "problem": problem,
                             "mesa": mesa_hint, "centros": rows})
@@ -597,14 +593,12 @@ async def centro_page(datasette, request):
 
 
 async def mesa_redirect(datasette, request):
-    h = helpers(request)
-    raw = (request.args.get("id") or "")[:40]
-    m = MESA_RE.match(raw)
-    if not m:
+    mesa_id = normal_mesa_id(request.args.get("id"))
+    if mesa_id is None:
         return await error_page(datasette, request, 400,
                                 "Escriba la mesa como CENTRO.MESA, por ejemplo 201301006.01.",
                                 "Write the mesa as CENTRO.MESA, for example 201301006.01.")
-    return Response.redirect(h["link"](f"/mesa/{int(m.group(1))}.{int(m.group(2)):02d}"))
+    return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
 
 
 def _acta_flags(a: dict) -> list[tuple[str, str, str]]:
@@ -681,24 +675,17 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
             "issues": issues}
 
 
-def normal_mesa_id(text: str) -> str | None:
-    m = MESA_RE.match(urllib.parse.unquote(text or "")[:40])
-    if not m:
-        return None
-    return f"{int(m.group(1))}.{int(m.group(2)):02d}"
-
-
 async def mesa_page(datasette, request):
     st = _state(datasette)
     await st.warm(datasette)
     fmt = request.url_vars.get("fmt")
-    raw = request.url_vars.get("id") or ""
+    raw = urllib.parse.unquote(request.url_vars.get("id") or "")
     mesa_id = normal_mesa_id(raw)
     if mesa_id is None:
         return await error_page(datasette, request, 404,
                                 "Ese código de mesa no es válido; escríbalo como CENTRO.MESA, por ejemplo 201301006.01.",
                                 "That is not a valid mesa code; write it as CENTRO.MESA, e.g. 201301006.01.", fmt)
-    if mesa_id != urllib.parse.unquote(raw) and not fmt:
+    if mesa_id != raw and not fmt:
         return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
     data = await mesa_data(datasette, mesa_id)
     if data is None:
@@ -711,8 +698,48 @@ async def mesa_page(datasette, request):
     return await render(datasette, request, "testigo_mesa.html", dict(data, counted=counted, chart=chart))
 
 
-LEVEL_VIEWS = {"estado": ("totals_estado", "cod_edo"), "municipio": ("totals_municipio", "municipio_id"),
-               "parroquia": ("totals_parroquia", "parroquia_id"), "centro": ("totals_centro", "centro")}
+@dataclass(frozen=True)
+class Level:
+    column: str     # what names an area of this level in centros and in its totals_<level> view
+    id_re: str      # an area id of this level as written in a URL
+    area_sql: str   # the area (nombre, and its parents' codes and names) by :k
+
+
+LEVELS = {
+    "estado": Level("cod_edo", r"\d{1,3}", "select cod_edo, nombre from estados where cod_edo = :k"),
+    "municipio": Level("municipio_id", r"\d{1,3}\.\d{1,3}",
+                       "select m.id, m.nombre, m.cod_edo, e.nombre as estado from municipios m "
+                       "left join estados e on e.cod_edo = m.cod_edo where m.id = :k"),
+    "parroquia": Level("parroquia_id", r"\d{1,3}\.\d{1,3}\.\d{1,3}",
+                       "select p.id, p.nombre, p.cod_edo, p.municipio_id, e.nombre as estado, "
+                       "m.nombre as municipio from parroquias p left join estados e on e.cod_edo = p.cod_edo "
+                       "left join municipios m on m.id = p.municipio_id where p.id = :k"),
+    "centro": Level("centro", r"\d{1,12}",
+                    "select centro, codigo as nombre, cod_edo, municipio_id, parroquia_id, estado, "
+                    "municipio, parroquia from centros where centro = :k"),
+}
+#: The sub-areas of an area (None: the nation): their level, and their keys (k) and names by the
+#: area's key (:k).
+CHILDREN = {
+    None: ("estado", "select cod_edo as k, nombre from estados order by cod_edo"),
+    "estado": ("municipio", "select id as k, nombre from municipios where cod_edo = :k order by cod_mun"),
+    "municipio": ("parroquia", "select id as k, nombre from parroquias where municipio_id = :k order by cod_par"),
+    "parroquia": ("centro", "select centro as k, codigo as nombre from centros where parroquia_id = :k "
+                            "order by centro"),
+}
+
+
+def _votes_by_area(rows: list[dict]) -> dict:
+    """{k: {candidate: votes}} from rows of (k, candidate, votes)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["k"], {})[r["candidate"]] = int(r["votes"] or 0)
+    return out
+
+
+def _per_candidate(st: SiteState, votes: dict) -> dict:
+    """Every candidate's votes, in the candidates' order, 0 where there are none."""
+    return {c["code"]: votes.get(c["code"], 0) for c in st.candidates}
 
 
 async def level_totals(datasette, nivel: str) -> dict:
@@ -725,12 +752,8 @@ async def level_totals(datasette, nivel: str) -> dict:
     lock = st.level_locks.setdefault(nivel, asyncio.Lock())
     async with lock:
         if nivel not in cache:
-            view, col = LEVEL_VIEWS[nivel]
-            rows = await _q(datasette, f"select {col} as k, candidate, votes from {view}")
-            out: dict = {}
-            for r in rows:
-                out.setdefault(r["k"], {})[r["candidate"]] = int(r["votes"] or 0)
-            cache[nivel] = out
+            rows = await _q(datasette, f"select {LEVELS[nivel].column} as k, candidate, votes from totals_{nivel}")
+            cache[nivel] = _votes_by_area(rows)
     return cache[nivel]
 
 
@@ -742,45 +765,26 @@ async def _votes_for_area(datasette, nivel: str | None, key) -> dict:
         found = {r["candidate"]: int(r["votes"] or 0) for r in rows}
     else:
         found = (await level_totals(datasette, nivel)).get(key, {})
-    return {c["code"]: found.get(c["code"], 0) for c in _state(datasette).candidates}
+    return _per_candidate(_state(datasette), found)
 
 
 async def _children(datasette, nivel: str | None, key) -> tuple[str | None, list[dict]]:
     """Sub-areas of an area with their votes per candidate: (child level, rows)."""
     st = _state(datasette)
-    if nivel is None:
-        child, view, col = "estado", "totals_estado", "cod_edo"
-        names = await _q(datasette, "select cod_edo as k, nombre from estados order by cod_edo")
-        keys_sql, params = "select cod_edo from estados", {}
-    elif nivel == "estado":
-        child, view, col = "municipio", "totals_municipio", "municipio_id"
-        names = await _q(datasette, "select id as k, nombre from municipios where cod_edo = :k order by cod_mun", {"k": key})
-        keys_sql, params = "select id from municipios where cod_edo = :k", {"k": key}
-    elif nivel == "municipio":
-        child, view, col = "parroquia", "totals_parroquia", "parroquia_id"
-        names = await _q(datasette, "select id as k, nombre from parroquias where municipio_id = :k order by cod_par",
-                         {"k": key})
-        keys_sql, params = "select id from parroquias where municipio_id = :k", {"k": key}
-    elif nivel == "parroquia":
-        child, view, col = "centro", "totals_centro", "centro"
-        names = await _q(datasette, "select centro as k, codigo as nombre from centros where parroquia_id = :k "
-                         "order by centro", {"k": key})
-        keys_sql, params = "select centro from centros where parroquia_id = :k", {"k": key}
-    else:
+    if nivel not in CHILDREN:
         return None, []
-    if child == "centro":
-        rows = await _q(datasette, f"select {col} as k, candidate, votes from {view} where {col} in ({keys_sql})",
-                        params)
-        by: dict = {}
-        for r in rows:
-            by.setdefault(r["k"], {})[r["candidate"]] = int(r["votes"] or 0)
+    child, names_sql = CHILDREN[nivel]
+    names = await _q(datasette, names_sql, {"k": key})
+    if child == "centro":   # a parish's centres only, not the whole view
+        by = _votes_by_area(await _q(datasette, "select centro as k, candidate, votes from totals_centro "
+                                     "where centro in (select centro from centros where parroquia_id = :k)",
+                                     {"k": key}))
     else:
         by = await level_totals(datasette, child)
     out = []
     for n in names:
         v = by.get(n["k"], {})
-        out.append({"key": n["k"], "nombre": n["nombre"], "votes": {c["code"]: v.get(c["code"], 0) for c in st.candidates},
-                    "total": sum(v.values())})
+        out.append({"key": n["k"], "nombre": n["nombre"], "votes": _per_candidate(st, v), "total": sum(v.values())})
     return child, out
 
 
@@ -797,27 +801,10 @@ async def totales(datasette, request):
         if nivel not in LEVELS:
             return await error_page(datasette, request, 404, "Nivel desconocido: use estado, municipio, parroquia o centro.",
                                     "Unknown level: use estado, municipio, parroquia or centro.", fmt)
-        ok_id = {"estado": r"\d{1,3}", "municipio": r"\d{1,3}\.\d{1,3}", "parroquia": r"\d{1,3}\.\d{1,3}\.\d{1,3}",
-                 "centro": r"\d{1,12}"}[nivel]
-        if not re.fullmatch(ok_id, raw):
+        if not re.fullmatch(LEVELS[nivel].id_re, raw):
             return await error_page(datasette, request, 404, "Código de área no válido.", "Not a valid area code.", fmt)
         key = int(raw) if nivel in ("estado", "centro") else raw
-        if nivel == "estado":
-            rows = await _q(datasette, "select cod_edo, nombre from estados where cod_edo = :k", {"k": key})
-            where, params = "c.cod_edo = :k", {"k": key}
-        elif nivel == "municipio":
-            rows = await _q(datasette, "select m.id, m.nombre, m.cod_edo, e.nombre as estado from municipios m "
-                            "left join estados e on e.cod_edo = m.cod_edo where m.id = :k", {"k": key})
-            where, params = "c.municipio_id = :k", {"k": key}
-        elif nivel == "parroquia":
-            rows = await _q(datasette, "select p.id, p.nombre, p.cod_edo, p.municipio_id, e.nombre as estado, "
-                            "m.nombre as municipio from parroquias p left join estados e on e.cod_edo = p.cod_edo "
-                            "left join municipios m on m.id = p.municipio_id where p.id = :k", {"k": key})
-            where, params = "c.parroquia_id = :k", {"k": key}
-        else:
-            rows = await _q(datasette, "select centro, codigo as nombre, cod_edo, municipio_id, parroquia_id, estado, "
-                            "municipio, parroquia from centros where centro = :k", {"k": key})
-            where, params = "c.centro = :k", {"k": key}
+        rows = await _q(datasette, LEVELS[nivel].area_sql, {"k": key})
         if not rows:
             return await error_page(datasette, request, 404, "No existe esa área en los datos.",
                                     "There is no such area in the data.", fmt)
@@ -829,6 +816,7 @@ async def totales(datasette, request):
             crumbs.append(("municipio", area.get("municipio_id"), area.get("municipio")))
         if nivel == "centro":
             crumbs.append(("parroquia", area.get("parroquia_id"), area.get("parroquia")))
+        where, params = f"c.{LEVELS[nivel].column} = :k", {"k": key}
     else:
         where, params = "1 = 1", {}
     votes = await _votes_for_area(datasette, nivel, key)
@@ -841,9 +829,8 @@ async def totales(datasette, request):
     top = [r["code"] for r in chart[:2]]
     for c in children:
         c["others"] = c["total"] - sum(c["votes"].get(k, 0) for k in top)
-    col = {"estado": "cod_edo", "municipio": "municipio_id", "parroquia": "parroquia_id", "centro": "centro"}
     ds_url = f"/{st.bundle.db_name}/totals_{nivel or 'nacional'}" + (
-        "?" + urllib.parse.urlencode({col[nivel]: key}) if nivel else "")
+        "?" + urllib.parse.urlencode({LEVELS[nivel].column: key}) if nivel else "")
     return await render(datasette, request, "testigo_totales.html", {
         "area": area, "nivel": nivel, "chart": chart, "total": sum(votes.values()), "summary": summary,
         "child": child, "children": children, "top": top, "area_crumbs": crumbs, "ds_url": ds_url})
@@ -929,8 +916,6 @@ async def check_acta(datasette, args) -> dict:
                        message_es="La definición de la elección no está disponible en este servidor.",
                        message_en=f"The election definition is not available on this server: {st._election_error}")
             return res
-        from archive.acta import parse_payload
-        from archive.errors import PayloadError
         try:
             acta = parse_payload(qr_raw.strip(), election)
         except PayloadError as e:
@@ -943,7 +928,6 @@ async def check_acta(datasette, args) -> dict:
                        message_en=f"Could not read that text ({type(e).__name__}).")
             return res
         mesa_id = acta.mesa_key
-        from archive.acta import validate
         try:
             validate(acta, election)
         except PayloadError as e:
@@ -954,7 +938,7 @@ async def check_acta(datasette, args) -> dict:
         payload = acta.payload
     elif mesa_raw is not None and (mesa_raw.strip() or any(args.get(k) for k in ("validos", "nulos"))):
         res["input"] = "numbers"
-        mesa_id = normal_mesa_id(mesa_raw)
+        mesa_id = normal_mesa_id(urllib.parse.unquote(mesa_raw))
         if mesa_id is None:
             res.update(result="invalid", code="bad_mesa",
                        message_es="Escriba la mesa como CENTRO.MESA, por ejemplo 201301006.01.",
@@ -984,7 +968,7 @@ async def check_acta(datasette, args) -> dict:
                               "the mesa number.")
         return res
     res["ok"] = True
-    actas = [a for a in data["actas"]]
+    actas = data["actas"]
     if not actas:
         res.update(result="not_archived", code="not_archived",
                    message_es=f"Todavía no tenemos ningún acta de la mesa {mesa_id}. Si tiene la foto, envíela.",
@@ -1032,24 +1016,23 @@ async def comprobar(datasette, request):
 
 # --------------------------------------------------------------------------- downloads
 
+DOWNLOAD_TYPES = {".db": "application/vnd.sqlite3", ".json": "application/json",
+                  ".md": "text/markdown; charset=utf-8", ".torrent": "application/x-bittorrent"}
+
+
 async def descargas(datasette, request):
-    st = _state(datasette)
-    return await render(datasette, request, "testigo_descargas.html", {"b": st.bundle})
+    return await render(datasette, request, "testigo_descargas.html", {})
 
 
 async def descarga_file(datasette, request, send):
     st = _state(datasette)
     name = urllib.parse.unquote(request.url_vars.get("name") or "")
-    files = {d.name: d for d in st.bundle.downloads}
-    d = files.get(name)
+    d = next((d for d in st.bundle.downloads if d.name == name), None)
     if d is None:
         return await error_page(datasette, request, 404, "Ese archivo no forma parte de las descargas.",
                                 "That file is not one of the downloads.")
-    beside = {t.name: t for t in (st.bundle.torrent, st.bundle.torrent_v1) if t is not None}
-    path = beside.get(name) or st.bundle.path / name
-    ctype = {".db": "application/vnd.sqlite3", ".json": "application/json", ".md": "text/markdown; charset=utf-8",
-             ".torrent": "application/x-bittorrent", ".pub": "text/plain; charset=utf-8",
-             ".minisig": "text/plain; charset=utf-8"}.get(Path(name).suffix, "text/plain; charset=utf-8")
+    suffix = Path(name).suffix
+    ctype = DOWNLOAD_TYPES.get(suffix, "text/plain; charset=utf-8")
     headers = {"cache-control": f"public, max-age={st.cache_ttl}", "content-security-policy": "default-src 'none'; sandbox",
                "access-control-allow-origin": "*"}
     if d.sha256:
@@ -1059,9 +1042,9 @@ async def descarga_file(datasette, request, send):
                         "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
             await send({"type": "http.response.body", "body": b""})
             return None
-    attach = Path(name).suffix in (".db", ".torrent")
+    attach = suffix in (".db", ".torrent")
     try:
-        await asgi_send_file(send, path, filename=name if attach else None, content_type=ctype,
+        await asgi_send_file(send, d.path, filename=name if attach else None, content_type=ctype,
                              chunk_size=256 * 1024, headers=headers)
     except FileNotFoundError:
         return await error_page(datasette, request, 404, "El archivo ya no está en el servidor.",
@@ -1070,6 +1053,4 @@ async def descarga_file(datasette, request, send):
 
 
 async def acerca(datasette, request):
-    st = _state(datasette)
-    return await render(datasette, request, "testigo_acerca.html", {"b": st.bundle,
-                                                                   "testigo": st.bundle.testigo})
+    return await render(datasette, request, "testigo_acerca.html", {})
