@@ -42,8 +42,6 @@ MAX_REQUESTS = 2_000_000
 
 def build_demo_bundle() -> Path:
     """Without a bundle argument: the demo's bundle (full CSV + shipped sample) in a temp dir."""
-    import tempfile
-
     from archive import election
     from archive.bundle import build_bundle
     from archive.ingest import ingest
@@ -187,14 +185,17 @@ def wrk_load(url: str, paths: list[str], duration: float, connections: int) -> d
 # --- main ---------------------------------------------------------------------------------------------------
 
 def pick_mesas(bundle: Path, n: int, seed: int = 28) -> tuple[str, list[str]]:
-    dbs = sorted(bundle.glob("*.db"))
-    if not dbs:
-        sys.exit(f"{bundle}: no .db file")
-    conn = sqlite3.connect(f"file:{dbs[0]}?immutable=1", uri=True)
+    """(database name, n mesa ids with actas) of the database the site serves from ``bundle``."""
+    from publish.site import SiteError, load_bundle
+    try:
+        b = load_bundle(bundle)
+    except SiteError as e:
+        sys.exit(str(e))
+    conn = sqlite3.connect(f"file:{b.db_path}?immutable=1", uri=True)
     ids = [r[0] for r in conn.execute("select distinct mesa_id from actas order by mesa_id")]
     conn.close()
     random.Random(seed).shuffle(ids)
-    return dbs[0].stem, ids[:n]
+    return b.db_name, ids[:n]
 
 
 def main(argv=None) -> int:
