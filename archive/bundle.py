@@ -13,7 +13,6 @@ too (``published/``), so a rebuild after more photos strips only the new ones.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,11 +27,12 @@ from typing import Callable
 
 import sqlite_utils
 
+from . import acta as acta_mod
 from . import election as election_mod
 from . import image as image_mod
 from . import manifest, signing
 from .errors import TestigoError
-from .workdir import Workdir
+from .workdir import Workdir, sha256_bytes
 
 PAGE_SIZE = 4096
 DATAPACKAGE = "datapackage.json"
@@ -324,26 +324,22 @@ def _basename(path: str) -> str:
     return re.split(r"[\\/]", path)[-1]
 
 
+def _split_locator(locator: str) -> tuple[str, str]:
+    """(local folders, public name): ('/home/ana/', 'fotos.zip!a/b.jpg'); folders may be ''."""
+    m = _ZIP_LOCATOR.match(locator) or _ROW_LOCATOR.match(locator)
+    path, end = (m.group(1), m.end()) if m else (locator, len(locator))
+    cut = len(path) - len(_basename(path))
+    return locator[:cut], locator[cut:end]
+
+
 def public_file_name(locator: str) -> str:
     """A locator without the volunteer's folders: 'x.jpg', 'fotos.zip!a/b.jpg', 'hoja.csv#row=7'."""
-    m = _ZIP_LOCATOR.match(locator)
-    if m:
-        return f"{_basename(m.group(1))}!{m.group(2)}"
-    m = _ROW_LOCATOR.match(locator)
-    if m:
-        return f"{_basename(m.group(1))}#row={m.group(2)}"
-    return _basename(locator)
+    return _split_locator(locator)[1]
 
 
 def _local_prefixes(locators: list[str]) -> list[str]:
     """Folder prefixes ('/home/ana/fotos/') of every locator, longest first, to scrub from texts."""
-    prefixes = set()
-    for loc in locators:
-        m = _ZIP_LOCATOR.match(loc) or _ROW_LOCATOR.match(loc)
-        path = m.group(1) if m else loc
-        cut = max(path.rfind("/"), path.rfind("\\"))
-        if cut >= 0:
-            prefixes.add(path[:cut + 1])
+    prefixes = {_split_locator(loc)[0] for loc in locators} - {""}
     return sorted(prefixes, key=lambda p: (-len(p), p))
 
 
@@ -362,13 +358,10 @@ def _natural(text: str) -> tuple:
 
 
 def _software_versions() -> dict[str, str]:
-    root = Path(__file__).resolve().parent.parent
-    version = "unknown"
-    try:
-        from importlib.metadata import version as dist_version
-        version = dist_version("testigo")
-    except Exception:
+    version = _dist("testigo")
+    if version == "unknown":  # running from a source checkout
         try:
+            root = Path(__file__).resolve().parent.parent
             version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
         except Exception:
             pass
@@ -463,7 +456,7 @@ class _ImageCache:
         return r[0], r[1]
 
     def put(self, original: str, data: bytes) -> tuple[str, int]:
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         p = self.path(sha)
         if not (p.is_file() and p.stat().st_size == len(data)):
             p.parent.mkdir(exist_ok=True)
@@ -478,28 +471,32 @@ class _ImageCache:
         self.db.close()
 
 
+_PUBLISHED_TYPES = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png")}
+
+
 def _media_type(data_head: bytes) -> tuple[str, str]:
-    if data_head.startswith(image_mod.JPEG_MAGIC):
-        return "image/jpeg", ".jpg"
-    if data_head.startswith(image_mod.PNG_MAGIC):
-        return "image/png", ".png"
-    raise WorkdirInconsistent("a published image is neither JPEG nor PNG")
+    kind = _PUBLISHED_TYPES.get(image_mod.sniff(data_head))
+    if kind is None:
+        raise WorkdirInconsistent("a published image is neither JPEG nor PNG")
+    return kind
 
 
 def _publish_images(wd: Workdir, state: _State, images_dir: Path, progress_factory,
-                    warnings: list[str]) -> tuple[dict[str, dict], int]:
+                    warnings: list[str]) -> tuple[dict[str, dict], dict[str, dict], int]:
     """Strip (or reuse the cached stripped copy of) every acta photo and copy it into the bundle.
 
-    Returns ({original sha256: images row}, number newly stripped).
+    Returns ({original sha256: images row}, {published sha256: images row}, number newly
+    stripped). Photos that differ only in metadata share one published file, whose row is
+    the first original's.
     """
     originals = sorted({a["image_sha256"] for a in state.actas if a["image_sha256"]})
     out: dict[str, dict] = {}
+    published: dict[str, dict] = {}
     stripped = 0
     if not originals:
-        return out, 0
+        return out, published, 0
     images_dir.mkdir()
     cache = _ImageCache(wd)
-    by_published: dict[str, str] = {}
     try:
         with _progress(progress_factory, len(originals)) as bar:
             for original in originals:
@@ -521,20 +518,21 @@ def _publish_images(wd: Workdir, state: _State, images_dir: Path, progress_facto
                     media_type, ext = _media_type(f.read(16))
                 rel = f"{IMAGES_DIR}/{sha}{ext}"
                 blob = state.blobs.get(original)
-                if sha in by_published:
-                    warnings.append(f"photos {by_published[sha]} and {original} differ only in metadata; "
-                                    f"published once as {rel} (images.original_sha256 keeps the first)")
+                out[original] = row = {"sha256": sha, "original_sha256": original, "path": rel,
+                                       "media_type": media_type, "size": size,
+                                       "width": blob["width"] if blob else None,
+                                       "height": blob["height"] if blob else None}
+                if sha in published:
+                    warnings.append(f"photos {published[sha]['original_sha256']} and {original} differ only "
+                                    f"in metadata; published once as {rel} (images.original_sha256 keeps "
+                                    "the first)")
                 else:
-                    by_published[sha] = original
+                    published[sha] = row
                     shutil.copyfile(cached, images_dir / f"{sha}{ext}")
-                out[original] = {"sha256": sha, "original_sha256": original, "path": rel,
-                                 "media_type": media_type, "size": size,
-                                 "width": blob["width"] if blob else None,
-                                 "height": blob["height"] if blob else None}
                 bar.update(1)
     finally:
         cache.close()
-    return out, stripped
+    return out, published, stripped
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -573,11 +571,7 @@ def _crosscheck(a: dict, others: list[dict]) -> tuple[str | None, str | None]:
         return None, None
     for o in others:
         qr, csv = (a, o) if a["source"] == "qr" else (o, a)
-        diff = {k: {"qr": qr["votes"].get(k), "csv": csv["votes"].get(k)}
-                for k in sorted(set(qr["votes"]) | set(csv["votes"]))
-                if qr["votes"].get(k) != csv["votes"].get(k)}
-        if qr["validos"] != csv["validos"]:
-            diff["validos"] = {"qr": qr["validos"], "csv": csv["validos"]}
+        diff = acta_mod.differences(qr["votes"], qr["validos"], csv["votes"], csv["validos"])
         if diff:
             return "disagree", json.dumps(diff, sort_keys=True)
     return "agree", None
@@ -600,7 +594,7 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
             "id": new_id[a["id"]], "mesa_id": mesa_id(a["centro"], a["mesa"]), "source": a["source_kind"],
             "image_sha256": images[a["image_sha256"]]["sha256"] if a["image_sha256"] else None,
             "payload": a["payload"], "validos": a["validos"], "nulos": a["nulos"], "status": a["status"],
-            "duplicate_of": new_id.get(a["duplicate_of"]) if a["duplicate_of"] is not None else None,
+            "duplicate_of": new_id.get(a["duplicate_of"]),
             "counted": 0, "crosscheck": None, "crosscheck_diff": None,
             "votes": json.loads(a["votes"]), "counts": json.loads(a["counts"]) if a["counts"] else None,
         })
@@ -608,13 +602,13 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
     for r in rows:
         by_mesa[r["mesa_id"]].append(r)
     for mid, group in by_mesa.items():
-        for source in ("csv", "qr"):
-            ok = [r for r in group if r["source"] == source and r["status"] == "ok"]
-            if len(ok) > 1:
-                raise WorkdirInconsistent(f"mesa {mid} has {len(ok)} {source} readings with status ok; "
+        ok = {source: [r for r in group if r["source"] == source and r["status"] == "ok"]
+              for source in ("csv", "qr")}
+        for source, readings in ok.items():
+            if len(readings) > 1:
+                raise WorkdirInconsistent(f"mesa {mid} has {len(readings)} {source} readings with status ok; "
                                           "the workdir is inconsistent")
-        chosen = ([r for r in group if r["source"] == "csv" and r["status"] == "ok"]
-                  or [r for r in group if r["source"] == "qr" and r["status"] == "ok"])
+        chosen = ok["csv"] or ok["qr"]
         if chosen:
             chosen[0]["counted"] = 1
         for r in group:
@@ -628,7 +622,7 @@ def _issue_rows(state: _State, new_id: dict[int, int]) -> list[dict]:
                                                   i["code"] or "", i["reason"] or "", i["id"]))
     return [{"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"], "file": i["file"],
              "original_sha256": i["sha256"],
-             "acta_id": new_id.get(i["acta_id"]) if i["acta_id"] is not None else None}
+             "acta_id": new_id.get(i["acta_id"])}
             for n, i in enumerate(ordered, 1)]
 
 
@@ -963,11 +957,9 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         staging.mkdir()
         try:
             state = _read_workdir(wd)
-            images, stripped = _publish_images(wd, state, staging / IMAGES_DIR, progress_factory, warnings)
+            images, image_rows, stripped = _publish_images(wd, state, staging / IMAGES_DIR,
+                                                           progress_factory, warnings)
             actas, new_id = _acta_rows(state, images, election)
-            image_rows = {}
-            for row in images.values():
-                image_rows.setdefault(row["sha256"], row)
             tables = _geography(election)
             tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
                                     for i, c in enumerate(election.candidates, 1)]
@@ -1047,9 +1039,9 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
         rep.problems.append(f"{root} is not a folder")
         return rep
     # 1. checksums: every file, each problem reported
-    listing_count = len(manifest.list_files(root).files)
-    with _progress(progress_factory, listing_count) as bar:
-        check = manifest.check_manifest(root, workers, bar.update)
+    listing = manifest.list_files(root)
+    with _progress(progress_factory, len(listing.files)) as bar:
+        check = manifest.check_manifest(root, workers, bar.update, listing=listing)
     rep.problems += check.problems()
     rep.files_checked = len(check.entries)
     if check.ignored:
