@@ -138,17 +138,18 @@ def hash_files(root: str | os.PathLike, relpaths: Iterable[str], workers: int | 
         return rel, sha256_file(root / rel)
 
     out: dict[str, str] = {}
-    if workers <= 1 or len(relpaths) < 2:
-        for rel in relpaths:
-            out[rel] = sha256_file(root / rel)
-            if progress:
-                progress(1)
-        return out
-    with ThreadPoolExecutor(workers) as pool:
-        for rel, digest in pool.map(one, relpaths):
+
+    def collect(results: Iterable[tuple[str, str]]) -> None:
+        for rel, digest in results:
             out[rel] = digest
             if progress:
                 progress(1)
+
+    if workers <= 1 or len(relpaths) < 2:
+        collect(map(one, relpaths))
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            collect(pool.map(one, relpaths))
     return out
 
 
@@ -242,8 +243,12 @@ class ManifestCheck:
 
 
 def check_manifest(root: str | os.PathLike, workers: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> ManifestCheck:
-    """Check every file under ``root`` against ``root/SHA256SUMS``: missing, extra, altered."""
+                   progress: Callable[[int], None] | None = None, *,
+                   listing: Listing | None = None) -> ManifestCheck:
+    """Check every file under ``root`` against ``root/SHA256SUMS``: missing, extra, altered.
+
+    ``listing``: ``list_files(root)`` when the caller already has it (saves a second walk).
+    """
     root = Path(root)
     result = ManifestCheck()
     path = root / MANIFEST
@@ -251,7 +256,7 @@ def check_manifest(root: str | os.PathLike, workers: int | None = None,
         result.malformed.append(f"{MANIFEST} is missing: nothing can be checked")
         return result
     result.entries, result.malformed = parse_manifest(path.read_bytes())
-    listing = list_files(root)
+    listing = listing if listing is not None else list_files(root)
     result.ignored = listing.ignored
     result.malformed += ignored_problems(root, listing.ignored)
     result.unsafe = listing.symlinks + listing.special
