@@ -64,11 +64,16 @@ def key_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return p.with_name(p.name + SECRET_SUFFIX), p.with_name(p.name + PUBLIC_SUFFIX)
 
 
+def _format_key_id(raw: bytes) -> str:
+    """A raw 8-byte key id as `minisign` shows it (hex of the little-endian number, upper case)."""
+    return format(int.from_bytes(raw, "little"), "X")
+
+
 def key_id(pk: minisign.PublicKey | minisign.SecretKey) -> str:
-    """The key id as `minisign` shows it (hex of the little-endian 64-bit number, upper case)."""
+    """The key id as `minisign` shows it."""
     if isinstance(pk, minisign.SecretKey):
         pk = pk.get_public_key()
-    return format(int.from_bytes(pk._keynum_pk.key_id, "little"), "X")
+    return _format_key_id(pk._keynum_pk.key_id)
 
 
 def public_key_bytes(pk: minisign.PublicKey) -> bytes:
@@ -159,13 +164,12 @@ def load_public_key(source: str | os.PathLike | minisign.PublicKey) -> minisign.
     if isinstance(source, minisign.PublicKey):
         return source
     p = Path(source)
-    candidates = [p] if p.suffix == PUBLIC_SUFFIX or p.is_file() else [key_paths(p)[1]]
-    for c in candidates:
-        if c.is_file():
-            try:
-                return minisign.PublicKey.from_bytes(c.read_bytes())
-            except minisign.Error as e:
-                raise SigningError(f"{c} is not a minisign public key ({e})") from None
+    c = p if p.suffix == PUBLIC_SUFFIX or p.is_file() else key_paths(p)[1]
+    if c.is_file():
+        try:
+            return minisign.PublicKey.from_bytes(c.read_bytes())
+        except minisign.Error as e:
+            raise SigningError(f"{c} is not a minisign public key ({e})") from None
     text = str(source).strip()
     try:
         return minisign.PublicKey.from_base64(text)
@@ -207,8 +211,8 @@ def verify_file(pk: minisign.PublicKey, path: str | os.PathLike,
     except minisign.Error as e:
         raise SignatureInvalid(f"{sig_path.name} is not a minisign signature ({e})") from None
     if sig._key_id != pk._keynum_pk.key_id:
-        signer = format(int.from_bytes(sig._key_id, "little"), "X")
-        raise SignatureInvalid(f"{sig_path.name} was made by key {signer}, not by key {key_id(pk)}")
+        raise SignatureInvalid(f"{sig_path.name} was made by key {_format_key_id(sig._key_id)}, "
+                               f"not by key {key_id(pk)}")
     try:
         pk.verify(path.read_bytes(), sig)
     except minisign.Error as e:
