@@ -29,6 +29,11 @@ def _errors_to_click(f):
     return wrapper
 
 
+def _progress_bar(label: str):
+    """A ``progress_factory`` for bundle/verify: n -> a click progress bar on stderr."""
+    return lambda n: click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+
+
 def _password_for(key: str) -> str | None:
     """The password of an encrypted key: env var, else a hidden prompt (None if not needed)."""
     if not signing.secret_key_is_encrypted(key):
@@ -71,10 +76,8 @@ def build(workdir, out, key, pubkey, name):
     if key and pubkey:
         raise click.UsageError("use --key to sign, or --pubkey to rebuild for comparison, not both")
     password = _password_for(key) if key else None
-    bar = lambda n: click.progressbar(length=n, label="publishing photos (metadata stripped)",
-                                      file=sys.stderr, show_pos=True, show_eta=True)
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
-                          progress_factory=bar)
+                          progress_factory=_progress_bar("publishing photos (metadata stripped)"))
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "
@@ -132,9 +135,8 @@ def verify(bundle, pubkey, quiet):
     """
     from .bundle import verify_bundle
 
-    bar = lambda n: click.progressbar(length=n, label="checking sha256 of every file", file=sys.stderr,
-                                      show_pos=True, show_eta=True)
-    report = verify_bundle(bundle, pubkey, progress_factory=None if quiet else bar)
+    report = verify_bundle(bundle, pubkey, progress_factory=None if quiet else
+                           _progress_bar("checking sha256 of every file"))
     for w in report.warnings:
         click.secho(w, fg="yellow", err=True)
     if report.ok:

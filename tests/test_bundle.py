@@ -1,5 +1,4 @@
 """Building bundles from real workdirs: contents, counting rule, images, reproducibility."""
-import hashlib
 import io
 import json
 import re
@@ -13,11 +12,11 @@ from PIL import Image
 from archive import bundle as bundle_mod
 from archive import manifest, signing
 from archive.bundle import build_bundle, verify_bundle
-from conftest import CSV_TOTALS, KEY_PASSWORD
+from conftest import CSV_TOTALS, KEY_PASSWORD, sha256
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {p.relative_to(root).as_posix(): sha256(p.read_bytes())
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -39,7 +38,7 @@ def test_layout_matches_the_contract(bundle, signing_key):
     assert dp["testigo"]["public_key_fingerprint"] == signing_key.key_id
     assert dp["testigo"]["election"] == "ve-2024" and dp["testigo"]["date"] == "2024-07-28"
     db_res = next(r for r in dp["resources"] if r["name"] == "actas")
-    assert db_res["hash"] == "sha256:" + hashlib.sha256((bundle / "ve-2024.db").read_bytes()).hexdigest()
+    assert db_res["hash"] == "sha256:" + sha256((bundle / "ve-2024.db").read_bytes())
     assert db_res["bytes"] == (bundle / "ve-2024.db").stat().st_size
     assert [f["name"] for f in db_res["schema"]["fields"]][:3] == ["id", "mesa_id", "source"]
     assert all("description" in f for r in dp["resources"] if "schema" in r for f in r["schema"]["fields"])
@@ -142,9 +141,9 @@ def test_published_images_have_no_metadata_and_record_the_original(bundle, photo
     assert sorted(p.name for p in (bundle / "images").iterdir()) == sorted(Path(r["path"]).name for r in rows)
     for r in rows:
         data = (bundle / r["path"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == r["sha256"] and len(data) == r["size"]
+        assert sha256(data) == r["sha256"] and len(data) == r["size"]
         original = (photo_workdir.path / "objects" / r["original_sha256"][:2] / r["original_sha256"]).read_bytes()
-        assert hashlib.sha256(original).hexdigest() == r["original_sha256"]
+        assert sha256(original) == r["original_sha256"]
         before, after = Image.open(io.BytesIO(original)), Image.open(io.BytesIO(data))
         assert before.getexif().get_ifd(0x8825), "the fixture photo should carry GPS"
         assert not after.getexif() and not after.getexif().get_ifd(0x8825)
@@ -201,7 +200,7 @@ def test_rebuild_strips_only_new_photos(photo_workdir, copy_tree, stub_ingest, p
     photo = photo_factory(payload_for(new_row))
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "late.jpg").write_bytes(photo)
-    stub_ingest([tmp_path / "new"], wd, {hashlib.sha256(photo).hexdigest(): payload_for(new_row)})
+    stub_ingest([tmp_path / "new"], wd, {sha256(photo): payload_for(new_row)})
     third = build_bundle(wd, tmp_path / "b1")
     assert (third.images, third.images_stripped) == (8, 1)
     assert verify_bundle(tmp_path / "b1").problems == ["no minisign.pub in the bundle and no --pubkey "
@@ -218,15 +217,15 @@ def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, cop
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jpg").write_bytes(with_gps)
     (tmp_path / "in" / "b.jpg").write_bytes(without)
-    stub_ingest([tmp_path / "in"], wd, {hashlib.sha256(d).hexdigest(): payload for d in (with_gps, without)})
+    stub_ingest([tmp_path / "in"], wd, {sha256(d): payload for d in (with_gps, without)})
     report = build_bundle(wd, tmp_path / "b")
     assert report.images == 8 and len(list((tmp_path / "b" / "images").iterdir())) == 8
     assert len(report.warnings) == 1 and "differ only in metadata" in report.warnings[0]
     db = db_of(tmp_path / "b")
-    sha = hashlib.sha256(without).hexdigest()
+    sha = sha256(without)
     assert db.execute("SELECT count(*) FROM actas WHERE image_sha256 = ?", (sha,)).fetchone()[0] == 2
     assert db.execute("SELECT original_sha256 FROM images WHERE sha256 = ?", (sha,)).fetchone()[0] == min(
-        hashlib.sha256(with_gps).hexdigest(), sha)
+        sha256(with_gps), sha)
     assert verify_bundle(tmp_path / "b").problems == ["no minisign.pub in the bundle and no --pubkey "
                                                       "given: the signature cannot be checked"]
 
