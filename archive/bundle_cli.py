@@ -13,6 +13,7 @@ import sys
 import click
 
 from . import signing
+from .cli import progress_bar
 from .errors import TestigoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -27,11 +28,6 @@ def _errors_to_click(f):
         except TestigoError as e:
             raise click.ClickException(str(e)) from None
     return wrapper
-
-
-def _progress_bar(label: str):
-    """A ``progress_factory`` for bundle/verify: n -> a click progress bar on stderr."""
-    return lambda n: click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True, show_eta=True)
 
 
 def _password_for(key: str) -> str | None:
@@ -77,7 +73,7 @@ def build(workdir, out, key, pubkey, name):
         raise click.UsageError("use --key to sign, or --pubkey to rebuild for comparison, not both")
     password = _password_for(key) if key else None
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
-                          progress_factory=_progress_bar("publishing photos (metadata stripped)"))
+                          progress_factory=progress_bar("publishing photos (metadata stripped)"))
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "
@@ -136,7 +132,7 @@ def verify(bundle, pubkey, quiet):
     from .bundle import verify_bundle
 
     report = verify_bundle(bundle, pubkey, progress_factory=None if quiet else
-                           _progress_bar("checking sha256 of every file"))
+                           progress_bar("checking sha256 of every file"))
     for w in report.warnings:
         click.secho(w, fg="yellow", err=True)
     if report.ok:

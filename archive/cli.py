@@ -14,6 +14,11 @@ from .errors import TestigoError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def progress_bar(label: str):
+    """A ``progress_factory`` for the libraries: n -> a click progress bar on stderr."""
+    return lambda n: click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+
+
 # Commands that live beside the library they drive; imported only when used, so that
 # `testigo ingest` does not pay for importing Datasette or libtorrent.
 LAZY_COMMANDS = {
@@ -89,9 +94,7 @@ def ingest(sources, workdir, files_from, election, jobs, as_json):
     sources = list(sources) + (read_file_list(files_from) if files_from else [])
     if not sources:
         raise click.UsageError("name at least one folder, file, zip or .csv (or --files-from)")
-    bar = lambda n: click.progressbar(length=n, label="ingesting", file=sys.stderr,
-                                      show_pos=True, show_eta=True)
-    summary = run(sources, workdir, election, jobs=jobs, progress_factory=bar)
+    summary = run(sources, workdir, election, jobs=jobs, progress_factory=progress_bar("ingesting"))
     with Workdir(workdir, create=False) as wd:
         totals = wd.outcome_counts()
     if as_json:
@@ -183,8 +186,7 @@ def demo(base, host, port, serve, election):
     sample = sorted(p for p in (defn.folder / "sample").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     sources = [str(defn.registry_path)] + [str(p) for p in sample]
     click.echo(f"1/5 ingest: {defn.registry_path.name} and {len(sample)} sample pages -> {work}")
-    bar = lambda n: click.progressbar(length=n, label="    decoding", file=sys.stderr)
-    summary = run_ingest(sources, work, election, progress_factory=bar)
+    summary = run_ingest(sources, work, election, progress_factory=progress_bar("    decoding"))
     new = ", ".join(f"{k} {v}" for k, v in sorted(summary.new.items())) or "nothing"
     click.echo(f"    new: {new}; already ingested: {summary.skipped}")
     if not Path(f"{key}.key").exists():
