@@ -41,7 +41,7 @@ LICENSE = "LICENSE"
 PUBLIC_KEY = "minisign.pub"
 IMAGES_DIR = "images"
 # Bump when image.strip_metadata changes what it keeps, so cached published copies are redone.
-STRIP_CACHE_VERSION = f"1:{getattr(image_mod, 'STRIP_VERSION', 0)}"
+STRIP_CACHE_VERSION = f"1:{image_mod.STRIP_VERSION}"
 CACHE_DIR = "published"  # inside the workdir
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

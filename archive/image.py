@@ -284,6 +284,10 @@ def _png_chunks(data: bytes):
             return
 
 
+# Bump when strip_metadata's output changes: the bundle's cache of published copies is keyed on it.
+STRIP_VERSION = 0
+
+
 def strip_metadata(data: bytes) -> bytes:
     """The copy to publish: same encoded pixels, no EXIF/GPS/XMP/maker notes/comments/text.
 
