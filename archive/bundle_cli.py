@@ -129,7 +129,7 @@ def verify(bundle, pubkey, quiet):
     Exit status 0 when everything holds, 1 with the list of what failed. Without --pubkey only
     the key shipped inside the bundle is used (integrity, not authorship), with a warning.
     """
-    from .bundle import verify_bundle
+    from .verify import verify_bundle
 
     report = verify_bundle(bundle, pubkey, progress_factory=None if quiet else
                            progress_bar("checking sha256 of every file"))

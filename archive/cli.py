@@ -176,9 +176,10 @@ def demo(base, host, port, serve, election):
     The signing key is a throw-away demo key without a password (BASE/demo-key.key).
     Running it again reuses the workdir (nothing is decoded twice) and rebuilds the bundle.
     """
-    from .bundle import build_bundle, verify_bundle
+    from .bundle import build_bundle
     from .ingest import ingest as run_ingest
     from .signing import keygen
+    from .verify import verify_bundle
 
     defn = election_mod.load(election)
     base = Path(base)

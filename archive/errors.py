@@ -35,3 +35,15 @@ class RejectedFile(TestigoError):
 
 class WorkdirError(TestigoError):
     """The workdir is missing, not a testigo workdir, or from an incompatible version."""
+
+
+class BundleError(TestigoError):
+    """A bundle cannot be built (bad workdir state, unusable output folder, cache damage)."""
+
+
+class OutputNotEmpty(BundleError):
+    """The output folder holds files that are not a previous bundle; we never delete those."""
+
+
+class WorkdirInconsistent(BundleError):
+    """The workdir's state breaks an invariant the bundle relies on (missing object, two counted actas)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archive import bundle, election as election_mod, ingest as ingest_mod, manifest, render, signing  # noqa: E402
+from archive import bundle, election as election_mod, ingest as ingest_mod, manifest, published, render, signing, verify  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_GZ = ROOT / "datasets" / "ve-2024" / "RESULTADOS_2024_CSV_V1.csv.gz"
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             ingest_mod._decode_job = real
 
     keyfiles = signing.keygen(base / "keys" / "bench", "bench", force=True, limits=signing.INTERACTIVE)
-    shutil.rmtree(wd / bundle.CACHE_DIR, ignore_errors=True)
+    shutil.rmtree(wd / published.CACHE_DIR, ignore_errors=True)
     r1, t_cold = _timed("build, cold (strips every photo)",
                         lambda: bundle.build_bundle(wd, out1, key=keyfiles.secret, password="bench"))
     r2, t_warm = _timed("build, warm (published-photo cache)",
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({r1.images_stripped} stripped cold, {r2.images_stripped} warm); byte-identical: {identical}")
     print(f"  national totals equal the CSV's: {r1.totals == CSV_TOTALS}")
     rep, t_verify = _timed("verify_bundle (checksums, signature, SQLite)",
-                           lambda: bundle.verify_bundle(out1, keyfiles.public))
+                           lambda: verify.verify_bundle(out1, keyfiles.public))
     print(f"  verify ok: {rep.ok} {rep.problems[:3]}")
 
     files = manifest.list_files(out1).files

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive import manifest, signing
-from archive.bundle import COLUMN_DESCRIPTIONS
+from archive.database import COLUMN_DESCRIPTIONS
 from archive.errors import TestigoError
 
 HERE = Path(__file__).resolve().parent
@@ -347,7 +347,7 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
 
     bundle = load_bundle(bundle_dir, torrent)
     register_plugin()
-    from .site_plugin import SiteState
+    from .site_state import SiteState
     state = SiteState(bundle=bundle, cache_ttl=int(cache_ttl), response_cache_bytes=int(response_cache_mb) * 2**20)
 
     class SiteDatasette(Datasette):

@@ -776,7 +776,7 @@ class FetchResult:
     info_hash_v2: str | None
     downloaded: int             # payload bytes received
     seconds: float
-    report: object = None       # archive.bundle.verify_bundle's report (None if verify=False)
+    report: object = None       # archive.verify.verify_bundle's report (None if verify=False)
 
 
 def verify_download(path: Path, pubkey: str | None = None):
@@ -785,7 +785,7 @@ def verify_download(path: Path, pubkey: str | None = None):
     # `testigo verify` (signature, every checksum, no missing/extra file, database). Imported
     # here, not at the top, so `testigo torrent` does not pay for sqlite_utils and minisign.
     # ------------------------------------------------------------------------------------
-    from archive.bundle import verify_bundle
+    from archive.verify import verify_bundle
 
     return verify_bundle(path, pubkey=pubkey)
 

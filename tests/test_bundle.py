@@ -10,8 +10,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from archive import bundle as bundle_mod
+from archive import database, published
 from archive import manifest, signing
-from archive.bundle import build_bundle, verify_bundle
+from archive.bundle import build_bundle
+from archive.verify import verify_bundle
 from conftest import CSV_TOTALS, KEY_PASSWORD, sha256
 
 
@@ -56,16 +58,16 @@ def test_layout_matches_the_contract(bundle, signing_key):
 def test_schema_foreign_keys_indexes_views_and_search(bundle):
     db = db_of(bundle)
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert set(bundle_mod.TABLES) <= tables and "centros_fts" in tables
+    assert set(database.TABLES) <= tables and "centros_fts" in tables
     views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
-    assert views == set(bundle_mod.VIEWS)
-    fks = {(t, r["from"], r["table"]) for t in bundle_mod.TABLES for r in db.execute(f"PRAGMA foreign_key_list({t})")}
+    assert views == set(database.VIEWS)
+    fks = {(t, r["from"], r["table"]) for t in database.TABLES for r in db.execute(f"PRAGMA foreign_key_list({t})")}
     assert ("actas", "mesa_id", "mesas") in fks and ("actas", "image_sha256", "images") in fks
     assert ("acta_votes", "candidate", "candidates") in fks and ("centros", "parroquia_id", "parroquias") in fks
     # the joins of the totals views use indexes, not scans of the big tables
     plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM totals_estado"))
     assert "SCAN acta_votes" not in plan and "SCAN mesas" not in plan, plan
-    assert db.execute("PRAGMA page_size").fetchone()[0] == bundle_mod.PAGE_SIZE
+    assert db.execute("PRAGMA page_size").fetchone()[0] == database.PAGE_SIZE
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     hits = db.execute("SELECT centro, parroquia FROM centros WHERE centro IN "
                       "(SELECT rowid FROM centros_fts WHERE centros_fts MATCH 'RECREO')").fetchall()
@@ -192,7 +194,7 @@ def test_rebuild_strips_only_new_photos(photo_workdir, copy_tree, stub_ingest, p
                                         csv_rows, tmp_path):
     wd = copy_tree(photo_workdir.path)
     import shutil
-    shutil.rmtree(wd / bundle_mod.CACHE_DIR, ignore_errors=True)
+    shutil.rmtree(wd / published.CACHE_DIR, ignore_errors=True)
     first = build_bundle(wd, tmp_path / "b1")
     assert first.images_stripped == first.images == 7
     assert build_bundle(wd, tmp_path / "b1").images_stripped == 0
@@ -233,7 +235,7 @@ def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, cop
 def test_damaged_image_cache_is_detected(photo_workdir, copy_tree, tmp_path):
     wd = copy_tree(photo_workdir.path)
     build_bundle(wd, tmp_path / "b")
-    victim = next((wd / bundle_mod.CACHE_DIR / "objects").rglob("*"))
+    victim = next((wd / published.CACHE_DIR / "objects").rglob("*"))
     while victim.is_dir():
         victim = next(victim.iterdir())
     data = bytearray(victim.read_bytes())

@@ -75,7 +75,7 @@ def test_immutable_read_only_with_metadata(site, bundle):
     md = site.json("/-/metadata.json")
     assert md["license"] == "CC0-1.0" and "creativecommons.org" in md["license_url"]
     assert md["title"] and md["source"]
-    from archive.bundle import COLUMN_DESCRIPTIONS
+    from archive.database import COLUMN_DESCRIPTIONS
     tables = md["databases"]["ve-2024"]["tables"]
     assert tables["actas"]["columns"]["counted"] == COLUMN_DESCRIPTIONS["actas"]["counted"]
     assert set(md["databases"]["ve-2024"]["queries"]) >= {"buscar_centros", "mesa", "actas_con_alertas"}

@@ -323,7 +323,7 @@ def test_fetch_cli_verifies_the_signed_bundle_and_fails_on_tampering(bundle, sig
     assert res.exit_code == 0, res.output
     fetched = tmp_path / "dl" / good.name
     assert str(fetched.resolve()) in res.output.splitlines()[-1]
-    from archive.bundle import verify_bundle
+    from archive.verify import verify_bundle
     assert verify_bundle(fetched, pubkey=signing_key.public).ok
 
     # A bundle altered after signing (but still matching its own torrent) downloads fine and

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from archive import manifest, signing
-from archive.bundle import DATAPACKAGE, verify_bundle
+from archive.bundle import DATAPACKAGE
+from archive.verify import verify_bundle
 from conftest import KEY_PASSWORD
 
 needs_tools = pytest.mark.skipif(not (shutil.which("sha256sum") and shutil.which("minisign")),

@@ -1,0 +1,291 @@
+"""The bundle's SQLite database: its schema (tables, views, descriptions) and its writing.
+
+Deterministic by construction: a fixed page size, rows inserted in the order given, indexes
+named from their columns, and the file written through ``VACUUM INTO`` so that the same rows
+always give the same bytes.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import WorkdirInconsistent
+
+PAGE_SIZE = 4096
+
+# --- schema --------------------------------------------------------------------------------------
+
+COUNTING_RULE = {
+    "en": ("Per mesa, the counted acta is the transcribed sheet row (source 'csv', status 'ok') when "
+           "there is one, otherwise the QR reading with status 'ok'. Duplicates (same numbers read "
+           "again) are never counted twice. A mesa whose QR readings conflict (different numbers) is "
+           "not counted unless a sheet row exists; all conflicting readings are kept and flagged. "
+           "Totals (the totals_* views) add up the counted actas only."),
+    "es": ("Por mesa, el acta contada es la fila transcrita de la hoja (origen 'csv', estado 'ok') si "
+           "existe; si no, la lectura del QR con estado 'ok'. Los duplicados (los mismos números leídos "
+           "otra vez) nunca se cuentan dos veces. Una mesa cuyas lecturas del QR están en conflicto "
+           "(números distintos) no se cuenta salvo que exista una fila de la hoja; todas las lecturas "
+           "en conflicto se conservan y se marcan. Los totales (vistas totals_*) suman solo las actas "
+           "contadas."),
+}
+
+TABLE_DESCRIPTIONS = {
+    "estados": "States (estados) of the registry.",
+    "municipios": "Municipalities; id is 'EDO.MUN' from the registry's integer codes.",
+    "parroquias": "Parishes; id is 'EDO.MUN.PAR' from the registry's integer codes.",
+    "centros": "Voting centres (the data has codes only, no centre names); searchable by code and place.",
+    "mesas": "Every mesa (voting table) of the registry, counted or not.",
+    "candidates": "Presidential candidates, in ballot order of the election definition.",
+    "cards": "The 38 ballot cards in the QR payload's order and the candidate each one belongs to.",
+    "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256.",
+    "actas": "Every accepted reading of a mesa: QR readings of photos and transcribed sheet rows.",
+    "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
+    "acta_votes": "Votes per candidate, for every acta.",
+    "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
+    "totals_nacional": "National totals per candidate over counted actas.",
+    "totals_estado": "Totals per state and candidate over counted actas.",
+    "totals_municipio": "Totals per municipality and candidate over counted actas.",
+    "totals_parroquia": "Totals per parish and candidate over counted actas.",
+    "totals_centro": "Totals per centre and candidate over counted actas.",
+}
+
+_GEO = {"cod_edo": "State code (COD_EDO).", "estado": "State name.", "municipio": "Municipality name.",
+        "parroquia": "Parish name.", "municipio_id": "Municipality id 'EDO.MUN'.",
+        "parroquia_id": "Parish id 'EDO.MUN.PAR'.", "centro": "Centre code (integer, as in the QR header).",
+        "codigo": "Centre code as text, for search."}
+_TOT = {"candidate": "Candidate code.", "name": "Candidate name.",
+        "votes": "Sum of the candidate's votes over counted actas."}
+
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "estados": {"cod_edo": _GEO["cod_edo"], "nombre": "State name as in the registry."},
+    "municipios": {"id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"],
+                   "cod_mun": "Municipality code within the state (COD_MUN).",
+                   "nombre": "Municipality name as in the registry."},
+    "parroquias": {"id": _GEO["parroquia_id"], "municipio_id": _GEO["municipio_id"],
+                   "cod_edo": _GEO["cod_edo"], "cod_par": "Parish code (COD_PAR).",
+                   "nombre": "Parish name as in the registry."},
+    "centros": {"centro": _GEO["centro"], "codigo": _GEO["codigo"], "parroquia_id": _GEO["parroquia_id"],
+                "municipio_id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"],
+                "municipio": _GEO["municipio"], "parroquia": _GEO["parroquia"],
+                "mesas": "Number of mesas of the centre in the registry.",
+                "electores": "Registered electors of the centre (sum of its mesas)."},
+    "mesas": {"id": "Mesa id 'CENTRO.MM' (mesa number with two digits).", "centro": _GEO["centro"],
+              "mesa": "Mesa number within the centre.", "electores": "Registered electors (RE)."},
+    "candidates": {"code": "Candidate code (column name in the published CSV).", "name": "Full name.",
+                   "cards": "How many ballot cards the candidate has.",
+                   "sort_order": "Order in the election definition (1 = first)."},
+    "cards": {"position": "1-based position of the card's count in the QR payload.",
+              "candidate": "Candidate the card's votes go to.",
+              "party": "Party of the card; NULL where it is not established by any source.",
+              "owner_status": "'established' (matched to CSV rows) or 'community' (as assigned by a "
+                              "community decoder, not confirmed)."},
+    "images": {"sha256": "sha256 of the published (metadata-stripped) file; also its file name.",
+               "original_sha256": "sha256 of the file as received, before stripping.",
+               "path": "Path of the file inside the bundle.", "media_type": "image/jpeg or image/png.",
+               "size": "Size of the published file in bytes.", "width": "Width in pixels.",
+               "height": "Height in pixels."},
+    "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
+                    "stable for the same inputs.",
+              "mesa_id": "The mesa this acta is about.",
+              "source": "'qr' (read from the QR of a photo) or 'csv' (a transcribed sheet row).",
+              "image_sha256": "The published photo the QR was read from (NULL for csv).",
+              "payload": "The QR text, verbatim (NULL for csv).",
+              "validos": "Valid votes (sum of all candidates).",
+              "nulos": "Null votes; NULL for QR readings (not established in the payload).",
+              "status": "'ok', 'duplicate' (same numbers as an earlier reading of the same source) or "
+                        "'conflict' (readings of the same source disagree).",
+              "duplicate_of": "For duplicates: the acta first read with these numbers.",
+              "counted": "1 when this acta is the one counted for its mesa (see the counting rule).",
+              "crosscheck": "QR vs sheet row of the same mesa: 'agree', 'disagree', or NULL when there "
+                            "is nothing to compare with.",
+              "crosscheck_diff": "JSON {field: {\"qr\": n, \"csv\": m}} of the differences, against the "
+                                 "lowest-id counterpart that differs (NULL when they agree)."},
+    "votes": {"acta_id": "The QR acta.", "position": "Ballot card (position in the payload).",
+              "votes": "Votes of that card."},
+    "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
+    "issues": {"id": "Issue id (sorted by file, then content hash).",
+               "outcome": "unreadable, invalid, duplicate, conflict or rejected-file.",
+               "code": "Short stable code of the reason (e.g. unknown_mesa, same_file).",
+               "reason": "What was wrong, in words (local folder names removed).",
+               "file": "File name, 'archive.zip!member' or 'sheet.csv#row=N'; never a volunteer's local path.",
+               "original_sha256": "sha256 of the input file (for sheet rows: of the sheet).",
+               "acta_id": "The acta this input duplicates or conflicts with, when there is one."},
+    "totals_nacional": dict(_TOT),
+    "totals_estado": {"cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"], **_TOT},
+    "totals_municipio": {"municipio_id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"],
+                         "estado": _GEO["estado"], "municipio": _GEO["municipio"], **_TOT},
+    "totals_parroquia": {"parroquia_id": _GEO["parroquia_id"], "municipio_id": _GEO["municipio_id"],
+                         "cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"],
+                         "municipio": _GEO["municipio"], "parroquia": _GEO["parroquia"], **_TOT},
+    "totals_centro": {"centro": _GEO["centro"], "codigo": _GEO["codigo"], "parroquia_id": _GEO["parroquia_id"],
+                      "estado": _GEO["estado"], "municipio": _GEO["municipio"],
+                      "parroquia": _GEO["parroquia"], **_TOT},
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    columns: dict[str, type]
+    pk: str | tuple[str, ...]
+    foreign_keys: tuple[tuple[str, str, str], ...] = ()
+    not_null: tuple[str, ...] = ()
+    indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+
+
+# Creation order = dependency order. Indexes: every FK column that Datasette or the views join on.
+TABLES: dict[str, TableSpec] = {
+    "estados": TableSpec({"cod_edo": int, "nombre": str}, "cod_edo", not_null=("nombre",)),
+    "municipios": TableSpec({"id": str, "cod_edo": int, "cod_mun": int, "nombre": str}, "id",
+                            (("cod_edo", "estados", "cod_edo"),), ("cod_edo", "cod_mun", "nombre"),
+                            (("cod_edo",),)),
+    "parroquias": TableSpec({"id": str, "municipio_id": str, "cod_edo": int, "cod_par": int, "nombre": str},
+                            "id", (("municipio_id", "municipios", "id"), ("cod_edo", "estados", "cod_edo")),
+                            ("municipio_id", "cod_edo", "cod_par", "nombre"),
+                            (("municipio_id",), ("cod_edo",))),
+    "centros": TableSpec({"centro": int, "codigo": str, "parroquia_id": str, "municipio_id": str,
+                          "cod_edo": int, "estado": str, "municipio": str, "parroquia": str,
+                          "mesas": int, "electores": int}, "centro",
+                         (("parroquia_id", "parroquias", "id"), ("municipio_id", "municipios", "id"),
+                          ("cod_edo", "estados", "cod_edo")),
+                         ("codigo", "parroquia_id", "municipio_id", "cod_edo", "mesas", "electores"),
+                         (("parroquia_id",), ("municipio_id",), ("cod_edo",))),
+    "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int}, "id",
+                       (("centro", "centros", "centro"),), ("centro", "mesa", "electores"),
+                       (("centro", "mesa"),)),
+    "candidates": TableSpec({"code": str, "name": str, "cards": int, "sort_order": int}, "code",
+                            not_null=("name", "cards", "sort_order")),
+    "cards": TableSpec({"position": int, "candidate": str, "party": str, "owner_status": str}, "position",
+                       (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
+                       (("candidate",),)),
+    "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "media_type": str,
+                         "size": int, "width": int, "height": int}, "sha256",
+                        not_null=("original_sha256", "path", "media_type", "size"),
+                        unique=(("original_sha256",),)),
+    "actas": TableSpec({"id": int, "mesa_id": str, "source": str, "image_sha256": str, "payload": str,
+                        "validos": int, "nulos": int, "status": str, "duplicate_of": int,
+                        "counted": int, "crosscheck": str, "crosscheck_diff": str}, "id",
+                       (("mesa_id", "mesas", "id"), ("image_sha256", "images", "sha256"),
+                        ("duplicate_of", "actas", "id")),
+                       ("mesa_id", "source", "validos", "status", "counted"),
+                       (("mesa_id",), ("image_sha256",), ("duplicate_of",), ("counted",), ("status",),
+                        ("crosscheck",))),
+    "votes": TableSpec({"acta_id": int, "position": int, "votes": int}, ("acta_id", "position"),
+                       (("acta_id", "actas", "id"), ("position", "cards", "position")),
+                       ("votes",), (("position",),)),
+    "acta_votes": TableSpec({"acta_id": int, "candidate": str, "votes": int}, ("acta_id", "candidate"),
+                            (("acta_id", "actas", "id"), ("candidate", "candidates", "code")),
+                            ("votes",), (("candidate",),)),
+    "issues": TableSpec({"id": int, "outcome": str, "code": str, "reason": str, "file": str,
+                         "original_sha256": str, "acta_id": int}, "id",
+                        (("acta_id", "actas", "id"),), ("outcome", "file", "original_sha256"),
+                        (("outcome",), ("code",), ("original_sha256",), ("acta_id",))),
+}
+
+_COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "
+            "JOIN mesas m ON m.id = a.mesa_id JOIN centros ce ON ce.centro = m.centro WHERE a.counted = 1")
+VIEWS: dict[str, tuple[dict[str, type], str]] = {
+    "totals_nacional": ({"candidate": str, "name": str, "votes": int},
+                        "SELECT c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
+                        "FROM actas a JOIN acta_votes v ON v.acta_id = a.id "
+                        "JOIN candidates c ON c.code = v.candidate WHERE a.counted = 1 "
+                        "GROUP BY c.code ORDER BY c.sort_order"),
+    "totals_estado": ({"cod_edo": int, "estado": str, "candidate": str, "name": str, "votes": int},
+                      "SELECT ce.cod_edo AS cod_edo, ce.estado AS estado, c.code AS candidate, c.name AS name, "
+                      f"SUM(v.votes) AS votes {_COUNTED} GROUP BY ce.cod_edo, ce.estado, c.code "
+                      "ORDER BY ce.cod_edo, c.sort_order"),
+    "totals_municipio": ({"municipio_id": str, "cod_edo": int, "estado": str, "municipio": str,
+                          "candidate": str, "name": str, "votes": int},
+                         "SELECT ce.municipio_id AS municipio_id, ce.cod_edo AS cod_edo, ce.estado AS estado, "
+                         "ce.municipio AS municipio, c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
+                         f"{_COUNTED} GROUP BY ce.municipio_id, ce.cod_edo, ce.estado, ce.municipio, c.code "
+                         "ORDER BY ce.municipio_id, c.sort_order"),
+    "totals_parroquia": ({"parroquia_id": str, "municipio_id": str, "cod_edo": int, "estado": str,
+                          "municipio": str, "parroquia": str, "candidate": str, "name": str, "votes": int},
+                         "SELECT ce.parroquia_id AS parroquia_id, ce.municipio_id AS municipio_id, "
+                         "ce.cod_edo AS cod_edo, ce.estado AS estado, ce.municipio AS municipio, "
+                         "ce.parroquia AS parroquia, c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
+                         f"{_COUNTED} GROUP BY ce.parroquia_id, ce.municipio_id, ce.cod_edo, ce.estado, "
+                         "ce.municipio, ce.parroquia, c.code ORDER BY ce.parroquia_id, c.sort_order"),
+    "totals_centro": ({"centro": int, "codigo": str, "parroquia_id": str, "estado": str, "municipio": str,
+                       "parroquia": str, "candidate": str, "name": str, "votes": int},
+                      "SELECT ce.centro AS centro, ce.codigo AS codigo, ce.parroquia_id AS parroquia_id, "
+                      "ce.estado AS estado, ce.municipio AS municipio, ce.parroquia AS parroquia, "
+                      "c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
+                      f"{_COUNTED} GROUP BY ce.centro, ce.codigo, ce.parroquia_id, ce.estado, ce.municipio, "
+                      "ce.parroquia, c.code ORDER BY ce.centro, c.sort_order"),
+}
+FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia")}
+
+# --- ids -----------------------------------------------------------------------------------------
+
+def mesa_id(centro: int, mesa: int) -> str:
+    return f"{centro}.{mesa:02d}"
+
+
+def municipio_id(edo: int, mun: int) -> str:
+    return f"{edo}.{mun}"
+
+
+def parroquia_id(edo: int, mun: int, par: int) -> str:
+    return f"{edo}.{mun}.{par}"
+
+
+# --- database --------------------------------------------------------------------------------------
+
+def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
+    """Write the SQLite file at ``path`` (temp file + VACUUM INTO + rename: never half-written)."""
+    building = path.with_name(path.name + ".building")
+    final_tmp = path.with_name(path.name + ".tmp")
+    for p in (building, final_tmp):
+        p.unlink(missing_ok=True)
+    conn = sqlite3.connect(building)
+    try:
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: thrown away on failure
+        conn.execute("PRAGMA synchronous = OFF")
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        for name, spec in TABLES.items():
+            db[name].create(spec.columns, pk=spec.pk, foreign_keys=list(spec.foreign_keys),
+                            not_null=set(spec.not_null))
+            cols = list(spec.columns)
+            db[name].insert_all(({c: r.get(c) for c in cols} for r in tables[name]), batch_size=1000)
+            for idx in spec.indexes:
+                db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
+            for idx in spec.unique:
+                db[name].create_index(list(idx), index_name=f"uq_{name}_{'_'.join(idx)}", unique=True)
+        for name, (_, sql) in VIEWS.items():
+            db.create_view(name, sql)
+        for name, cols in FTS_COLUMNS.items():
+            db[name].enable_fts(list(cols), fts_version="FTS5")
+        conn.commit()
+        bad = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if bad:
+            raise WorkdirInconsistent(f"the bundle database would break {len(bad)} foreign keys, e.g. {bad[:3]}")
+        conn.execute("ANALYZE")
+        conn.commit()
+        conn.execute("VACUUM INTO ?", (str(final_tmp),))
+    finally:
+        conn.close()
+        building.unlink(missing_ok=True)
+    os.replace(final_tmp, path)
+
+
+def national_totals(db_path: Path) -> dict[str, int]:
+    conn = open_readonly(db_path)
+    try:
+        return {r[0]: r[1] for r in conn.execute("SELECT candidate, votes FROM totals_nacional")}
+    finally:
+        conn.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open without ever writing next to the file (no -journal/-wal appears in a bundle)."""
+    uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=ro&immutable=1"
+    return sqlite3.connect(uri, uri=True)
+

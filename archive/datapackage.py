@@ -1,0 +1,68 @@
+"""``datapackage.json``: the bundle described as a Frictionless Data Package.
+
+Every file with its size and hash, every table and view with its schema and column
+descriptions, and testigo's own block (key, counting rule, counts, totals, software).
+"""
+from __future__ import annotations
+
+from .database import COLUMN_DESCRIPTIONS, COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS, TableSpec
+from .published import IMAGES_DIR
+
+
+def _field_type(t: type) -> str:
+    return "integer" if t is int else "string"
+
+
+def _schema(name: str, columns: dict[str, type], spec: TableSpec | None) -> dict:
+    desc = COLUMN_DESCRIPTIONS.get(name, {})
+    schema: dict = {"fields": [{"name": c, "type": _field_type(t), **({"description": desc[c]} if c in desc else {})}
+                               for c, t in columns.items()]}
+    if spec is not None:
+        schema["primaryKey"] = [spec.pk] if isinstance(spec.pk, str) else list(spec.pk)
+        if spec.foreign_keys:
+            schema["foreignKeys"] = [{"fields": [col], "reference": {"resource": other, "fields": [other_col]}}
+                                     for col, other, other_col in spec.foreign_keys]
+    return schema
+
+
+def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, info: dict) -> dict:
+    base = {"path": db_file, "format": "sqlite", "mediatype": "application/vnd.sqlite3",
+            "bytes": db_size, "hash": f"sha256:{db_sha}"}
+    resources = [{"name": "database", "title": "SQLite database (all tables and views)", **base}]
+    for t, spec in TABLES.items():
+        resources.append({"name": t, "type": "table", "description": TABLE_DESCRIPTIONS[t], **base,
+                          "dialect": {"table": t}, "schema": _schema(t, spec.columns, spec)})
+    for v, (cols, _) in VIEWS.items():
+        resources.append({"name": v, "type": "table", "description": TABLE_DESCRIPTIONS[v], **base,
+                          "dialect": {"table": v}, "schema": _schema(v, cols, None)})
+    meta = election.meta
+    return {
+        "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+        "name": name,
+        "title": meta.get("title"),
+        "description": (f"{meta.get('title_en')}: per-mesa results from citizen photos of the tally "
+                        "sheets (actas) and transcribed sheets, verified and signed by testigo."),
+        "licenses": [{"name": "CC0-1.0", "title": "Creative Commons Zero v1.0 Universal",
+                      "path": "https://creativecommons.org/publicdomain/zero/1.0/"}],
+        "resources": resources,
+        "testigo": {
+            "election": election.id,
+            "title": meta.get("title"),
+            "title_en": meta.get("title_en"),
+            "date": meta.get("date"),
+            "public_key_fingerprint": info["key_id"],
+            "public_key": info["public_key"],
+            "counting_rule": COUNTING_RULE,
+            "counts": info["counts"],
+            "totals": info["totals"],
+            "images": f"{IMAGES_DIR}/<sha256>.jpg|.png (EXIF/GPS stripped losslessly; images.original_sha256 "
+                      "is the hash of the file as received)",
+            "registry": meta.get("registry", {}).get("note"),
+            "payload": meta.get("payload", {}).get("description"),
+            "cards_note": meta.get("party_note"),
+            "owner_status": meta.get("owner_status"),
+            "software": info["software"],
+            "reproducible": "Same workdir, same key and the same software versions give byte-identical files.",
+        },
+    }
+

@@ -1,0 +1,147 @@
+"""The bundle's README.md and LICENSE: what it is, how it was collected, how to verify (es/en)."""
+from __future__ import annotations
+
+from .database import COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS
+
+
+LICENSE_TEXT = """\
+This dataset (the SQLite database, datapackage.json, README.md and the published photos of
+public tally sheets in images/) is dedicated to the public domain under the Creative Commons
+CC0 1.0 Universal dedication. To the extent possible under law, the contributors have waived
+all copyright and related or neighboring rights to it. You can copy, modify, distribute and
+use it, even for commercial purposes, all without asking permission.
+
+Este conjunto de datos (la base SQLite, datapackage.json, README.md y las fotos publicadas de
+actas públicas en images/) se dedica al dominio público con CC0 1.0 Universal. En la medida
+en que la ley lo permita, quienes contribuyeron renuncian a todos los derechos de autor y
+derechos conexos sobre él.
+
+SPDX-License-Identifier: CC0-1.0
+Full legal code / texto legal completo: https://creativecommons.org/publicdomain/zero/1.0/legalcode
+"""
+
+
+def readme_text(name: str, election, db_file: str, info: dict) -> str:
+    meta = election.meta
+    c = info["counts"]
+    totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} |"
+                       for cand in election.candidates)
+    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in list(TABLES) + list(VIEWS))
+    if info["key_id"]:
+        key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")
+        sig_es = "La firma `SHA256SUMS.minisig` (Ed25519, formato minisign) cubre `SHA256SUMS`."
+        sig_en = "The signature `SHA256SUMS.minisig` (Ed25519, minisign format) covers `SHA256SUMS`."
+    else:
+        key = "**This bundle is NOT signed. / Este paquete NO está firmado.**\n"
+        sig_es = sig_en = "(unsigned / sin firma)"
+    return f"""# {meta.get('title')} — testigo `{name}`
+
+*{meta.get('title_en')}*
+
+Datos verificados por mesa a partir de fotos de las actas de escrutinio tomadas por ciudadanos,
+y de hojas transcritas. / Per-mesa results verified from citizens' photos of the tally sheets
+(actas) and from transcribed sheets.
+
+| | |
+|---|---|
+| Actas (lecturas aceptadas / accepted readings) | {c['actas']:,} |
+| Mesas contadas / counted mesas (registro / registry) | {c['mesas_counted']:,} / {c['mesas_registry']:,} |
+| Fotos publicadas / published photos | {c['images']:,} |
+| Incidencias / issues | {c['issues']:,} |
+
+## Totales nacionales / National totals (counted actas)
+
+| | Candidato / Candidate | Votos / Votes |
+|---|---|---:|
+{totals}
+
+## Español
+
+**Qué es.** Una base de datos SQLite (`{db_file}`), las fotos de las actas (`images/`, sin
+metadatos), `datapackage.json` (descripción Frictionless de las tablas), `SHA256SUMS` (la suma
+sha256 de cada archivo) y su firma `SHA256SUMS.minisig`.
+
+**Cómo se reunió.** Voluntarios enviaron fotos de las actas; testigo leyó el código QR de cada
+una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
+es peor que ninguna), comprobando la mesa en el registro, que los votos por candidato sumen los
+válidos y que no se superen los electores. Las hojas transcritas (por ejemplo el CSV publicado
+por resultadosconvzla.com) se leen fila por fila con las mismas reglas. Cada entrada tiene un
+único resultado; las que no se aceptaron están en la tabla `issues` con el motivo. Las fotos
+publicadas no llevan EXIF/GPS (se quitaron sin recomprimir: los píxeles son los mismos);
+`images.original_sha256` es la suma del archivo tal como se recibió.
+
+**Regla de conteo.** {COUNTING_RULE['es']}
+
+**Verificar.** En esta carpeta:
+
+```
+sha256sum -c SHA256SUMS
+minisign -Vm SHA256SUMS -p minisign.pub
+testigo verify . --pubkey CLAVE_PUBLICA_OBTENIDA_POR_OTRO_CANAL.pub
+```
+
+{sig_es} Verificar con el `minisign.pub` incluido solo prueba que el paquete está íntegro; para
+saber quién lo publicó, compare el id de la clave con el publicado por otro canal.
+
+**Reconstruir y comparar.** Con el mismo directorio de trabajo (workdir), la misma versión de
+testigo y de SQLite, `testigo build` produce archivos idénticos byte a byte. Sin la clave
+secreta, construya con la clave pública y compare el manifiesto:
+
+```
+testigo build --workdir W --out B2 --pubkey minisign.pub
+cmp B2/SHA256SUMS SHA256SUMS && echo idéntico
+```
+
+## English
+
+**What it is.** A SQLite database (`{db_file}`), the acta photos (`images/`, metadata removed),
+`datapackage.json` (a Frictionless description of every table), `SHA256SUMS` (the sha256 of
+every file) and its signature `SHA256SUMS.minisig`.
+
+**How it was collected.** Volunteers sent photos of the actas; testigo read each QR code and
+accepted only texts that follow this election's acta grammar (a wrong reading is worse than
+none), checking the mesa against the registry, that candidates' votes add up to the valid
+votes, and that no mesa has more votes than electors. Transcribed sheets (such as the CSV
+published by resultadosconvzla.com) are read row by row under the same rules. Every input has
+exactly one outcome; those not accepted are in the `issues` table with the reason. Published
+photos carry no EXIF/GPS (removed without re-encoding: the pixels are unchanged);
+`images.original_sha256` is the hash of the file as received.
+
+**Counting rule.** {COUNTING_RULE['en']}
+
+**How to verify.** In this folder:
+
+```
+sha256sum -c SHA256SUMS
+minisign -Vm SHA256SUMS -p minisign.pub
+testigo verify . --pubkey PUBLIC_KEY_OBTAINED_ELSEWHERE.pub
+```
+
+{sig_en} Verifying against the `minisign.pub` shipped inside the bundle only proves the bundle
+is intact; to know who published it, compare the key id with one published through another
+channel.
+
+**Rebuild and compare.** From the same workdir, with the same testigo and SQLite versions,
+`testigo build` writes byte-identical files. Without the secret key, build with the public key
+and compare the manifests:
+
+```
+testigo build --workdir W --out B2 --pubkey minisign.pub
+cmp B2/SHA256SUMS SHA256SUMS && echo identical
+```
+
+## Public key / Clave pública
+
+{key}
+## Schema / Esquema
+
+| Table / view | |
+|---|---|
+{tables}
+
+Ids: `municipios.id` = `EDO.MUN`, `parroquias.id` = `EDO.MUN.PAR`, `mesas.id` = `CENTRO.MM`.
+Column descriptions: `datapackage.json`. Software: {', '.join(f'{k} {v}' for k, v in info['software'].items())}.
+
+License / Licencia: CC0-1.0 (see `LICENSE`).
+"""
+

@@ -1,0 +1,168 @@
+"""``testigo verify``: check a bundle as a downloader would, reporting everything found wrong.
+
+Signature of SHA256SUMS, every checksum, no missing or extra file, datapackage.json consistent
+with the manifest and the key, and each database's integrity, foreign keys and images table.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import manifest, signing
+from .bundle import DATAPACKAGE, PUBLIC_KEY
+from .database import open_readonly
+from .progress import progress
+from .published import IMAGES_DIR
+
+
+@dataclass
+class VerifyReport:
+    """Everything found wrong (``problems``) and worth saying (``warnings``); ``ok`` = no problems."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    key_id: str | None = None
+    trusted_comment: str | None = None
+    files_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_bundle(path, pubkey=None, *, workers: int | None = None,
+                  progress_factory: Callable | None = None) -> VerifyReport:
+    """Check a bundle: signature, every checksum, no missing/extra file, SQLite integrity, FKs.
+
+    ``pubkey``: the publisher's public key obtained independently (file, K base path or base64).
+    Without it only the key shipped inside the bundle is used, which proves integrity but not
+    authorship: anyone who alters a bundle can re-sign it with their own key. That is warned.
+    """
+    root = Path(path)
+    rep = VerifyReport(root)
+    if not root.is_dir():
+        rep.problems.append(f"{root} is not a folder")
+        return rep
+    # 1. checksums: every file, each problem reported
+    listing = manifest.list_files(root)
+    with progress(progress_factory, len(listing.files)) as bar:
+        check = manifest.check_manifest(root, workers, bar.update, listing=listing)
+    rep.problems += check.problems()
+    rep.files_checked = len(check.entries)
+    if check.ignored:
+        rep.warnings.append(f"ignored {len(check.ignored)} file(s) under "
+                            f"{', '.join(d + '/' for d in manifest.IGNORED_TOP_DIRS)} (BitTorrent padding)")
+    # 2. which key
+    bundled_pk = None
+    if (root / PUBLIC_KEY).is_file():
+        try:
+            bundled_pk = signing.load_public_key(root / PUBLIC_KEY)
+        except signing.SigningError as e:
+            rep.problems.append(f"{PUBLIC_KEY}: {e}")
+    pk = None
+    if pubkey is not None:
+        try:
+            pk = signing.load_public_key(pubkey)
+        except signing.SigningError as e:
+            rep.problems.append(f"the public key you gave cannot be read: {e}")
+        if pk is not None and bundled_pk is not None and bundled_pk._keynum_pk != pk._keynum_pk:
+            rep.problems.append(f"the bundle's {PUBLIC_KEY} is key {signing.key_id(bundled_pk)}, not the key "
+                                f"you gave ({signing.key_id(pk)})")
+    else:
+        pk = bundled_pk
+        if pk is None:
+            rep.problems.append(f"no {PUBLIC_KEY} in the bundle and no --pubkey given: the signature "
+                                "cannot be checked")
+        else:
+            rep.warnings.append(
+                f"WARNING: checked only against the key shipped INSIDE the bundle ({signing.key_id(pk)}). "
+                "This proves the files are intact and consistent, NOT who published them: anyone can "
+                "alter a bundle and re-sign it with their own key. Get the publisher's public key through "
+                "another channel and pass it with --pubkey.")
+    # 3. signature of SHA256SUMS
+    if pk is not None:
+        rep.key_id = signing.key_id(pk)
+        if (root / manifest.MANIFEST).is_file():
+            try:
+                rep.trusted_comment = signing.verify_file(pk, root / manifest.MANIFEST)
+            except signing.SignatureInvalid as e:
+                rep.problems.append(f"signature: {e}")
+    # 4. datapackage.json consistent with the files and the key
+    dbs = sorted(p.name for p in root.glob("*.db") if p.is_file())
+    dp = None
+    if not (root / DATAPACKAGE).is_file():
+        rep.problems.append(f"{DATAPACKAGE} is missing")
+    else:
+        try:
+            dp = json.loads((root / DATAPACKAGE).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            rep.problems.append(f"{DATAPACKAGE} is not valid JSON ({e})")
+    if isinstance(dp, dict):
+        meta = dp.get("testigo") or {}
+        if pk is not None and meta.get("public_key_fingerprint") != signing.key_id(pk):
+            rep.problems.append(f"{DATAPACKAGE} names key {meta.get('public_key_fingerprint')}, but the "
+                                f"signature was checked with key {signing.key_id(pk)}")
+        for res in dp.get("resources", []):
+            rel, want = res.get("path"), str(res.get("hash", "")).removeprefix("sha256:")
+            if not isinstance(rel, str):
+                continue
+            if rel not in check.entries:
+                rep.problems.append(f"{DATAPACKAGE} resource {res.get('name')} points to {rel}, not in "
+                                    f"{manifest.MANIFEST}")
+            elif want and want != check.entries[rel]:
+                rep.problems.append(f"{DATAPACKAGE} resource {res.get('name')}: hash differs from "
+                                    f"{manifest.MANIFEST} for {rel}")
+                break
+    if not dbs:
+        rep.problems.append("no SQLite database (*.db) in the bundle")
+    # 5. each database: integrity, foreign keys, images table vs files
+    for db_name in dbs:
+        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None)
+    # dedupe while keeping order (a damaged file can be reported by two checks the same way)
+    rep.problems = list(dict.fromkeys(rep.problems))
+    return rep
+
+
+def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None) -> list[str]:
+    problems = []
+    try:
+        conn = open_readonly(root / db_name)
+    except sqlite3.Error as e:
+        return [f"{db_name}: cannot be opened as SQLite ({e})"]
+    try:
+        res = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if res != ["ok"]:
+            problems.append(f"{db_name}: PRAGMA integrity_check failed: {'; '.join(map(str, res[:5]))}")
+        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if fk:
+            problems.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        if "images" in tables:
+            rows = conn.execute("SELECT sha256, path FROM images").fetchall()
+            listed = {p for p in check.entries if p.startswith(IMAGES_DIR + "/")}
+            for sha, rel in rows:
+                if not (isinstance(rel, str) and rel.startswith(f"{IMAGES_DIR}/{sha}.")):
+                    problems.append(f"{db_name}: image {sha} has path {rel!r}, not named by its sha256")
+                elif rel not in check.entries:
+                    problems.append(f"{db_name}: image {rel} is in the images table but not in the bundle")
+                elif check.entries[rel] != sha:
+                    problems.append(f"{db_name}: image {rel} has sha256 {check.entries[rel]} in "
+                                    f"{manifest.MANIFEST}, but {sha} in the images table")
+            extra = listed - {r[1] for r in rows}
+            for rel in sorted(extra):
+                problems.append(f"{rel} is in the bundle but not in the images table of {db_name}")
+        meta = (dp or {}).get("testigo") or {}
+        if "totals_nacional" in tables and isinstance(meta.get("totals"), dict):
+            got = {r[0]: r[1] for r in conn.execute("SELECT candidate, votes FROM totals_nacional")}
+            want = {k: v for k, v in meta["totals"].items() if v}
+            if {k: v for k, v in got.items() if v} != want:
+                problems.append(f"{db_name}: national totals differ from those in {DATAPACKAGE}")
+    except sqlite3.DatabaseError as e:
+        problems.append(f"{db_name}: not a valid SQLite database ({e})")
+    finally:
+        conn.close()
+    return problems

@@ -1,0 +1,162 @@
+"""The site's response cache and headers: an ASGI layer in front of Datasette.
+
+Static content (photos and assets named by hash) gets an immutable Cache-Control; repeated
+anonymous GETs of pages are answered from memory; identical requests in flight are coalesced;
+anything but GET/HEAD/OPTIONS is refused (the site is read-only).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from .site import IMMUTABLE_TTL
+from .site_state import SiteState
+
+
+class ResponseCache:
+    """LRU of whole responses (status, headers, body) by request path and query.
+
+    The database is immutable and the pages are functions of it, so a repeated anonymous
+    GET can be answered without Datasette. Bounded by total body bytes.
+    """
+
+    MAX_ENTRY = 512 * 1024
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self.entries: OrderedDict = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.inflight: dict = {}
+
+    def get(self, key):
+        e = self.entries.get(key)
+        if e is not None:
+            self.entries.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return e
+
+    def put(self, key, status, headers, body: bytes):
+        if self.max_bytes <= 0 or len(body) > self.MAX_ENTRY:
+            return
+        if key in self.entries:
+            return
+        self.entries[key] = (status, headers, body)
+        self.used += len(body) + 200
+        while self.used > self.max_bytes and self.entries:
+            _, (_, _, b) = self.entries.popitem(last=False)
+            self.used -= len(b) + 200
+
+
+COALESCE_WAIT_S = 15.0
+NO_CACHE_PREFIXES = (b"/-/", b"/descargas/", b"/images/", b"/assets/")
+
+
+class CacheLayer:
+    """ASGI middleware: Cache-Control for static content, and the response cache."""
+
+    def __init__(self, app, st: SiteState):
+        self.app = app
+        self.st = st
+
+    def _static_headers(self, path: bytes, query: bytes, status: int) -> list[tuple[bytes, bytes]]:
+        if status not in (200, 304):
+            return []
+        immutable = (b"cache-control", f"public, max-age={IMMUTABLE_TTL}, immutable".encode())
+        if path.startswith(b"/images/"):
+            # named by the sha256 of their bytes: they can never change
+            return [immutable, (b"content-security-policy", b"default-src 'none'; sandbox")]
+        if path.startswith(b"/assets/") and b"v=" in query:
+            return [immutable]
+        if path.startswith((b"/assets/", b"/-/static/")) or path == b"/favicon.ico" or path.endswith(b".db"):
+            return [(b"cache-control", f"public, max-age={self.st.cache_ttl}".encode())]
+        return []
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+        path = (scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")).partition(b"?")[0]
+        query = scope.get("query_string") or b""
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            # The site is read-only: no logins, no writes, no canned write queries. Refusing
+            # here also spares Datasette's POST handlers (a POST to a table page is a 500 there).
+            body = b"405: this site is read-only / este sitio es de solo lectura\n"
+            await send({"type": "http.response.start", "status": 405,
+                        "headers": [(b"allow", b"GET, HEAD, OPTIONS"), (b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode()),
+                                    (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        req_headers = {k.lower() for k, _ in scope.get("headers") or []}
+        personal = b"cookie" in req_headers or b"authorization" in req_headers
+        cache = self.st.cache
+        cacheable = (method == "GET" and not personal and cache is not None and cache.max_bytes > 0
+                     and not path.startswith(NO_CACHE_PREFIXES) and not path.endswith(b".db")
+                     and b"_trace" not in query and b"_stream" not in query)
+        key = (path, query)
+        leader = False
+        if cacheable:
+            hit = cache.get(key)
+            if hit is None and key in cache.inflight:
+                # Someone is computing this very answer: wait for it rather than compute it again
+                # (a crowd opening the same new page at once costs one query, not hundreds).
+                try:
+                    await asyncio.wait_for(cache.inflight[key].wait(), timeout=COALESCE_WAIT_S)
+                except asyncio.TimeoutError:
+                    pass
+                hit = cache.entries.get(key)
+            if hit is not None:
+                status, headers, body = hit
+                await send({"type": "http.response.start", "status": status,
+                            "headers": headers + [(b"x-testigo-cache", b"hit")]})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            if key not in cache.inflight:
+                cache.inflight[key] = asyncio.Event()
+                leader = True
+        captured = {"status": None, "headers": None, "body": [], "size": 0, "ok": cacheable, "done": False}
+
+        async def wrapped_send(message):
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers") or []]
+                names = {k.lower() for k, _ in headers}
+                extra = self._static_headers(path, query, status)
+                if extra:
+                    drop = {k for k, _ in extra}
+                    headers = [(k, v) for k, v in headers if k.lower() not in drop] + extra
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if captured["ok"] and (status != 200 or b"set-cookie" in names):
+                    captured["ok"] = False
+                for k, v in headers:
+                    if k.lower() == b"content-length" and v.isdigit() and int(v) > ResponseCache.MAX_ENTRY:
+                        captured["ok"] = False
+                    if k.lower() == b"cache-control" and (b"no-store" in v or b"private" in v):
+                        captured["ok"] = False
+                captured["status"], captured["headers"] = status, headers
+                message = dict(message, headers=headers + ([(b"x-testigo-cache", b"miss")]
+                                                           if captured["ok"] else []))
+            elif message["type"] == "http.response.body" and captured["ok"]:
+                body = message.get("body", b"")
+                captured["size"] += len(body)
+                if captured["size"] > ResponseCache.MAX_ENTRY:
+                    captured["ok"] = False
+                    captured["body"] = []
+                else:
+                    captured["body"].append(body)
+                    if not message.get("more_body", False):
+                        captured["done"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped_send)
+            if captured["ok"] and captured["done"]:
+                cache.put(key, captured["status"], captured["headers"], b"".join(captured["body"]))
+        finally:
+            if leader:
+                cache.inflight.pop(key).set()

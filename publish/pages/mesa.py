@@ -1,0 +1,116 @@
+"""One mesa: its acta photo(s), numbers, participation, cross-check and flags."""
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+from datasette.utils.asgi import Response
+
+from ..site_state import state_of
+from .common import as_json, bars, error_page, helpers, normal_mesa_id, query, render
+
+
+async def mesa_redirect(datasette, request):
+    mesa_id = normal_mesa_id(request.args.get("id"))
+    if mesa_id is None:
+        return await error_page(datasette, request, 400,
+                                "Escriba la mesa como CENTRO.MESA, por ejemplo 201301006.01.",
+                                "Write the mesa as CENTRO.MESA, for example 201301006.01.")
+    return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
+
+
+def _acta_flags(a: dict) -> list[tuple[str, str, str]]:
+    out = []
+    if a["status"] == "duplicate":
+        out.append(("duplicate", f"Duplicada: los mismos números que el acta {a.get('duplicate_of')}.",
+                    f"Duplicate: same numbers as acta {a.get('duplicate_of')}."))
+    if a["status"] == "conflict":
+        out.append(("conflict", "En conflicto: otra lectura de esta mesa tiene números distintos.",
+                    "Conflict: another reading of this mesa has different numbers."))
+    if a.get("crosscheck") == "disagree":
+        out.append(("disagree", "No coincide con la fila de la hoja (CSV) de esta mesa.",
+                    "Does not agree with this mesa's sheet row (CSV)."))
+    return out
+
+
+async def mesa_data(datasette, mesa_id: str) -> dict | None:
+    st = state_of(datasette)
+    rows = await query(datasette, """
+        select m.id, m.centro, m.mesa, m.electores, c.codigo, c.estado, c.municipio, c.parroquia,
+               c.cod_edo, c.municipio_id, c.parroquia_id
+        from mesas m left join centros c on c.centro = m.centro where m.id = :id""", {"id": mesa_id})
+    if not rows:
+        return None
+    mesa = rows[0]
+    actas = await query(datasette, """
+        select a.id, a.source, a.status, a.counted, a.validos, a.nulos, a.crosscheck, a.crosscheck_diff,
+               a.duplicate_of, a.payload, a.image_sha256, i.path as image_path, i.width, i.height,
+               i.media_type, i.size as image_size
+        from actas a left join images i on i.sha256 = a.image_sha256
+        where a.mesa_id = :id order by a.counted desc, a.id""", {"id": mesa_id})
+    ids = [a["id"] for a in actas]
+    per_cand: dict = {}
+    per_card: dict = {}
+    if ids:
+        marks = ",".join("?" * len(ids))
+        for r in await query(datasette, f"select acta_id, candidate, votes from acta_votes where acta_id in ({marks})", ids):
+            per_cand.setdefault(r["acta_id"], {})[r["candidate"]] = r["votes"]
+        for r in await query(datasette, f"select acta_id, position, votes from votes where acta_id in ({marks}) "
+                          "order by acta_id, position", ids):
+            per_card.setdefault(r["acta_id"], {})[r["position"]] = r["votes"]
+    issues: list[dict] = []
+    if ids and st.issues_by_acta:
+        issues = await query(datasette, f"select id, outcome, code, reason, file, acta_id from issues "
+                          f"where acta_id in ({marks}) order by id", ids)
+    counted = None
+    for a in actas:
+        a["votes"] = {c["code"]: per_cand.get(a["id"], {}).get(c["code"]) for c in st.candidates}
+        cards = per_card.get(a["id"])
+        a["cards"] = [cards.get(k["position"]) for k in st.cards] if cards else None
+        try:
+            a["crosscheck_diff"] = json.loads(a["crosscheck_diff"]) if a.get("crosscheck_diff") else None
+        except ValueError:
+            pass
+        a["image_url"] = ("/" + a["image_path"].lstrip("/")) if a.get("image_path") else None
+        a["flags"] = [{"code": c, "es": es, "en": en} for c, es, en in _acta_flags(a)]
+        cast = (a["validos"] or 0) + (a["nulos"] or 0)
+        a["participation"] = (cast / mesa["electores"]) if mesa.get("electores") else None
+        if a["counted"] and counted is None:
+            counted = a
+    flags = []
+    if not actas:
+        flags.append({"code": "no_acta", "es": "No hay ningún acta archivada de esta mesa todavía.",
+                      "en": "No acta of this mesa has been archived yet."})
+    elif counted is None:
+        flags.append({"code": "not_counted", "es": "Las lecturas de esta mesa no coinciden entre sí y no se "
+                      "cuenta ninguna en los totales.", "en": "The readings of this mesa disagree; none is "
+                      "counted in the totals."})
+    for a in actas:
+        for f in a["flags"]:
+            if f["code"] not in {x["code"] for x in flags}:
+                flags.append(f)
+    return {"mesa": mesa, "counted_acta": counted["id"] if counted else None, "actas": actas, "flags": flags,
+            "issues": issues}
+
+
+async def mesa_page(datasette, request):
+    st = state_of(datasette)
+    await st.warm(datasette)
+    fmt = request.url_vars.get("fmt")
+    raw = urllib.parse.unquote(request.url_vars.get("id") or "")
+    mesa_id = normal_mesa_id(raw)
+    if mesa_id is None:
+        return await error_page(datasette, request, 404,
+                                "Ese código de mesa no es válido; escríbalo como CENTRO.MESA, por ejemplo 201301006.01.",
+                                "That is not a valid mesa code; write it as CENTRO.MESA, e.g. 201301006.01.", fmt)
+    if mesa_id != raw and not fmt:
+        return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
+    data = await mesa_data(datasette, mesa_id)
+    if data is None:
+        return await error_page(datasette, request, 404, f"La mesa {mesa_id} no está en el registro de esta elección.",
+                                f"Mesa {mesa_id} is not in this election's registry.", fmt)
+    if fmt:
+        return as_json(st, dict(data, ok=True))
+    counted = next((a for a in data["actas"] if a["id"] == data["counted_acta"]), None)
+    chart = bars(st, {k: v for k, v in counted["votes"].items() if v is not None}) if counted else []
+    return await render(datasette, request, "testigo_mesa.html", dict(data, counted=counted, chart=chart))

@@ -1,0 +1,77 @@
+"""The site's state on a Datasette instance: the bundle, its small tables, caches.
+
+:func:`publish.site.make_datasette` attaches one ``SiteState`` as ``datasette.testigo_site``;
+every hook and page reads it through :func:`state_of` and does nothing without it.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SiteState:
+    bundle: object
+    cache_ttl: int = 600
+    response_cache_bytes: int = 64 * 2**20
+    candidates: list = field(default_factory=list)     # [{code, name, sort_order, cards}]
+    cards: list = field(default_factory=list)          # [{position, candidate, party}]
+    counts: dict = field(default_factory=dict)         # for the home page
+    _election: object = None
+    _election_error: str | None = None
+    _warmed: bool = False
+    _warm_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cache: object = None        # publish.cache.ResponseCache, set by the ASGI wrapper
+    level_cache: dict = field(default_factory=dict)
+    level_locks: dict = field(default_factory=dict)
+    national: dict | None = None
+    issues_by_acta: bool = False
+
+    async def warm(self, datasette) -> None:
+        """Load the small tables every page needs (once: the startup hook, or the first request
+        that gets here before it has finished)."""
+        if self._warmed:
+            return
+        async with self._warm_lock:
+            if not self._warmed:
+                await self._load(datasette)
+                self._warmed = True
+
+    async def _load(self, datasette) -> None:
+        db = datasette.get_database(self.bundle.db_name)
+        names = set(await db.table_names()) | set(await db.view_names())
+        if "candidates" in names:
+            rows = (await db.execute("select * from candidates order by sort_order, code")).rows
+            self.candidates = [dict(r) for r in rows]
+        if "cards" in names:
+            self.cards = [dict(r) for r in (await db.execute("select * from cards order by position")).rows]
+        counts = {}
+        for sql_name, sql in (
+            ("mesas", "select count(*) from mesas"),
+            ("counted", "select count(*) from actas where counted = 1"),
+            ("images", "select count(*) from images"),
+        ):
+            try:
+                counts[sql_name] = (await db.execute(sql)).rows[0][0]
+            except Exception:
+                counts[sql_name] = None
+        self.counts = counts
+        if "issues" in names:
+            cols = await db.table_columns("issues")
+            self.issues_by_acta = "acta_id" in cols
+        # the election definition (for check-my-acta) reads the registry: off the event loop
+        await asyncio.get_running_loop().run_in_executor(None, self.election)
+
+    def election(self):
+        """The election definition (for parse_payload), loaded on first use."""
+        if self._election is None and self._election_error is None:
+            try:
+                from archive import election as election_mod
+                self._election = election_mod.load(self.bundle.election_id)
+            except Exception as e:
+                self._election_error = str(e)
+        return self._election
+
+
+def state_of(datasette) -> SiteState | None:
+    return getattr(datasette, "testigo_site", None)
