@@ -27,6 +27,9 @@ What you get (all real SQLite files on disk, from the real published CSV):
   copy_tree           copy_tree(src) -> a writable copy under tmp_path (function scope)
   full_workdir        [slow] workdir with the whole real CSV ingested
   full_bundle         [slow] bundle built and signed from full_workdir
+  chromium            [browser] Debian's Chromium, headless, driven by Playwright (one per session)
+  page                [browser] a fresh Playwright page (own context); screenshots with
+                      ``shot(page, name)`` land in the test's tmp folder or $TESTIGO_SCREENSHOTS
 Tests that use the full-CSV fixtures are marked ``slow`` (deselect with ``-m "not slow"``).
 """
 from __future__ import annotations
@@ -39,6 +42,8 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import os
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -313,3 +318,42 @@ def full_bundle(tmp_path_factory, full_workdir, signing_key) -> Path:
     out = tmp_path_factory.mktemp("fullbundle") / "B"
     build_bundle(full_workdir, out, key=signing_key.secret, password=KEY_PASSWORD)
     return out
+
+
+# --- browser ----------------------------------------------------------------------------------------
+# Playwright (PyPI) drives Debian's Chromium (apt: chromium); Playwright's own browser download is
+# never used. The flags keep Chromium off the network (this machine's network is closed).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests need it")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, request, tmp_path):
+    """A new page in its own browser context (no cookies or cache shared between tests)."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 1600})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.shots = Path(os.environ.get("TESTIGO_SCREENSHOTS") or tmp_path)
+    yield pg
+    context.close()
+
+
+def shot(pg, name: str) -> Path:
+    """Save a screenshot of the page as NAME.png (for people reviewing a failure)."""
+    pg.shots.mkdir(parents=True, exist_ok=True)
+    path = pg.shots / f"{name}.png"
+    pg.screenshot(path=str(path))
+    return path
