@@ -10,7 +10,7 @@ APT_RUN  := libzbar0
 APT_TEST := minisign chromium transmission-cli aria2
 PORT ?= 8001
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test bench vendor clean
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -49,6 +49,10 @@ test: install-test
 
 bench: install-test
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## Maintainers: refresh the browser packages vendored from npm (needs npm; never needed to run testigo).
+vendor: install
+	$(BIN)/python -m publish.vendor
 
 clean:
 	rm -rf testigo-demo .pytest_cache
