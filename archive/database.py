@@ -1,11 +1,13 @@
-"""The bundle's SQLite database: its schema (tables, views, descriptions) and its writing.
+"""The bundle's SQLite database: its schema (tables, totals, descriptions) and its writing.
 
 Deterministic by construction: a fixed page size, rows inserted in the order given, indexes
 named from their columns, and the file written through ``VACUUM INTO`` so that the same rows
-always give the same bytes.
+always give the same bytes. The totals (``VIEWS``) are aggregated once here and stored as
+indexed tables: the bundle never changes, so no visitor should pay for the aggregation.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import urllib.request
@@ -25,13 +27,13 @@ COUNTING_RULE = {
            "there is one, otherwise the QR reading with status 'ok'. Duplicates (same numbers read "
            "again) are never counted twice. A mesa whose QR readings conflict (different numbers) is "
            "not counted unless a sheet row exists; all conflicting readings are kept and flagged. "
-           "Totals (the totals_* views) add up the counted actas only."),
+           "Totals (the totals_* tables, computed at build time) add up the counted actas only."),
     "es": ("Por mesa, el acta contada es la fila transcrita de la hoja (origen 'csv', estado 'ok') si "
            "existe; si no, la lectura del QR con estado 'ok'. Los duplicados (los mismos números leídos "
            "otra vez) nunca se cuentan dos veces. Una mesa cuyas lecturas del QR están en conflicto "
            "(números distintos) no se cuenta salvo que exista una fila de la hoja; todas las lecturas "
-           "en conflicto se conservan y se marcan. Los totales (vistas totals_*) suman solo las actas "
-           "contadas."),
+           "en conflicto se conservan y se marcan. Los totales (tablas totals_*, calculadas al construir "
+           "el paquete) suman solo las actas contadas."),
 }
 
 TABLE_DESCRIPTIONS = {
@@ -47,11 +49,11 @@ TABLE_DESCRIPTIONS = {
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
     "acta_votes": "Votes per candidate, for every acta.",
     "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
-    "totals_nacional": "National totals per candidate over counted actas.",
-    "totals_estado": "Totals per state and candidate over counted actas.",
-    "totals_municipio": "Totals per municipality and candidate over counted actas.",
-    "totals_parroquia": "Totals per parish and candidate over counted actas.",
-    "totals_centro": "Totals per centre and candidate over counted actas.",
+    "totals_nacional": "National totals per candidate over counted actas (computed at build time).",
+    "totals_estado": "Totals per state and candidate over counted actas (computed at build time).",
+    "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
+    "totals_parroquia": "Totals per parish and candidate over counted actas (computed at build time).",
+    "totals_centro": "Totals per centre and candidate over counted actas (computed at build time).",
 }
 
 _GEO = {"cod_edo": "State code (COD_EDO).", "estado": "State name.", "municipio": "Municipality name.",
@@ -138,7 +140,7 @@ class TableSpec:
     unique: tuple[tuple[str, ...], ...] = ()
 
 
-# Creation order = dependency order. Indexes: every FK column that Datasette or the views join on.
+# Creation order = dependency order. Indexes: every FK column that Datasette or the totals join on.
 TABLES: dict[str, TableSpec] = {
     "estados": TableSpec({"cod_edo": int, "nombre": str}, "cod_edo", not_null=("nombre",)),
     "municipios": TableSpec({"id": str, "cod_edo": int, "cod_mun": int, "nombre": str}, "id",
@@ -189,6 +191,9 @@ TABLES: dict[str, TableSpec] = {
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "
             "JOIN mesas m ON m.id = a.mesa_id JOIN centros ce ON ce.centro = m.centro WHERE a.counted = 1")
+# The totals: {name: (columns, SELECT)}. Each is written at build time as a TABLE of that name and
+# those columns, filled from the SELECT in its ORDER BY (so the same rows give the same bytes),
+# with the indexes of ``totals_indexes``. Add an entry to get another totals table the same way.
 VIEWS: dict[str, tuple[dict[str, type], str]] = {
     "totals_nacional": ({"candidate": str, "name": str, "votes": int},
                         "SELECT c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
@@ -259,8 +264,8 @@ def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
                 db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
             for idx in spec.unique:
                 db[name].create_index(list(idx), index_name=f"uq_{name}_{'_'.join(idx)}", unique=True)
-        for name, (_, sql) in VIEWS.items():
-            db.create_view(name, sql)
+        for name, (columns, sql) in VIEWS.items():
+            materialize(conn, name, columns, sql)
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()
@@ -274,6 +279,56 @@ def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
         conn.close()
         building.unlink(missing_ok=True)
     os.replace(final_tmp, path)
+
+
+# Columns of totals tables that only label a key beside them (estado beside cod_edo, ...): not
+# indexed, since scanning a whole totals table for them takes milliseconds.
+LABEL_COLUMNS = frozenset({"name", "codigo", "estado", "municipio", "parroquia"})
+
+
+def totals_indexes(columns: dict[str, type]) -> list[tuple[str, ...]]:
+    """The indexes of a totals table: each key column alone (the site looks areas up by their
+    key, Datasette filters and sorts by them), (candidate, votes) for one candidate's areas
+    ranked by votes (it also serves filters and facets by candidate)."""
+    ranked = ("candidate", "votes") if {"candidate", "votes"} <= set(columns) else ()
+    out = [(c,) for c in columns if c not in LABEL_COLUMNS and c != "candidate"]
+    if ranked:
+        out.append(ranked)
+    elif "candidate" in columns:
+        out.append(("candidate",))
+    return out
+
+
+def materialize(conn: sqlite3.Connection, name: str, columns: dict[str, type], sql: str) -> None:
+    """Write the rows of ``sql`` as the indexed table ``name``, rowids in the SELECT's order."""
+    got = [d[0] for d in conn.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
+    if got != list(columns):
+        raise ValueError(f"totals {name}: the SELECT gives columns {got}, the schema declares "
+                         f"{list(columns)}; make them the same, in the same order")
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    db[name].create(columns)
+    conn.execute(f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in columns)}) {sql}")
+    for idx in totals_indexes(columns):
+        db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
+
+
+def totals_differences(conn: sqlite3.Connection) -> list[str]:
+    """Where a totals table is not what its SELECT gives from the actas, row by row in order (for
+    verify: the stored totals must be the sum of the published actas). Streams both sides.
+    A table missing or with other columns (another testigo version's definition) is skipped."""
+    out = []
+    for name, (columns, sql) in VIEWS.items():
+        if [r[1] for r in conn.execute(f"PRAGMA table_info([{name}])")] != list(columns):
+            continue
+        cols = ", ".join(f"[{c}]" for c in columns)
+        stored = conn.execute(f"SELECT {cols} FROM [{name}] ORDER BY rowid")
+        fresh = conn.execute(sql)
+        for n, (a, b) in enumerate(itertools.zip_longest(stored, fresh), 1):
+            if a != b:
+                out.append(f"{name} row {n} is {a}, but the actas give {b}: the totals do not add up "
+                           "the published actas")
+                break
+    return out
 
 
 def national_totals(db_path: Path) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """``datapackage.json``: the bundle described as a Frictionless Data Package.
 
-Every file with its size and hash, every table and view with its schema and column
+Every file with its size and hash, every table (the totals included) with its schema and column
 descriptions, and testigo's own block (key, counting rule, counts, totals, software).
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ def _schema(name: str, columns: dict[str, type], spec: TableSpec | None) -> dict
 def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, info: dict) -> dict:
     base = {"path": db_file, "format": "sqlite", "mediatype": "application/vnd.sqlite3",
             "bytes": db_size, "hash": f"sha256:{db_sha}"}
-    resources = [{"name": "database", "title": "SQLite database (all tables and views)", **base}]
+    resources = [{"name": "database", "title": "SQLite database (all tables)", **base}]
     for t, spec in TABLES.items():
         resources.append({"name": t, "type": "table", "description": TABLE_DESCRIPTIONS[t], **base,
                           "dialect": {"table": t}, "schema": _schema(t, spec.columns, spec)})
-    for v, (cols, _) in VIEWS.items():
+    for v, (cols, _) in VIEWS.items():   # totals: tables computed at build time from the actas
         resources.append({"name": v, "type": "table", "description": TABLE_DESCRIPTIONS[v], **base,
                           "dialect": {"table": v}, "schema": _schema(v, cols, None)})
     meta = election.meta

@@ -135,7 +135,7 @@ cmp B2/SHA256SUMS SHA256SUMS && echo identical
 {key}
 ## Schema / Esquema
 
-| Table / view | |
+| Table | |
 |---|---|
 {tables}
 

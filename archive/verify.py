@@ -1,7 +1,8 @@
 """``testigo verify``: check a bundle as a downloader would, reporting everything found wrong.
 
 Signature of SHA256SUMS, every checksum, no missing or extra file, datapackage.json consistent
-with the manifest and the key, and each database's integrity, foreign keys and images table.
+with the manifest and the key, and each database's integrity, foreign keys, images table and
+totals (each totals table recomputed from the actas it sums).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Callable
 
 from . import manifest, signing
 from .bundle import DATAPACKAGE, PUBLIC_KEY
-from .database import open_readonly
+from .database import open_readonly, totals_differences
 from .progress import progress
 from .published import IMAGES_DIR
 
@@ -161,6 +162,7 @@ def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp:
             want = {k: v for k, v in meta["totals"].items() if v}
             if {k: v for k, v in got.items() if v} != want:
                 problems.append(f"{db_name}: national totals differ from those in {DATAPACKAGE}")
+        problems += [f"{db_name}: {d}" for d in totals_differences(conn)]
     except sqlite3.DatabaseError as e:
         problems.append(f"{db_name}: not a valid SQLite database ({e})")
     finally:

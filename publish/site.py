@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive import manifest, signing
-from archive.database import COLUMN_DESCRIPTIONS
+from archive.database import COLUMN_DESCRIPTIONS, VIEWS
 from archive.errors import TestigoError
 
 HERE = Path(__file__).resolve().parent
@@ -225,8 +225,9 @@ CANNED_QUERIES = {
         "sql": (
             "select centro, codigo, estado, municipio, parroquia, mesas, electores\n"
             "from centros\n"
-            "where rowid in (select rowid from centros_fts where centros_fts match escape_fts(:q))\n"
-            "   or codigo = trim(:q)\n"
+            "where trim(:q) != ''  -- the empty form: no rows (an empty full-text query is an error)\n"
+            "  and (rowid in (select rowid from centros_fts where centros_fts match escape_fts(:q))\n"
+            "       or codigo = trim(:q))\n"
             "order by centro\nlimit 200"),
     },
     "mesa": {
@@ -299,6 +300,11 @@ def build_metadata(bundle: Bundle) -> dict:
     tables.setdefault("centros", {})["searchmode"] = "escaped"
     tables.setdefault("actas", {})["facets"] = ["source", "status", "crosscheck"]
     tables.setdefault("issues", {})["facets"] = ["outcome", "code"]
+    for t, (cols, _) in VIEWS.items():   # totals by area: by candidate, and by state below the state level
+        area = next(iter(cols))
+        if area != "candidate":
+            tables.setdefault(t, {})["facets"] = [c for c in ("candidate", "estado")
+                                                  if c in cols and not (c == "estado" and area == "cod_edo")]
     return {
         "title": title,
         "description_html": description_html,

@@ -55,18 +55,19 @@ def test_layout_matches_the_contract(bundle, signing_key):
     assert "timestamp" not in text and set(re.findall(r"\d{4}-\d{2}-\d{2}", text)) == {"2024-07-28"}
 
 
-def test_schema_foreign_keys_indexes_views_and_search(bundle):
+def test_schema_foreign_keys_indexes_totals_and_search(bundle):
     db = db_of(bundle)
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert set(database.TABLES) <= tables and "centros_fts" in tables
-    views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
-    assert views == set(database.VIEWS)
+    assert set(database.VIEWS) <= tables   # totals are tables written at build time, not views
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'view'").fetchone()[0] == 0
     fks = {(t, r["from"], r["table"]) for t in database.TABLES for r in db.execute(f"PRAGMA foreign_key_list({t})")}
     assert ("actas", "mesa_id", "mesas") in fks and ("actas", "image_sha256", "images") in fks
     assert ("acta_votes", "candidate", "candidates") in fks and ("centros", "parroquia_id", "parroquias") in fks
-    # the joins of the totals views use indexes, not scans of the big tables
-    plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM totals_estado"))
-    assert "SCAN acta_votes" not in plan and "SCAN mesas" not in plan, plan
+    # the totals' SELECTs join on indexes, not scans of the big tables (they run at build and verify)
+    for name, (_, sql) in database.VIEWS.items():
+        plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN acta_votes" not in plan and "SCAN mesas" not in plan, (name, plan)
     assert db.execute("PRAGMA page_size").fetchone()[0] == database.PAGE_SIZE
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     hits = db.execute("SELECT centro, parroquia FROM centros WHERE centro IN "
@@ -75,6 +76,53 @@ def test_schema_foreign_keys_indexes_views_and_search(bundle):
     assert db.execute("SELECT count(*) FROM mesas").fetchone()[0] == 24_532
     assert db.execute("SELECT id FROM municipios WHERE id = '20.13'").fetchone()
     assert db.execute("SELECT count(*) FROM cards").fetchone()[0] == 38
+
+
+def test_totals_are_indexed_tables_equal_to_their_definition(bundle):
+    db = db_of(bundle)
+    for name, (columns, sql) in database.VIEWS.items():
+        assert [r["name"] for r in db.execute(f"PRAGMA table_info({name})")] == list(columns)
+        stored = [tuple(r) for r in db.execute(f"SELECT * FROM {name} ORDER BY rowid")]
+        assert stored and stored == [tuple(r) for r in db.execute(sql)], name   # same rows, same order
+        indexed = {tuple(c["name"] for c in db.execute(f"PRAGMA index_info([{i['name']}])"))
+                   for i in db.execute(f"PRAGMA index_list({name})")}
+        assert indexed == set(database.totals_indexes(columns)), name
+    # what the site and Datasette's pages ask of them is answered from an index
+    for sql in ("SELECT candidate, votes FROM totals_centro WHERE centro = 1",
+                "SELECT * FROM totals_parroquia WHERE parroquia_id = '1.1.1'",
+                "SELECT * FROM totals_centro WHERE candidate = 'EG' ORDER BY votes DESC LIMIT 51",
+                "SELECT * FROM totals_municipio ORDER BY votes DESC LIMIT 51"):
+        plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
+    assert database.totals_differences(db) == []
+
+
+def test_every_totals_entry_is_materialized_the_same_way(tmp_path, monkeypatch):
+    """Another totals relation added to VIEWS becomes an indexed table with no other change."""
+    extra = ({"cod_edo": int, "estado": str, "mesas": int},
+             "SELECT cod_edo, estado, count(*) AS mesas FROM centros GROUP BY cod_edo ORDER BY cod_edo DESC")
+    monkeypatch.setitem(database.VIEWS, "totals_centros_por_estado", extra)
+    tables = {name: [] for name in database.TABLES}
+    tables["estados"] = [{"cod_edo": 1, "nombre": "A"}, {"cod_edo": 2, "nombre": "B"}]
+    tables["municipios"] = [{"id": "1.1", "cod_edo": 1, "cod_mun": 1, "nombre": "m"}]
+    tables["parroquias"] = [{"id": "1.1.1", "municipio_id": "1.1", "cod_edo": 1, "cod_par": 1, "nombre": "p"}]
+    tables["centros"] = [{"centro": c, "codigo": str(c), "parroquia_id": "1.1.1", "municipio_id": "1.1",
+                          "cod_edo": 1, "estado": "A", "municipio": "m", "parroquia": "p", "mesas": 1,
+                          "electores": 1} for c in (10, 11)]
+    database.write_database(tmp_path / "x.db", tables)
+    db = sqlite3.connect(tmp_path / "x.db")
+    assert db.execute("SELECT type FROM sqlite_master WHERE name = 'totals_centros_por_estado'").fetchone() == ("table",)
+    assert db.execute("SELECT * FROM totals_centros_por_estado").fetchall() == [(1, "A", 2)]
+    assert {r[1] for r in db.execute("PRAGMA index_list(totals_centros_por_estado)")} == {
+        "idx_totals_centros_por_estado_cod_edo", "idx_totals_centros_por_estado_mesas"}
+    assert database.totals_differences(db) == []
+    db.execute("UPDATE totals_centros_por_estado SET mesas = 3")
+    assert "totals_centros_por_estado row 1 is (1, 'A', 3), but the actas give (1, 'A', 2)" in \
+        database.totals_differences(db)[0]
+    # a SELECT that does not give the declared columns is a mistake caught at the first build
+    monkeypatch.setitem(database.VIEWS, "totals_centros_por_estado", ({"cod_edo": int, "n": int}, extra[1]))
+    with pytest.raises(ValueError, match="gives columns"):
+        database.write_database(tmp_path / "y.db", tables)
 
 
 def test_counting_rule_and_crosschecks(bundle, photo_workdir, csv_slice_rows):

@@ -62,7 +62,7 @@ async def centro_page(datasette, request):
 
 @dataclass(frozen=True)
 class Level:
-    column: str     # what names an area of this level in centros and in its totals_<level> view
+    column: str     # what names an area of this level in centros and in its totals_<level> table
     id_re: str      # an area id of this level as written in a URL
     area_sql: str   # the area (nombre, and its parents' codes and names) by :k
 
@@ -106,7 +106,7 @@ def _per_candidate(st: SiteState, votes: dict) -> dict:
 
 async def level_totals(datasette, nivel: str) -> dict:
     """{area key: {candidate: votes}} for every area of a level, read once from the bundle's
-    totals_<level> view (a view is a full aggregation either way; the bundle never changes)."""
+    totals_<level> table (the bundle never changes under a running site)."""
     st = state_of(datasette)
     cache = st.level_cache
     if nivel in cache:
@@ -122,7 +122,7 @@ async def level_totals(datasette, nivel: str) -> dict:
 async def _votes_for_area(datasette, nivel: str | None, key) -> dict:
     if nivel is None:
         return await national_totals(datasette)
-    if nivel == "centro":   # one centre: an indexed lookup is cheaper than the whole view
+    if nivel == "centro":   # one centre: an indexed lookup, not the whole table
         rows = await query(datasette, "select candidate, votes from totals_centro where centro = :k", {"k": key})
         found = {r["candidate"]: int(r["votes"] or 0) for r in rows}
     else:
@@ -137,7 +137,7 @@ async def _children(datasette, nivel: str | None, key) -> tuple[str | None, list
         return None, []
     child, names_sql = CHILDREN[nivel]
     names = await query(datasette, names_sql, {"k": key})
-    if child == "centro":   # a parish's centres only, not the whole view
+    if child == "centro":   # a parish's centres only, not the whole table
         by = _votes_by_area(await query(datasette, "select centro as k, candidate, votes from totals_centro "
                                      "where centro in (select centro from centros where parroquia_id = :k)",
                                      {"k": key}))
