@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "seed": "publish.torrent_cli:seed",
     "fetch": "publish.torrent_cli:fetch",
     "upload": "publish.upload_cli:upload",
+    "check": "publish.check_cli:check",
 }
 
 
@@ -66,6 +67,7 @@ def cli():
       verify  check a bundle's signature, checksums and database
       serve   the bundle as a public Datasette site
       torrent / seed / fetch / upload   share the bundle
+      check   does my photo of an acta match the archive (a bundle or a site)?
     Run `testigo demo` to see it all on the bundled sample.
     """
 

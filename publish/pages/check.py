@@ -5,6 +5,7 @@ import urllib.parse
 
 from datasette.database import QueryInterrupted
 
+from archive import comparison
 from archive.acta import parse_payload, validate
 from archive.errors import PayloadError
 
@@ -28,35 +29,10 @@ PAYLOAD_MESSAGES_ES = {
 }
 
 
-def _field_rows(st: SiteState, yours: dict, archived: dict) -> list[dict]:
-    out = []
-    for key, label_es, label_en in _fields(st):
-        if key not in yours:
-            continue
-        a = archived.get(key)
-        if a is None and key.startswith(("card:", "nulos")):
-            continue
-        out.append({"field": key, "es": label_es, "en": label_en, "yours": yours[key], "archived": a,
-                    "same": yours[key] == a})
-    return out
-
-
-def _fields(st: SiteState) -> list[tuple[str, str, str]]:
-    f = [("validos", "Votos válidos", "Valid votes"), ("nulos", "Votos nulos", "Null votes")]
-    f += [(c["code"], c["name"], c["name"]) for c in st.candidates]
-    f += [(f"card:{k['position']}", f"Tarjeta {k['position']} ({k['candidate']})",
-           f"Card {k['position']} ({k['candidate']})") for k in st.cards]
-    return f
-
-
-def _acta_numbers(a: dict) -> dict:
-    nums = {"validos": a.get("validos")}
-    if a.get("nulos") is not None:
-        nums["nulos"] = a["nulos"]
-    nums.update({k: v for k, v in (a.get("votes") or {}).items() if v is not None})
-    if a.get("cards"):
-        nums.update({f"card:{i}": v for i, v in enumerate(a["cards"], 1) if v is not None})
-    return nums
+def fields_of(st: SiteState) -> list[comparison.Field]:
+    """The compared fields, from the bundle's candidates and cards tables."""
+    return comparison.fields([(c["code"], c["name"]) for c in st.candidates],
+                             [(k["position"], k["candidate"]) for k in st.cards])
 
 
 def _parse_numbers_form(st: SiteState, args) -> tuple[dict, list[str]]:
@@ -110,8 +86,7 @@ async def check_acta(datasette, args) -> dict:
         except PayloadError as e:
             if e.code != "unknown_mesa":   # reported below, from the bundle's own registry
                 res["warning_code"], res["warning_en"] = e.code, str(e)
-        yours = {"validos": acta.validos, **acta.votes}
-        yours.update({f"card:{i}": c for i, c in enumerate(acta.counts or (), 1)})
+        yours = comparison.reading_numbers(acta)
         payload = acta.payload
     elif mesa_raw is not None and (mesa_raw.strip() or any(args.get(k) for k in ("validos", "nulos"))):
         res["input"] = "numbers"
@@ -145,29 +120,22 @@ async def check_acta(datasette, args) -> dict:
                               "the mesa number.")
         return res
     res["ok"] = True
-    actas = data["actas"]
-    if not actas:
-        res.update(result="not_archived", code="not_archived",
+    found = comparison.check_mesa(fields_of(st), yours, data, payload)
+    res.update(found)
+    if found["result"] == "not_archived":
+        res.update(code="not_archived",
                    message_es=f"Todavía no tenemos ningún acta de la mesa {mesa_id}. Si tiene la foto, envíela.",
                    message_en=f"We have no acta of mesa {mesa_id} yet. If you have the photo, send it in.")
         return res
-    ref = next((a for a in actas if a["id"] == data["counted_acta"]), None) or actas[0]
-    rows = _field_rows(st, yours, _acta_numbers(ref))
-    res["fields"] = rows
-    res["compared_with"] = {"id": ref["id"], "source": ref["source"], "status": ref["status"],
-                            "counted": ref["counted"], "image_url": ref.get("image_url")}
-    for a in actas:
-        if a["id"] != ref["id"] and all(r["same"] for r in _field_rows(st, yours, _acta_numbers(a))):
-            res["other_matches"].append(a["id"])
-    res["identical_payload"] = bool(payload) and any(a.get("payload") == payload for a in actas)
+    rows = found["fields"]
     differ = [r for r in rows if not r["same"]]
     if not differ:
-        res.update(result="match", code="match",
+        res.update(code="match",
                    message_es=f"Coincide: los {len(rows)} campos comparados son iguales a los del acta archivada "
                               f"de la mesa {mesa_id}.",
                    message_en=f"Match: all {len(rows)} fields compared equal the archived acta of mesa {mesa_id}.")
     else:
-        res.update(result="mismatch", code="mismatch",
+        res.update(code="mismatch",
                    message_es=f"No coincide: {len(differ)} de {len(rows)} campos son distintos de los del acta "
                               f"archivada de la mesa {mesa_id}.",
                    message_en=f"Mismatch: {len(differ)} of {len(rows)} fields differ from the archived acta "
