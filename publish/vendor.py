@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 from archive.errors import TestigoError
@@ -113,6 +114,14 @@ def check() -> list[str]:
         for extra in sorted(p.name for p in VENDOR_DIR.iterdir() if p.name not in names):
             problems.append(f"{extra}: vendored but not listed in publish/npm/files.json")
     return problems
+
+
+@lru_cache(maxsize=None)
+def static_url(package: str, filename: str) -> str:
+    """The site's URL of a vendored file, versioned by its recorded sha256 (so it can be cached for
+    good): ``/assets/vendor/<package>/<file>?v=<hash>``."""
+    rec = json.loads((VENDOR_DIR / package / "VENDOR.json").read_text(encoding="utf-8"))
+    return f"/assets/vendor/{package}/{filename}?v={rec['files'][filename][:12]}"
 
 
 def main(argv: list[str]) -> int:

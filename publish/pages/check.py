@@ -9,6 +9,7 @@ from archive import comparison
 from archive.acta import parse_payload, validate
 from archive.errors import PayloadError
 
+from .. import vendor
 from ..site_state import SiteState, state_of
 from .common import as_json, clean_text, error_page, normal_mesa_id, render
 from .mesa import mesa_data
@@ -27,12 +28,35 @@ PAYLOAD_MESSAGES_ES = {
     "count_too_large": "Uno de los números es mayor que los electores de cualquier mesa.",
     "too_long": "El texto es demasiado largo para ser el QR de un acta.",
 }
+#: Short English forms for the browser (the server's English messages are the PayloadError's own).
+PAYLOAD_MESSAGES_EN = {
+    "empty": "The QR text is empty.",
+    "not_acta": "That QR is not an acta QR of this election (CENTRE.MESA.N.SERIAL!38 comma-separated numbers!N!N).",
+    "bad_header": "The QR header (CENTRE.MESA.N.SERIAL) is not valid.",
+    "wrong_count_number": "The acta must have exactly one number per ballot card.",
+    "non_numeric_count": "One of the values is not a whole number.",
+    "negative_count": "One of the numbers is negative.",
+    "count_too_large": "One of the numbers is larger than any mesa's electors.",
+    "too_long": "The text is far too long for an acta QR.",
+}
 
 
 def fields_of(st: SiteState) -> list[comparison.Field]:
     """The compared fields, from the bundle's candidates and cards tables."""
     return comparison.fields([(c["code"], c["name"]) for c in st.candidates],
                              [(k["position"], k["candidate"]) for k in st.cards])
+
+
+def browser_spec(st: SiteState) -> dict | None:
+    """What comprobar.js needs to check a QR read in the visitor's browser (None: no election)."""
+    election = st.election()
+    if election is None:
+        return None
+    spec = comparison.browser_spec(fields_of(st), election.payload, [k["candidate"] for k in st.cards])
+    spec["messages"] = {k: {"es": v, "en": PAYLOAD_MESSAGES_EN[k]} for k, v in PAYLOAD_MESSAGES_ES.items()}
+    spec["wasm"] = vendor.static_url("zxing-wasm", "zxing_reader.wasm")
+    spec["reader"] = vendor.static_url("zxing-wasm", "index.js")
+    return spec
 
 
 def _parse_numbers_form(st: SiteState, args) -> tuple[dict, list[str]]:
@@ -155,5 +179,5 @@ async def comprobar(datasette, request):
         return as_json(st, res)
     qr_echo, _ = clean_text(request.args.get("qr"), 400)
     return await render(datasette, request, "testigo_comprobar.html", {
-        "res": res, "qr": qr_echo, "form": {k: (request.args.get(k) or "")[:20]
+        "res": res, "qr": qr_echo, "spec": browser_spec(st), "form": {k: (request.args.get(k) or "")[:20]
                                             for k in ["mesa", "validos", "nulos"] + [c["code"] for c in st.candidates]}})
