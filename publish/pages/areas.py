@@ -7,7 +7,8 @@ import urllib.parse
 from dataclasses import dataclass
 
 from ..site_state import SiteState, state_of
-from .common import as_json, bars, error_page, query, render
+from .choropleth import estado_map
+from .common import as_json, bars, error_page, helpers, query, render
 from .home import national_totals
 
 
@@ -191,8 +192,14 @@ async def totales(datasette, request):
     top = [r["code"] for r in chart[:2]]
     for c in children:
         c["others"] = c["total"] - sum(c["votes"].get(k, 0) for k in top)
+    area_map = None
+    if nivel is None:
+        area_map = estado_map(st.bundle.election_id, [r["code"] for r in chart],
+                              {c["code"]: c["name"] for c in st.candidates},
+                              {c["key"]: c for c in children}, helpers(request))
     ds_url = f"/{st.bundle.db_name}/totals_{nivel or 'nacional'}" + (
         "?" + urllib.parse.urlencode({LEVELS[nivel].column: key}) if nivel else "")
     return await render(datasette, request, "testigo_totales.html", {
         "area": area, "nivel": nivel, "chart": chart, "total": sum(votes.values()), "summary": summary,
-        "child": child, "children": children, "top": top, "area_crumbs": crumbs, "ds_url": ds_url})
+        "child": child, "children": children, "top": top, "area_crumbs": crumbs, "ds_url": ds_url,
+        "area_map": area_map})
