@@ -8,7 +8,6 @@ fetched over HTTP, so a bundle, a site and a mirror are compared the same way.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,19 +51,18 @@ class BundleArchive:
     """A bundle folder, read through the site's own pages in-process (Datasette's internal client)."""
 
     def __init__(self, bundle_dir: str | Path):
-        from .site import make_datasette, check_database
-        self.ds = make_datasette(bundle_dir, response_cache_mb=0)
-        check_database(self.ds.testigo_site.bundle)
+        from .site import InProcessClient, check_database, make_datasette
+        ds = make_datasette(bundle_dir, response_cache_mb=0)
+        check_database(ds.testigo_site.bundle)
         self.name = str(bundle_dir)
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self.ds.invoke_startup())
+        self.client = InProcessClient(ds)
 
     def mesa(self, mesa_id: str) -> dict | None:
-        r = self._loop.run_until_complete(self.ds.client.get(f"/mesa/{mesa_id}.json"))
+        r = self.client.get(f"/mesa/{mesa_id}.json")
         return _mesa_answer(r.status_code, r.text, f"{self.name} /mesa/{mesa_id}.json")
 
     def close(self) -> None:
-        self._loop.close()
+        self.client.close()
 
 
 class SiteArchive:

@@ -378,6 +378,36 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
     return ds
 
 
+class InProcessClient:
+    """Datasette's internal client (no server, no socket) usable from synchronous code.
+
+    Requests run on a private event loop in a thread of its own, so this works even where
+    another loop is already running in the calling thread (Playwright's, a notebook's).
+    """
+
+    def __init__(self, ds):
+        import asyncio
+        import threading
+        self.ds = ds
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="datasette-client", daemon=True)
+        self._thread.start()
+        self.run(ds.invoke_startup())
+
+    def run(self, coro):
+        """Run a coroutine on the client's loop and return its result."""
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def get(self, path: str, **kw):
+        return self.run(self.ds.client.get(path, **kw))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
 def check_database(bundle: Bundle) -> None:
     """Open the bundle's database read-only and look for the tables the site needs."""
     import sqlite3

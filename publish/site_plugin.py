@@ -8,8 +8,8 @@ Pages (``?lang=en`` for English; ``.json`` for the data of the page):
   /buscar?q=          find a centre by code or place (full-text search), with its mesas
   /centro/CENTRO      one centre: its mesas and totals
   /mesa/CENTRO.MM     one mesa: acta image(s), numbers, participation, cross-check, flags
-  /totales[/NIVEL/ID] totals by candidate: national, estado, municipio, parroquia, centro
-  /comprobar          check my acta: paste the QR text, or the mesa code and numbers
+  /totales[/NIVEL/ID] totals by candidate: national (with the estado map), estado, municipio, ...
+  /comprobar          check my acta: a photo (QR read in the browser), the QR text, or the numbers
   /descargas          the bundle's files, signature, public key, torrent; how to verify
   /acerca             how the data was collected (the bundle README)
 """

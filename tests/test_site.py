@@ -34,24 +34,13 @@ def mesa_of(row: dict) -> str:
     return f"{int(row['CENTRO'])}.{int(row['MESA']):02d}"
 
 
-class SiteClient:
-    """Datasette's in-process client, on one event loop of its own (no pytest-asyncio needed)."""
-
-    def __init__(self, ds):
-        self.ds = ds
-        self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(ds.invoke_startup())
-
-    def get(self, path: str, **kw) -> httpx.Response:
-        return self.loop.run_until_complete(self.ds.client.get(path, **kw))
+class SiteClient(site_mod.InProcessClient):
+    """Datasette's in-process client (on its own loop and thread; no pytest-asyncio needed)."""
 
     def json(self, path: str) -> dict:
         r = self.get(path)
         assert r.status_code == 200, (path, r.status_code, r.text[:500])
         return r.json()
-
-    def close(self):
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -418,7 +407,7 @@ def test_concurrent_identical_misses_are_computed_once(bundle):
     try:
         async def burst():
             return await asyncio.gather(*[ds.client.get("/totales/estado/1.json") for _ in range(20)])
-        rs = c.loop.run_until_complete(burst())
+        rs = c.run(burst())
         assert {r.status_code for r in rs} == {200}
         assert sum(r.headers.get("x-testigo-cache") == "miss" for r in rs) == 1
         assert len({r.content for r in rs}) == 1
