@@ -25,6 +25,18 @@ class ValidationError(PayloadError):
     """A reading parses but breaks a rule of the election (unknown mesa, sums, electors)."""
 
 
+class TranscriptionError(TestigoError):
+    """A volunteer's transcription cannot be saved as typed (a rule broken, a photo not in the queue).
+
+    ``code`` is stable; ``es`` is the message in Spanish (the volunteers' language; the exception
+    text is English); ``field`` names the form field to correct, when there is one.
+    """
+
+    def __init__(self, code: str, message: str, es: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.code, self.es, self.field = code, es or message, field
+
+
 class RejectedFile(TestigoError):
     """An input file that is not an image testigo accepts (type, size, corruption, path)."""
 

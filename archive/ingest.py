@@ -281,8 +281,8 @@ class Ingester:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
 
     def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
-                  kind: str = "image") -> None:
-        """Insert an accepted reading; classify it against earlier readings of the same mesa."""
+                  kind: str = "image") -> int:
+        """Insert an accepted reading; classify it against earlier readings of the same mesa. Returns its id."""
         db = self.wd.db
         numbers = a.numbers()
         same_mesa = db.execute("SELECT id, numbers, status FROM actas WHERE centro = ? AND mesa = ? AND "
@@ -316,6 +316,7 @@ class Ingester:
                            (f"mesa {a.mesa_key} was later read with different numbers in {locator}; "
                             "all readings are kept and flagged for review", r["id"]))
         self._input(source, locator, sha, outcome, code, reason, acta_id, kind)
+        return acta_id
 
     # ---- sheets -------------------------------------------------------------
     def ingest_sheet(self, sheet: Sheet) -> None:

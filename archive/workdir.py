@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     source TEXT NOT NULL,       -- what the user named on the command line
     locator TEXT NOT NULL,      -- path, zip!member or sheet#row
     sha256 TEXT NOT NULL,       -- content of the file (for sheet rows: of the sheet)
-    kind TEXT NOT NULL,         -- image / sheet-row / file
+    kind TEXT NOT NULL,         -- image / sheet-row / file / transcription
     outcome TEXT NOT NULL,
     code TEXT, reason TEXT,
     acta_id INTEGER REFERENCES actas(id),
@@ -49,7 +49,7 @@ CREATE INDEX IF NOT EXISTS inputs_sha256 ON inputs(sha256);
 CREATE TABLE IF NOT EXISTS actas (
     id INTEGER PRIMARY KEY,
     centro INTEGER NOT NULL, mesa INTEGER NOT NULL,
-    source_kind TEXT NOT NULL,  -- qr / csv
+    source_kind TEXT NOT NULL,  -- qr / csv / transcribed-photo
     image_sha256 TEXT REFERENCES blobs(sha256),
     payload TEXT,
     counts TEXT,                -- JSON list per ballot card (QR only)
@@ -64,6 +64,33 @@ CREATE INDEX IF NOT EXISTS actas_mesa ON actas(centro, mesa, source_kind);
 -- sheets fully ingested (a sheet is ingested in one transaction)
 CREATE TABLE IF NOT EXISTS sheets (
     sha256 TEXT PRIMARY KEY, locator TEXT NOT NULL, rows INTEGER NOT NULL
+);
+-- transcription by volunteers (archive/transcription.py): who typed what, when, for which photo
+CREATE TABLE IF NOT EXISTS volunteers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,         -- as typed; private: never published, never shown to others
+    name_key TEXT NOT NULL UNIQUE,  -- the name folded (case, accents, spaces): one person, one volunteer
+    alias TEXT,                 -- the public alias the volunteer chose; NULL = anonymous
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transcription_entries (
+    id INTEGER PRIMARY KEY,
+    image_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    volunteer_id INTEGER NOT NULL REFERENCES volunteers(id),
+    entered_at TEXT NOT NULL,   -- UTC, ISO 8601
+    illegible INTEGER NOT NULL, -- 1: "cannot be read" (no numbers)
+    centro INTEGER, mesa INTEGER, votes TEXT, validos INTEGER, nulos INTEGER,
+    value TEXT NOT NULL,        -- mesa + canonical numbers (or 'illegible'): entries agree when equal
+    after_decision INTEGER NOT NULL,  -- 1: saved after the photo was decided (kept, not counted)
+    UNIQUE (image_sha256, volunteer_id)
+);
+CREATE TABLE IF NOT EXISTS transcription_decisions (
+    image_sha256 TEXT PRIMARY KEY REFERENCES blobs(sha256),
+    decision TEXT NOT NULL,     -- agreed / illegible / unresolved
+    value TEXT,                 -- the value two entries agreed on
+    entries INTEGER NOT NULL,   -- entries made up to the decision
+    acta_id INTEGER REFERENCES actas(id),
+    decided_at TEXT NOT NULL
 );
 """
 
@@ -86,7 +113,8 @@ class Workdir:
         if create:
             for stale in (self.path / "objects").glob("*/*.tmp*"):
                 stale.unlink(missing_ok=True)  # left by a write that was killed mid-way
-        self.db = sqlite3.connect(db_path, isolation_level=None)
+        # several writers (ingest, volunteers transcribing) wait for each other rather than fail
+        self.db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

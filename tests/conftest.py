@@ -20,6 +20,10 @@ What you get (all real SQLite files on disk, from the real published CSV):
   photo_workdir       PhotoWorkdir(path, facts): small_workdir's CSV + photos covering each outcome
                       (agree, disagree, QR-only, duplicate, same file, conflict, unreadable,
                       rejected file, invalid sheet row), from a folder and a zip
+  unreadable_photo    unreadable_photo(row) -> JPEG bytes: the acta page of a CSV row with its QR painted
+                      over (real decoding finds no QR; a person still reads every number)
+  transcribe_workdir  TranscribeWorkdir(path, photos): photo_workdir plus real unreadable photos ingested
+                      with the real decoder; photos {file name: (sha256, CSV row or None)}
   signing_key         KeyFiles of an scrypt-encrypted key (password in KEY_PASSWORD; cheap scrypt)
   other_key           KeyFiles of a second, unencrypted key (for wrong-key tests)
   bundle              Path of a bundle built from photo_workdir and signed with signing_key
@@ -273,6 +277,62 @@ def photo_workdir(tmp_path_factory, small_workdir, csv_rows, csv_slice_rows) -> 
              "photos": {n: sha256(d) for n, d in photos.items()}, "expected_totals": totals,
              "local_dir": str(inbox)}
     return PhotoWorkdir(wd, inbox, facts)
+
+
+def unreadable_photo_of(row: dict, width: int = 600) -> bytes:
+    """The rendered acta page of ``row`` with the QR band painted over: unreadable, yet legible."""
+    from PIL import ImageDraw
+    from archive.render import render_page
+    page = render_page(payload_for_row(row), election_mod.load())
+    ImageDraw.Draw(page).rectangle((0, int(page.height * 0.86), page.width, page.height), fill=(250, 250, 246))
+    page = page.resize((width, round(page.height * width / page.width)))
+    buf = io.BytesIO()
+    page.save(buf, "JPEG", quality=85, exif=_exif())
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def unreadable_photo():
+    return unreadable_photo_of
+
+
+@dataclass
+class TranscribeWorkdir:
+    path: Path
+    photos: dict = field(default_factory=dict)   # file name -> (sha256, row or None)
+
+
+@pytest.fixture(scope="session")
+def transcribe_workdir(tmp_path_factory, photo_workdir, csv_rows, csv_slice_rows) -> TranscribeWorkdir:
+    """photo_workdir plus photos for volunteers, decoded by the real decoder (so really unreadable).
+
+    t_slice.jpg: a mesa with a sheet row; t_qr.jpg: the mesa photo_workdir read by QR (qr_only);
+    t_new1..6.jpg: mesas nothing else covers; t_invalid.png: a QR that is not an acta (reading
+    'invalid'). blurry.jpg (unreadable in photo_workdir) is in the queue too.
+    """
+    from archive.ingest import ingest
+    base = tmp_path_factory.mktemp("transcribe")
+    wd = base / "workdir"
+    shutil.copytree(photo_workdir.path, wd)
+    f = photo_workdir.facts
+    used = {(r["CENTRO"], r["MESA"]) for r in list(csv_slice_rows) + [f["qr_only"], f["dup"], f["conflict"]]}
+    fresh = [r for r in csv_rows[7::997] if (r["CENTRO"], r["MESA"]) not in used and int(r["EG"]) > 2][:6]
+    rows = {"t_slice.jpg": next(r for r in csv_slice_rows[20:] if int(r["EG"]) > 2), "t_qr.jpg": f["qr_only"],
+            **{f"t_new{i}.jpg": r for i, r in enumerate(fresh, 1)}}
+    inbox = base / "inbox"
+    inbox.mkdir()
+    photos = {}
+    for name, row in rows.items():
+        data = unreadable_photo_of(row)
+        (inbox / name).write_bytes(data)
+        photos[name] = (sha256(data), row)
+    invalid = make_photo("hola: esto no es un acta", kind="png")
+    (inbox / "t_invalid.png").write_bytes(invalid)
+    photos["t_invalid.png"] = (sha256(invalid), None)
+    summary = ingest([str(inbox)], wd)
+    assert summary.new == {"unreadable": len(rows), "invalid": 1}, summary
+    photos["blurry.jpg"] = (f["unreadable_sha"], None)
+    return TranscribeWorkdir(wd, photos)
 
 
 # --- keys and bundles ------------------------------------------------------------------------------------

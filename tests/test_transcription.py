@@ -1,0 +1,230 @@
+"""Transcription by volunteers: the agreement and review rules, on real workdirs (real SQLite).
+
+The photos are real unreadable ones (acta pages whose QR was painted over, decoded by the real
+decoder in the ``transcribe_workdir`` fixture); a volunteer's entry is what the page shows.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import sqlite3
+
+import pytest
+
+from archive import transcription
+from archive.errors import TranscriptionError
+from archive.transcription import Transcriptions
+
+
+def fields_of(row: dict, move: int = 0, **changes) -> dict:
+    """The entry form as a volunteer fills it from the acta of ``row`` (``move`` votes EG -> NM)."""
+    from archive import election
+    f = {"centro": row["CENTRO"], "mesa": str(int(row["MESA"])), "validos": row["VOTOS_VALIDOS"],
+         "nulos": row["VOTOS_NULOS"]}
+    for c in election.load().candidates:
+        f[f"v_{c.code}"] = row[c.csv_column]
+    f["v_EG"], f["v_NM"] = str(int(row["EG"]) - move), str(int(row["NM"]) + move)
+    f.update(changes)
+    return f
+
+
+@pytest.fixture
+def queue(transcribe_workdir, copy_tree):
+    t = Transcriptions(copy_tree(transcribe_workdir.path))
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def photo(transcribe_workdir):
+    return lambda name: transcribe_workdir.photos[name]
+
+
+def count(t: Transcriptions, sql: str, *args) -> int:
+    return t.db.execute(sql, args).fetchone()[0]
+
+
+def test_queue_is_the_unreadable_and_invalid_photos(queue, transcribe_workdir, photo_workdir):
+    shas = {p.sha256 for p in transcription.photos(queue.db)}
+    assert shas == {sha for sha, _ in transcribe_workdir.photos.values()}
+    decoded = {photo_workdir.facts["photos"][n] for n in ("agree.jpg", "qr_only.png", "dup_a.jpg")}
+    assert not shas & decoded
+    assert queue.photo(transcribe_workdir.photos["t_invalid.png"][0]).state == "open"
+    reading = count(queue, "SELECT count(*) FROM readings WHERE sha256 = ? AND status = 'invalid'",
+                    transcribe_workdir.photos["t_invalid.png"][0])
+    assert reading == 1   # really decoded as a QR that is not an acta
+    assert queue.status()["open"] == len(shas) and transcription.awaiting(queue.db) == len(shas)
+
+
+def test_two_agreeing_entries_make_an_acta(queue, photo):
+    sha, row = photo("t_new1.jpg")
+    ana = queue.volunteer("Ana Pérez", "ana-caracas")
+    beto = queue.volunteer("Beto Ruiz")
+    first = queue.save(sha, ana.id, fields_of(row))
+    assert (first.state, first.acta_id) == ("waiting", None)
+    assert count(queue, "SELECT count(*) FROM actas WHERE image_sha256 = ?", sha) == 0
+    second = queue.save(sha, beto.id, fields_of(row))
+    assert second.state == "agreed" and second.entries == 2
+    a = dict(queue.db.execute("SELECT * FROM actas WHERE id = ?", (second.acta_id,)).fetchone())
+    assert (a["source_kind"], a["image_sha256"], a["status"]) == ("transcribed-photo", sha, "ok")
+    assert (a["centro"], a["mesa"]) == (int(row["CENTRO"]), int(row["MESA"]))
+    assert json.loads(a["votes"])["EG"] == int(row["EG"]) and a["validos"] == int(row["VOTOS_VALIDOS"])
+    assert a["nulos"] == int(row["VOTOS_NULOS"])
+    inp = queue.db.execute("SELECT * FROM inputs WHERE acta_id = ?", (a["id"],)).fetchone()
+    assert (inp["kind"], inp["outcome"], inp["source"]) == ("transcription", "transcribed", transcription.SOURCE)
+    assert inp["locator"].endswith("t_new1.jpg#transcription")
+    # the original unreadable input stays as it was: the QR really was unreadable
+    assert count(queue, "SELECT count(*) FROM inputs WHERE sha256 = ? AND outcome = 'unreadable'", sha) == 1
+    assert queue.photo(sha).state == "agreed"
+    carla = queue.volunteer("Carla")
+    assert all(p.sha256 != sha for p in [queue.next_photo(carla.id)])
+    assert transcription.published(queue.db) == [{"acta_id": a["id"], "entries": 2,
+                                                   "transcribers": '["ana-caracas"]'}]
+
+
+def test_one_person_one_volunteer(queue, photo):
+    sha, row = photo("t_new2.jpg")
+    ana = queue.volunteer("Ana Pérez")
+    assert queue.volunteer("  ana   perez ", "anita").id == ana.id      # same person, new alias
+    assert queue.volunteer_by_id(ana.id).alias == "anita"
+    queue.save(sha, ana.id, fields_of(row))
+    with pytest.raises(TranscriptionError) as e:
+        queue.save(sha, ana.id, fields_of(row))
+    assert e.value.code == "already_entered"
+    assert count(queue, "SELECT count(*) FROM transcription_entries") == 1
+    assert queue.photo(sha).state == "waiting"
+    with pytest.raises(TranscriptionError) as e:
+        queue.volunteer("Ana Pérez", "ANA PEREZ")
+    assert e.value.code == "alias_is_name" and e.value.field == "alias"
+    with pytest.raises(TranscriptionError):
+        queue.volunteer("x")
+
+
+@pytest.mark.parametrize("third_agrees_with", ["first", "second"])
+def test_disagreement_goes_to_review_and_a_third_entry_decides(queue, photo, third_agrees_with):
+    sha, row = photo("t_new3.jpg")
+    ana, beto, carla = (queue.volunteer(n) for n in ("Ana", "Beto", "Carla"))
+    queue.save(sha, ana.id, fields_of(row))
+    s = queue.save(sha, beto.id, fields_of(row, move=1))
+    assert s.state == "review" and queue.photo(sha).state == "review" and queue.photo(sha).needed == 1
+    # review comes first for anyone who has not entered it; never for those who did
+    assert queue.next_photo(carla.id).sha256 == sha
+    assert queue.next_photo(ana.id).sha256 != sha and queue.next_photo(beto.id).sha256 != sha
+    move = 0 if third_agrees_with == "first" else 1
+    s = queue.save(sha, carla.id, fields_of(row, move=move))
+    assert (s.state, s.entries) == ("agreed", 3)
+    votes = json.loads(queue.db.execute("SELECT votes FROM actas WHERE id = ?", (s.acta_id,)).fetchone()[0])
+    assert votes["EG"] == int(row["EG"]) - move
+    assert count(queue, "SELECT count(*) FROM transcription_entries WHERE image_sha256 = ?", sha) == 3
+
+
+def test_all_three_differ_then_more_entries_until_two_agree_or_unresolved(queue, photo):
+    sha, row = photo("t_new4.jpg")
+    people = [queue.volunteer(f"Voluntario {i}") for i in range(7)]
+    states = [queue.save(sha, people[i].id, fields_of(row, move=i)).state for i in range(3)]
+    assert states == ["waiting", "review", "review"]
+    s = queue.save(sha, people[3].id, fields_of(row, move=1))      # matches the second entry
+    assert (s.state, s.entries) == ("agreed", 4)
+    sha2, row2 = photo("t_new5.jpg")
+    states = [queue.save(sha2, people[i].id, fields_of(row2, move=i)).state for i in range(transcription.MAX_ENTRIES)]
+    assert states == ["waiting", "review", "review", "review", "unresolved"]
+    assert count(queue, "SELECT count(*) FROM actas WHERE image_sha256 = ?", sha2) == 0
+    assert queue.photo(sha2).decision == "unresolved" and queue.next_photo(people[6].id).sha256 != sha2
+    # an entry that arrives after the decision is kept, and changes nothing
+    late = queue.save(sha2, people[6].id, fields_of(row2))
+    assert late.state == "late"
+    assert count(queue, "SELECT after_decision FROM transcription_entries WHERE id = ?", late.entry_id) == 1
+    assert queue.photo(sha2).entries == transcription.MAX_ENTRIES
+
+
+def test_cannot_be_read_is_a_value_too(queue, photo):
+    sha, row = photo("t_new6.jpg")
+    ana, beto, carla = (queue.volunteer(n) for n in ("Ana", "Beto", "Carla"))
+    assert queue.save(sha, ana.id, None).state == "waiting"
+    assert queue.save(sha, beto.id, fields_of(row)).state == "review"
+    assert queue.save(sha, carla.id, None).state == "illegible"
+    assert count(queue, "SELECT count(*) FROM actas WHERE image_sha256 = ?", sha) == 0
+    assert transcription.awaiting(queue.db) == len(transcription.photos(queue.db))   # still no acta
+
+
+@pytest.mark.parametrize("change, code, field, es", [
+    ({"validos": "1"}, "sum_mismatch", "validos", "suman"),
+    ({"centro": "999999999"}, "unknown_mesa", "centro", "no está en el registro"),
+    ({"nulos": "99999"}, "over_electors", "validos", "electores inscritos"),
+    ({"v_LM": ""}, "missing_field", "v_LM", "escriba 0"),
+    ({"v_EG": "1O5"}, "not_a_number", "v_EG", "solo cifras"),
+    ({"mesa": "-1"}, "not_a_number", "mesa", "solo cifras"),
+    ({"nulos": "123456789"}, "too_large", "nulos", "demasiado grande"),
+])
+def test_an_entry_that_breaks_a_rule_is_refused_and_not_saved(queue, photo, change, code, field, es):
+    sha, row = photo("t_new1.jpg")
+    ana = queue.volunteer("Ana")
+    with pytest.raises(TranscriptionError) as e:
+        queue.save(sha, ana.id, fields_of(row, **change))
+    assert (e.value.code, e.value.field) == (code, field) and es in e.value.es
+    assert count(queue, "SELECT count(*) FROM transcription_entries") == 0
+
+
+def test_a_photo_outside_the_queue_is_refused(queue, photo_workdir):
+    ana = queue.volunteer("Ana")
+    decoded = photo_workdir.facts["photos"]["agree.jpg"]
+    with pytest.raises(TranscriptionError) as e:
+        queue.save(decoded, ana.id, {})
+    assert e.value.code in ("not_in_queue", "missing_field")
+    with pytest.raises(TranscriptionError) as e:
+        queue.save(decoded, ana.id, None)
+    assert e.value.code == "not_in_queue"
+
+
+def test_served_photo_has_no_exif(queue, photo):
+    from PIL import Image
+    import io
+    sha, _ = photo("t_new1.jpg")
+    original = queue.wd.object_path(sha).read_bytes()
+    assert b"Exif" in original[:200]
+    shown = queue.image(sha)
+    assert b"Exif" not in shown and b"TestPhone" not in shown
+    assert Image.open(io.BytesIO(shown)).tobytes() == Image.open(io.BytesIO(original)).tobytes()
+
+
+# --- several people at once -----------------------------------------------------------------------
+
+def _volunteer_process(path: str, name: str, work: list, barrier) -> None:
+    """One volunteer in their own process: the entries in ``work`` in a shuffled order."""
+    t = Transcriptions(path)
+    v = t.volunteer(name)
+    random.Random(name).shuffle(work)
+    barrier.wait()
+    for sha, fields in work:
+        t.save(sha, v.id, fields)
+    t.close()
+
+
+def test_concurrent_volunteers_lose_no_entry_and_decide_each_photo_once(transcribe_workdir, copy_tree):
+    path = copy_tree(transcribe_workdir.path)
+    targets = [(sha, row) for name, (sha, row) in sorted(transcribe_workdir.photos.items()) if row]
+    people = 5
+    work = {f"Persona {i}": [(sha, fields_of(row, move=1 if (i == 1 and k % 2) else 0))
+                             for k, (sha, row) in enumerate(targets)] for i in range(people)}
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(people)
+    procs = [ctx.Process(target=_volunteer_process, args=(str(path), n, w, barrier)) for n, w in work.items()]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * people
+    db = sqlite3.connect(path / "state.db")
+    assert db.execute("SELECT count(*) FROM transcription_entries").fetchone()[0] == people * len(targets)
+    decisions = dict(db.execute("SELECT image_sha256, decision FROM transcription_decisions").fetchall())
+    assert decisions == {sha: "agreed" for sha, _ in targets}
+    per_photo = db.execute("SELECT image_sha256, count(*) FROM actas WHERE source_kind = 'transcribed-photo' "
+                           "GROUP BY image_sha256").fetchall()
+    assert dict(per_photo) == {sha: 1 for sha, _ in targets}    # one acta per photo, never two
+    for sha, row in targets:   # whoever raced, the true numbers won (four of five typed them)
+        votes = json.loads(db.execute("SELECT votes FROM actas WHERE image_sha256 = ?", (sha,)).fetchone()[0])
+        assert votes["EG"] == int(row["EG"])
+    late = db.execute("SELECT count(*) FROM transcription_entries WHERE after_decision = 1").fetchone()[0]
+    counted = db.execute("SELECT sum(entries) FROM transcription_decisions").fetchone()[0]
+    assert late + counted == people * len(targets)
