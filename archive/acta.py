@@ -13,11 +13,11 @@ from .errors import PayloadError, ValidationError
 
 @dataclass(frozen=True)
 class Acta:
-    """One mesa's numbers from one source (a QR reading or a transcribed sheet row)."""
+    """One mesa's numbers from one source (a QR reading, a sheet row, a photo volunteers transcribed)."""
 
     centro: int
     mesa: int
-    source_kind: str                      # "qr" or "csv"
+    source_kind: str                      # "qr", "csv" or "transcribed-photo"
     votes: dict[str, int]                 # per candidate code
     counts: tuple[int, ...] | None = None  # per ballot card, QR only
     validos: int = 0
@@ -35,16 +35,19 @@ class Acta:
                            "nulos": self.nulos}, sort_keys=True)
 
 
-def differences(qr_votes: dict, qr_validos: int, csv_votes: dict, csv_validos: int) -> dict:
-    """Field-by-field differences between a QR reading and a transcribed row of one mesa.
+def differences(a_votes: dict, a_validos: int, b_votes: dict, b_validos: int,
+                sources: tuple[str, str] = ("qr", "csv")) -> dict:
+    """Field-by-field differences between two readings of one mesa from different sources.
 
-    ``{field: {"qr": x, "csv": y}}`` for each candidate (and válidos) that differs; empty when
-    they agree. The one definition of "agree" for ingest's cross-check and the bundle's.
+    ``{field: {source_a: x, source_b: y}}`` for each candidate (and válidos) that differs;
+    empty when they agree. The one definition of "agree" for every cross-check (QR, sheet row,
+    transcribed photo), in ingest and in the bundle.
     """
-    diff = {k: {"qr": qr_votes.get(k), "csv": csv_votes.get(k)}
-            for k in sorted(set(qr_votes) | set(csv_votes)) if qr_votes.get(k) != csv_votes.get(k)}
-    if qr_validos != csv_validos:
-        diff["validos"] = {"qr": qr_validos, "csv": csv_validos}
+    sa, sb = sources
+    diff = {k: {sa: a_votes.get(k), sb: b_votes.get(k)}
+            for k in sorted(set(a_votes) | set(b_votes)) if a_votes.get(k) != b_votes.get(k)}
+    if a_validos != b_validos:
+        diff["validos"] = {sa: a_validos, sb: b_validos}
     return diff
 
 

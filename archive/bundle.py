@@ -29,7 +29,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, signing
+from . import manifest, signing, transcription
 from .database import mesa_id, municipio_id, national_totals, parroquia_id, write_database
 from .datapackage import datapackage
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
@@ -139,6 +139,8 @@ class _State:
     actas: list[dict]
     issues: list[dict]
     blobs: dict[str, sqlite3.Row]
+    transcriptions: list[dict] = field(default_factory=list)   # transcription.published()
+    awaiting_transcription: int = 0
 
 
 def _read_workdir(wd: Workdir) -> _State:
@@ -156,13 +158,14 @@ def _read_workdir(wd: Workdir) -> _State:
         for r in db.execute("SELECT * FROM blobs WHERE media_type LIKE 'image/%'"):
             if r["sha256"] in shas:
                 blobs[r["sha256"]] = r
+        transcribed, awaiting = transcription.published(db), transcription.awaiting(db)
     finally:
         db.execute("COMMIT")
     prefixes = _local_prefixes(locators)
     for i in inputs:
         i["file"] = public_file_name(i["locator"])
         i["reason"] = _scrub(i["reason"], prefixes)
-    return _State(actas, inputs, blobs)
+    return _State(actas, inputs, blobs, transcribed, awaiting)
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -196,12 +199,11 @@ def _geography(election) -> dict[str, list[dict]]:
 
 
 def _crosscheck(a: dict, others: list[dict]) -> tuple[str | None, str | None]:
-    """Compare an acta with the other source's non-duplicate actas of its mesa."""
+    """Compare an acta with the other sources' non-duplicate actas of its mesa."""
     if not others:
         return None, None
     for o in others:
-        qr, csv = (a, o) if a["source"] == "qr" else (o, a)
-        diff = acta_mod.differences(qr["votes"], qr["validos"], csv["votes"], csv["validos"])
+        diff = acta_mod.differences(a["votes"], a["validos"], o["votes"], o["validos"], (a["source"], o["source"]))
         if diff:
             return "disagree", json.dumps(diff, sort_keys=True)
     return "agree", None
@@ -233,12 +235,14 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
         by_mesa[r["mesa_id"]].append(r)
     for mid, group in by_mesa.items():
         ok = {source: [r for r in group if r["source"] == source and r["status"] == "ok"]
-              for source in ("csv", "qr")}
+              for source in ("csv", "qr", transcription.SOURCE_KIND)}
         for source, readings in ok.items():
             if len(readings) > 1:
                 raise WorkdirInconsistent(f"mesa {mid} has {len(readings)} {source} readings with status ok; "
                                           "the workdir is inconsistent")
-        chosen = ok["csv"] or ok["qr"]
+        # the counting rule (database.COUNTING_RULE): a transcription counts only where nothing was read
+        chosen = ok["csv"] or ok["qr"] or (
+            [] if any(r["source"] != transcription.SOURCE_KIND for r in group) else ok[transcription.SOURCE_KIND])
         if chosen:
             chosen[0]["counted"] = 1
         for r in group:
@@ -345,6 +349,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             tables["acta_votes"] = [{"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
                                     for a in actas for c in election.candidates]
             tables["issues"] = _issue_rows(state, new_id)
+            tables["transcriptions"] = sorted(({**t, "acta_id": new_id[t["acta_id"]]} for t in state.transcriptions),
+                                              key=lambda t: t["acta_id"])
             db_file = f"{name}.db"
             db_path = staging / db_file
             write_database(db_path, tables)
@@ -357,7 +363,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                            "mesas_counted": sum(a["counted"] for a in actas),
                            "actas_by_status": {s: sum(a["status"] == s for a in actas)
                                                for s in ("ok", "duplicate", "conflict")},
-                           "images": len(image_rows), "issues": len(tables["issues"])},
+                           "images": len(image_rows), "issues": len(tables["issues"]),
+                           "photos_awaiting_transcription": state.awaiting_transcription},
                 "totals": {c.code: totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
             }

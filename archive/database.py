@@ -24,16 +24,24 @@ PAGE_SIZE = 4096
 
 COUNTING_RULE = {
     "en": ("Per mesa, the counted acta is the transcribed sheet row (source 'csv', status 'ok') when "
-           "there is one, otherwise the QR reading with status 'ok'. Duplicates (same numbers read "
+           "there is one, otherwise the QR reading with status 'ok'. A mesa with neither a sheet row nor "
+           "any QR reading is counted from the photo transcribed by volunteers (source "
+           "'transcribed-photo': two independent entries that agree) with status 'ok': machine-read "
+           "numbers always come first, and a transcription never settles a conflict between QR readings; "
+           "it is cross-checked with the other sources like any acta. Duplicates (same numbers read "
            "again) are never counted twice. A mesa whose QR readings conflict (different numbers) is "
            "not counted unless a sheet row exists; all conflicting readings are kept and flagged. "
            "Totals (the totals_* tables, computed at build time) add up the counted actas only."),
     "es": ("Por mesa, el acta contada es la fila transcrita de la hoja (origen 'csv', estado 'ok') si "
-           "existe; si no, la lectura del QR con estado 'ok'. Los duplicados (los mismos números leídos "
-           "otra vez) nunca se cuentan dos veces. Una mesa cuyas lecturas del QR están en conflicto "
-           "(números distintos) no se cuenta salvo que exista una fila de la hoja; todas las lecturas "
-           "en conflicto se conservan y se marcan. Los totales (tablas totals_*, calculadas al construir "
-           "el paquete) suman solo las actas contadas."),
+           "existe; si no, la lectura del QR con estado 'ok'. Una mesa sin fila de la hoja ni lectura "
+           "alguna del QR se cuenta con la foto transcrita por voluntarios (origen 'transcribed-photo': "
+           "dos entradas independientes que coinciden) con estado 'ok': los números leídos por máquina "
+           "van siempre primero, y una transcripción nunca resuelve un conflicto entre lecturas del QR; "
+           "se coteja con los otros orígenes como cualquier acta. Los duplicados (los mismos números "
+           "leídos otra vez) nunca se cuentan dos veces. Una mesa cuyas lecturas del QR están en "
+           "conflicto (números distintos) no se cuenta salvo que exista una fila de la hoja; todas las "
+           "lecturas en conflicto se conservan y se marcan. Los totales (tablas totals_*, calculadas al "
+           "construir el paquete) suman solo las actas contadas."),
 }
 
 TABLE_DESCRIPTIONS = {
@@ -45,10 +53,13 @@ TABLE_DESCRIPTIONS = {
     "candidates": "Presidential candidates, in ballot order of the election definition.",
     "cards": "The 38 ballot cards in the QR payload's order and the candidate each one belongs to.",
     "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256.",
-    "actas": "Every accepted reading of a mesa: QR readings of photos and transcribed sheet rows.",
+    "actas": "Every accepted reading of a mesa: QR readings of photos, transcribed sheet rows, and photos "
+             "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
     "acta_votes": "Votes per candidate, for every acta.",
     "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
+    "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "
+                      "public aliases of those who chose one (never names).",
     "totals_nacional": "National totals per candidate over counted actas (computed at build time).",
     "totals_estado": "Totals per state and candidate over counted actas (computed at build time).",
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
@@ -94,8 +105,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
                     "stable for the same inputs.",
               "mesa_id": "The mesa this acta is about.",
-              "source": "'qr' (read from the QR of a photo) or 'csv' (a transcribed sheet row).",
-              "image_sha256": "The published photo the QR was read from (NULL for csv).",
+              "source": "'qr' (read from the QR of a photo), 'csv' (a transcribed sheet row) or "
+                        "'transcribed-photo' (a photo whose QR could not be read, typed in by two volunteers "
+                        "whose independent entries agree).",
+              "image_sha256": "The published photo the acta was read or transcribed from (NULL for csv).",
               "payload": "The QR text, verbatim (NULL for csv).",
               "validos": "Valid votes (sum of all candidates).",
               "nulos": "Null votes; NULL for QR readings (not established in the payload).",
@@ -103,10 +116,12 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                         "'conflict' (readings of the same source disagree).",
               "duplicate_of": "For duplicates: the acta first read with these numbers.",
               "counted": "1 when this acta is the one counted for its mesa (see the counting rule).",
-              "crosscheck": "QR vs sheet row of the same mesa: 'agree', 'disagree', or NULL when there "
-                            "is nothing to compare with.",
-              "crosscheck_diff": "JSON {field: {\"qr\": n, \"csv\": m}} of the differences, against the "
-                                 "lowest-id counterpart that differs (NULL when they agree)."},
+              "crosscheck": "Compared with the mesa's actas of the other sources (QR, sheet row, "
+                            "transcribed photo): 'agree', 'disagree', or NULL when there is nothing to "
+                            "compare with.",
+              "crosscheck_diff": "JSON {field: {source: n, other_source: m}} of the differences (e.g. "
+                                 "{\"EG\": {\"qr\": 5, \"csv\": 6}}), against the first counterpart that "
+                                 "differs (NULL when they agree)."},
     "votes": {"acta_id": "The QR acta.", "position": "Ballot card (position in the payload).",
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
@@ -117,6 +132,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                "file": "File name, 'archive.zip!member' or 'sheet.csv#row=N'; never a volunteer's local path.",
                "original_sha256": "sha256 of the input file (for sheet rows: of the sheet).",
                "acta_id": "The acta this input duplicates or conflicts with, when there is one."},
+    "transcriptions": {"acta_id": "The acta of source 'transcribed-photo'.",
+                       "entries": "Independent entries volunteers made for the photo before it was decided: "
+                                  "2 when the first two agreed, more when it went to review.",
+                       "transcribers": "JSON list of the public aliases of the volunteers who entered it, for "
+                                       "those who chose one; NULL when none did. Names are never published."},
     "totals_nacional": dict(_TOT),
     "totals_estado": {"cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"], **_TOT},
     "totals_municipio": {"municipio_id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"],
@@ -187,6 +207,8 @@ TABLES: dict[str, TableSpec] = {
                          "original_sha256": str, "acta_id": int}, "id",
                         (("acta_id", "actas", "id"),), ("outcome", "file", "original_sha256"),
                         (("outcome",), ("code",), ("original_sha256",), ("acta_id",))),
+    "transcriptions": TableSpec({"acta_id": int, "entries": int, "transcribers": str}, "acta_id",
+                                (("acta_id", "actas", "id"),), ("entries",)),
 }
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "

@@ -48,6 +48,7 @@ y de hojas transcritas. / Per-mesa results verified from citizens' photos of the
 | Mesas contadas / counted mesas (registro / registry) | {c['mesas_counted']:,} / {c['mesas_registry']:,} |
 | Fotos publicadas / published photos | {c['images']:,} |
 | Incidencias / issues | {c['issues']:,} |
+| Fotos por transcribir / photos awaiting transcription | {c.get('photos_awaiting_transcription', 0):,} |
 
 ## Totales nacionales / National totals (counted actas)
 
@@ -65,7 +66,10 @@ sha256 de cada archivo) y su firma `SHA256SUMS.minisig`.
 una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
 es peor que ninguna), comprobando la mesa en el registro, que los votos por candidato sumen los
 válidos y que no se superen los electores. Las hojas transcritas (por ejemplo el CSV publicado
-por resultadosconvzla.com) se leen fila por fila con las mismas reglas. Cada entrada tiene un
+por resultadosconvzla.com) se leen fila por fila con las mismas reglas. Las fotos cuyo QR no se
+pudo leer las transcribieron voluntarios: cada una cuenta solo cuando dos personas distintas,
+sin ver los números de la otra, escribieron lo mismo (tabla `transcriptions`: cuántas entradas
+hicieron falta y los alias públicos de quienes eligieron uno; nunca nombres). Cada entrada tiene un
 único resultado; las que no se aceptaron están en la tabla `issues` con el motivo. Las fotos
 publicadas no llevan EXIF/GPS (se quitaron sin recomprimir: los píxeles son los mismos);
 `images.original_sha256` es la suma del archivo tal como se recibió.
@@ -102,7 +106,10 @@ every file) and its signature `SHA256SUMS.minisig`.
 accepted only texts that follow this election's acta grammar (a wrong reading is worse than
 none), checking the mesa against the registry, that candidates' votes add up to the valid
 votes, and that no mesa has more votes than electors. Transcribed sheets (such as the CSV
-published by resultadosconvzla.com) are read row by row under the same rules. Every input has
+published by resultadosconvzla.com) are read row by row under the same rules. Photos whose QR
+could not be read were transcribed by volunteers: each counts only when two different people,
+without seeing each other's numbers, typed the same (table `transcriptions`: how many entries it
+took and the public aliases of those who chose one; never names). Every input has
 exactly one outcome; those not accepted are in the `issues` table with the reason. Published
 photos carry no EXIF/GPS (removed without re-encoding: the pixels are unchanged);
 `images.original_sha256` is the hash of the file as received.

@@ -67,12 +67,16 @@ TABLE_DESCRIPTIONS = {
               "The 38 ballot cards and the candidate each one counts for."),
     "images": ("Fotos de actas publicadas (sin metadatos), por sha256.",
                "Published acta photos (metadata stripped), by sha256."),
-    "actas": ("Cada lectura de un acta: QR de una foto o fila transcrita de la hoja (CSV).",
-              "Every reading of an acta: the QR of a photo or a transcribed sheet row (CSV)."),
+    "actas": ("Cada lectura de un acta: QR de una foto, fila transcrita de la hoja (CSV) o foto transcrita "
+              "por voluntarios.", "Every reading of an acta: the QR of a photo, a transcribed sheet row (CSV) "
+              "or a photo transcribed by volunteers."),
     "votes": ("Votos por tarjeta de cada acta leída del QR.", "Votes per ballot card, QR readings."),
     "acta_votes": ("Votos por candidato de cada acta.", "Votes per candidate, every acta."),
     "issues": ("Entradas que no dieron un acta (ilegibles, inválidas, rechazadas...), con el motivo.",
                "Inputs that did not give an acta (unreadable, invalid, rejected...), with the reason."),
+    "transcriptions": ("Actas transcritas de una foto por voluntarios: cuántas entradas hicieron falta y los "
+                       "alias públicos elegidos (nunca nombres).", "Actas transcribed from a photo by "
+                       "volunteers: entries it took and the public aliases chosen (never names)."),
     "totals_nacional": ("Totales nacionales por candidato (actas contadas).", "National totals."),
     "totals_estado": ("Totales por estado y candidato.", "Totals by state."),
     "totals_municipio": ("Totales por municipio y candidato.", "Totals by municipality."),

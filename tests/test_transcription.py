@@ -228,3 +228,86 @@ def test_concurrent_volunteers_lose_no_entry_and_decide_each_photo_once(transcri
     late = db.execute("SELECT count(*) FROM transcription_entries WHERE after_decision = 1").fetchone()[0]
     counted = db.execute("SELECT sum(entries) FROM transcription_decisions").fetchone()[0]
     assert late + counted == people * len(targets)
+
+
+# --- into the bundle ------------------------------------------------------------------------------
+
+def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(transcribe_workdir, copy_tree, tmp_path,
+                                                                        signing_key):
+    from archive.bundle import build_bundle
+    from conftest import KEY_PASSWORD
+    from archive.verify import verify_bundle
+    path = copy_tree(transcribe_workdir.path)
+    t = Transcriptions(path)
+    ana, beto, carla = t.volunteer("Ana Pérez Secreta", "ana-caracas"), t.volunteer("Beto Secreto"), \
+        t.volunteer("Carla Secreta", "carla")
+    p = transcribe_workdir.photos
+    plan = {"t_slice.jpg": [(ana, 0), (beto, 0)],             # mesa with a sheet row: agrees with it
+            "t_qr.jpg": [(ana, 1), (beto, 1)],                # both misread the same way: disagrees with the QR
+            "t_new1.jpg": [(ana, 0), (beto, 2), (carla, 0)],  # review, decided by the third
+            "t_new2.jpg": [(beto, 0)]}                        # one entry: not an acta yet
+    for name, entries in plan.items():
+        sha, row = p[name]
+        for who, move in entries:
+            t.save(sha, who.id, fields_of(row, move=move))
+    t.close()
+    out = tmp_path / "B"
+    report = build_bundle(path, out, key=signing_key.secret, password=KEY_PASSWORD)
+    db = sqlite3.connect(out / "ve-2024.db")
+    db.row_factory = sqlite3.Row
+
+    def actas(name):
+        row = p[name][1]
+        mid = f"{int(row['CENTRO'])}.{int(row['MESA']):02d}"
+        return {r["source"]: dict(r) for r in db.execute("SELECT * FROM actas WHERE mesa_id = ?", (mid,))}
+
+    s = actas("t_slice.jpg")
+    assert (s["csv"]["counted"], s["transcribed-photo"]["counted"]) == (1, 0)
+    assert s["transcribed-photo"]["crosscheck"] == s["csv"]["crosscheck"] == "agree"
+    q = actas("t_qr.jpg")
+    assert (q["qr"]["counted"], q["transcribed-photo"]["counted"]) == (1, 0)
+    eg = int(p["t_qr.jpg"][1]["EG"])
+    assert json.loads(q["transcribed-photo"]["crosscheck_diff"])["EG"] == {"transcribed-photo": eg - 1, "qr": eg}
+    assert json.loads(q["qr"]["crosscheck_diff"])["EG"] == {"qr": eg, "transcribed-photo": eg - 1}
+    (n1,) = actas("t_new1.jpg").values()
+    assert (n1["source"], n1["counted"], n1["nulos"]) == ("transcribed-photo", 1, int(p["t_new1.jpg"][1]["VOTOS_NULOS"]))
+    assert actas("t_new2.jpg") == {}
+    # the photo is published like any acta photo, keeping the original's sha256
+    img = db.execute("SELECT * FROM images WHERE sha256 = ?", (n1["image_sha256"],)).fetchone()
+    assert img["original_sha256"] == p["t_new1.jpg"][0] and (out / img["path"]).is_file()
+    got = {r["acta_id"]: (r["entries"], r["transcribers"]) for r in db.execute("SELECT * FROM transcriptions")}
+    assert got == {s["transcribed-photo"]["id"]: (2, '["ana-caracas"]'), q["transcribed-photo"]["id"]: (2, '["ana-caracas"]'),
+                   n1["id"]: (3, '["ana-caracas", "carla"]')}
+    queue_size = len(transcribe_workdir.photos)
+    dp = json.loads((out / "datapackage.json").read_text())
+    assert dp["testigo"]["counts"]["photos_awaiting_transcription"] == queue_size - 3
+    assert "transcriptions" in {r["name"] for r in dp["resources"]}
+    # names never leave the workdir
+    for f in out.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"Secret" not in data and "Pérez".encode() not in data, f
+    assert verify_bundle(out, pubkey=signing_key.public).ok
+    # the same workdir builds the same bytes
+    build_bundle(path, tmp_path / "B2", key=signing_key.secret, password=KEY_PASSWORD)
+    assert (tmp_path / "B2" / "SHA256SUMS").read_bytes() == (out / "SHA256SUMS").read_bytes()
+    assert report.totals  # built and counted
+    # the mesa page shows the source and the number of entries, and the photo
+    from publish import site as site_mod
+    from test_site import SiteClient
+    c = SiteClient(site_mod.make_datasette(out))
+    try:
+        mid = n1["mesa_id"]
+        page = c.json(f"/mesa/{mid}.json")
+        (a,) = page["actas"]
+        assert a["transcription"] == {"entries": 3, "transcribers": ["ana-caracas", "carla"]}
+        assert a["image_url"] == "/" + img["path"] and page["counted_acta"] == a["id"]
+        html = c.get(f"/mesa/{mid}").text
+        assert "Foto transcrita por voluntarios" in html and "pasó por revisión" in html
+        assert 'class="t-entries">3<' in html and "ana-caracas, carla" in html
+        qmid = q["qr"]["mesa_id"]
+        html = c.get(f"/mesa/{qmid}?lang=en").text
+        assert "Does not agree with the photo transcribed by volunteers" in html   # the QR acta's flag
+        assert c.get("/" + img["path"]).status_code == 200
+    finally:
+        c.close()

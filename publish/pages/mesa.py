@@ -19,6 +19,18 @@ async def mesa_redirect(datasette, request):
     return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
 
 
+# How the crosscheck names the other source of a mesa (acta.differences keys it by source).
+_OTHER_SOURCE = {"qr": ("la lectura del QR", "the QR reading"), "csv": ("la fila de la hoja (CSV)", "the sheet row (CSV)"),
+                 "transcribed-photo": ("la foto transcrita por voluntarios", "the photo transcribed by volunteers")}
+
+
+def _other_source(a: dict) -> str | None:
+    """The source the acta's crosscheck_diff compares it with."""
+    diff = a.get("crosscheck_diff")
+    first = next(iter(diff.values()), None) if isinstance(diff, dict) and diff else None
+    return next((k for k in first if k != a["source"]), None) if isinstance(first, dict) else None
+
+
 def _acta_flags(a: dict) -> list[tuple[str, str, str]]:
     out = []
     if a["status"] == "duplicate":
@@ -28,8 +40,9 @@ def _acta_flags(a: dict) -> list[tuple[str, str, str]]:
         out.append(("conflict", "En conflicto: otra lectura de esta mesa tiene números distintos.",
                     "Conflict: another reading of this mesa has different numbers."))
     if a.get("crosscheck") == "disagree":
-        out.append(("disagree", "No coincide con la fila de la hoja (CSV) de esta mesa.",
-                    "Does not agree with this mesa's sheet row (CSV)."))
+        other = _other_source(a)
+        es, en = _OTHER_SOURCE.get(other, (other, other)) if other else ("otra fuente", "another source")
+        out.append(("disagree", f"No coincide con {es} de esta mesa.", f"Does not agree with {en} of this mesa."))
     return out
 
 
@@ -58,6 +71,7 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
         for r in await query(datasette, f"select acta_id, position, votes from votes where acta_id in ({marks}) "
                           "order by acta_id, position", ids):
             per_card.setdefault(r["acta_id"], {})[r["position"]] = r["votes"]
+    transcribed = await _transcriptions(datasette, [a["id"] for a in actas if a["source"] == "transcribed-photo"])
     issues: list[dict] = []
     if ids and st.issues_by_acta:
         issues = await query(datasette, f"select id, outcome, code, reason, file, acta_id from issues "
@@ -72,6 +86,8 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
         except ValueError:
             pass
         a["image_url"] = ("/" + a["image_path"].lstrip("/")) if a.get("image_path") else None
+        a["transcription"] = transcribed.get(a["id"])
+        a["crosscheck_sources"] = [a["source"], _other_source(a)] if _other_source(a) else None
         a["flags"] = [{"code": c, "es": es, "en": en} for c, es, en in _acta_flags(a)]
         cast = (a["validos"] or 0) + (a["nulos"] or 0)
         a["participation"] = (cast / mesa["electores"]) if mesa.get("electores") else None
@@ -91,6 +107,23 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
                 flags.append(f)
     return {"mesa": mesa, "counted_acta": counted["id"] if counted else None, "actas": actas, "flags": flags,
             "issues": issues}
+
+
+async def _transcriptions(datasette, ids: list[int]) -> dict[int, dict]:
+    """Entries and public aliases of transcribed-photo actas (bundles before it have no table)."""
+    db = datasette.get_database(state_of(datasette).bundle.db_name)
+    if not ids or not await db.table_exists("transcriptions"):
+        return {}
+    rows = await query(datasette, f"select acta_id, entries, transcribers from transcriptions "
+                       f"where acta_id in ({','.join('?' * len(ids))})", ids)
+    out = {}
+    for r in rows:
+        try:
+            aliases = json.loads(r["transcribers"]) if r["transcribers"] else []
+        except ValueError:
+            aliases = []
+        out[r["acta_id"]] = {"entries": r["entries"], "transcribers": aliases}
+    return out
 
 
 async def mesa_page(datasette, request):
