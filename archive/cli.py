@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "fetch": "publish.torrent_cli:fetch",
     "upload": "publish.upload_cli:upload",
     "check": "publish.check_cli:check",
+    "transcribe": "publish.transcribe_cli:transcribe",
 }
 
 
@@ -68,6 +69,7 @@ def cli():
       serve   the bundle as a public Datasette site
       torrent / seed / fetch / upload   share the bundle
       check   does my photo of an acta match the archive (a bundle or a site)?
+      transcribe  volunteers type in the photos whose QR could not be read
     Run `testigo demo` to see it all on the bundled sample.
     """
 

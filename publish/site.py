@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -436,15 +437,26 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
     Once listening, calls ``echo(url)`` (default: print it), e.g. ``http://127.0.0.1:8001/``;
     with ``port=0`` the URL tells which port was given.
     """
-    import uvicorn
-
     ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql)
     check_database(ds.testigo_site.bundle)
+    # invoke_startup loads the small tables before the first visitor
+    serve_app(ds.app(), host, port, echo=echo, startup=ds.invoke_startup, log_level=log_level)
+
+
+def serve_app(app, host: str, port: int, *, echo=None, startup=None, log_level: str = "warning") -> None:
+    """Run an ASGI app with uvicorn until interrupted; ``echo(url)`` once it listens.
+
+    ``startup``: an async callable awaited before the socket opens. With ``port=0`` the URL
+    tells which port the system gave.
+    """
+    import uvicorn
+
     echo = echo or (lambda url: print(url, flush=True))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):
-            await ds.invoke_startup()   # loads the small tables before the first visitor
+            if startup is not None:
+                await startup()
             await super().startup(sockets=sockets)
             if self.started:
                 for srv in self.servers:
@@ -452,7 +464,7 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
                         h, p = sock.getsockname()[:2]
                         echo(f"http://{f'[{h}]' if ':' in h else h}:{p}/")
 
-    config = uvicorn.Config(ds.app(), host=host, port=port, log_level=log_level, lifespan="on",
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                             server_header=False, timeout_keep_alive=10, backlog=2048)
     Server(config).run()
 
@@ -463,27 +475,40 @@ def start_in_subprocess(bundle_dir: str | Path, *args: str, timeout: float = 60)
     For tests and benchmarks that need a real server on loopback: the URL is read from what
     the server prints once it listens. Raises SiteError with the server's stderr if it does not.
     """
+    return start_command(["publish.site_cli", str(bundle_dir), "--port", "0", *args], timeout=timeout)
+
+
+def start_command(module_args: list[str], timeout: float = 60):
+    """Run `python -m MODULE ARGS` (a server printing its loopback URL); return (process, URL).
+
+    The URL is the first ``http://127.0.0.1:PORT/...`` the process prints (with its path and
+    query, e.g. an access code).
+    """
     import os
     import re
     import subprocess
     import sys
     import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "publish.site_cli", str(bundle_dir), "--port", "0", *args],
+    proc = subprocess.Popen([sys.executable, "-m", *module_args],
                             env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     found: list[str] = []
 
     def read():
         for line in proc.stdout:
-            m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            m = re.search(r"http://127\.0\.0\.1:\d+/\S*", line)
             if m:
                 found.append(m.group(0))
-                return
+                break
+        for _ in proc.stdout:   # never let the pipe fill up
+            pass
 
     t = threading.Thread(target=read, daemon=True)
     t.start()
-    t.join(timeout)
+    deadline = time.monotonic() + timeout
+    while not found and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     if not found:
         proc.kill()
         err = proc.stderr.read() if proc.wait(10) is not None else ""

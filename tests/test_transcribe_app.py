@@ -1,0 +1,164 @@
+"""The transcription app over HTTP (in-process, real workdir): access code, sessions, CSRF,
+headers, who gets which photo, and the photo bytes. The full flow in a browser is in
+test_transcribe_browser.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from publish import transcribe
+
+
+class Volunteer:
+    """One browser: its own cookies, following redirects, on its own event loop."""
+
+    def __init__(self, app, address: str = "127.0.0.1"):
+        self.loop = asyncio.new_event_loop()
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+                                        base_url="http://127.0.0.1", follow_redirects=True)
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.get(path, **kw))
+
+    def post(self, path: str, data: dict, token: bool = True) -> httpx.Response:
+        if token:
+            data = {"csrftoken": self.token(path), **data}
+        return self.loop.run_until_complete(self.client.post(path, data=data))
+
+    def token(self, path: str) -> str:
+        page = self.get("/" if path in ("/entrar", "/salir") else path).text
+        return re.search(r'name="csrftoken" value="([^"]+)"', page).group(1)
+
+    def close(self):
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+@pytest.fixture
+def app(transcribe_workdir, copy_tree):
+    state = transcribe.prepare(copy_tree(transcribe_workdir.path))
+    ds = transcribe.make_datasette(state)
+    people = []
+
+    def person(name: str | None = None, code: str | None = None, address: str = "127.0.0.1") -> Volunteer:
+        v = Volunteer(ds.app(), address)
+        people.append(v)
+        if name:
+            assert v.get(f"/?clave={code or state.code}").status_code == 200
+            r = v.post("/entrar", {"nombre": name})
+            assert r.status_code == 200 and "/foto/" in str(r.url), r.text[:300]
+        return v
+    yield state, person
+    for p in people:
+        p.close()
+
+
+def test_every_page_and_photo_needs_the_access_code(app, transcribe_workdir):
+    state, person = app
+    stranger = person()
+    sha = transcribe_workdir.photos["t_new1.jpg"][0]
+    assert 'id="clave"' in stranger.get("/").text
+    for path in ("/siguiente", f"/foto/{sha}"):
+        r = stranger.get(path)
+        assert str(r.url).endswith("/") and 'id="clave"' in r.text     # back to sign in
+    assert stranger.get(f"/foto/{sha}/imagen").status_code == 403
+    assert stranger.get("/estado.json").status_code == 403
+    r = stranger.post("/entrar", {"clave": "zzzz-zzzz-zzzz", "nombre": "Intruso"})
+    assert r.status_code == 403 and "no es la clave" in r.text
+    # the code can be typed loosely (spaces, capitals, no dashes)
+    r = stranger.post("/entrar", {"clave": " " + state.code.replace("-", " ").upper(), "nombre": "Ana"})
+    assert r.status_code == 200 and "/foto/" in str(r.url)
+    assert stranger.get(f"/foto/{sha}/imagen").status_code == 200
+
+
+def test_wrong_codes_are_throttled_per_address(app):
+    state, person = app
+    guesser = person(address="10.0.0.9")
+    for _ in range(transcribe.MAX_FAILURES):
+        assert guesser.get("/?clave=nope").status_code == 403
+    r = guesser.get(f"/?clave={state.code}")                   # even the right one waits now
+    assert r.status_code == 429 and "espere diez minutos" in r.text
+    assert person(address="10.0.0.10").get(f"/?clave={state.code}").status_code == 200   # others are not blocked
+
+
+def test_a_new_code_signs_everyone_out(app, transcribe_workdir):
+    state, person = app
+    ana = person("Ana")
+    assert ana.get("/estado.json").json()["ok"] is True
+    fresh = transcribe.prepare(state.workdir, rotate_code=True)
+    assert fresh.code != state.code and fresh.secret == state.secret
+    state.code = fresh.code
+    assert ana.get("/estado.json").status_code == 403
+
+
+def test_only_the_app_is_served_with_strict_headers(app):
+    state, person = app
+    ana = person("Ana")
+    for path in ("/-/versions", "/-/metadata.json", "/_memory", "/-/static/app.css", "/foto/abc"):
+        assert ana.get(path).status_code == 404, path
+    r = ana.get("/siguiente")
+    assert "script-src 'self'" in r.headers["content-security-policy"] and "unsafe-inline" not in r.headers[
+        "content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+    assert "<script>" not in r.text and not re.search(r"\son\w+=", r.text)      # CSP: no inline code
+    assert ana.get("/assets/transcribe.js").status_code == 200
+    too_big = ana.loop.run_until_complete(ana.client.post("/entrar", content=b"x" * (transcribe.MAX_BODY + 1)))
+    assert too_big.status_code == 413
+
+
+def test_post_without_csrf_token_is_refused(app, transcribe_workdir):
+    state, person = app
+    ana = person("Ana")
+    sha, row = transcribe_workdir.photos["t_new1.jpg"]
+    r = ana.post(f"/foto/{sha}", {"centro": row["CENTRO"]}, token=False)
+    assert r.status_code == 403
+    assert ana.get("/estado.json").json()["entries"] == 0
+
+
+def test_photo_page_shows_no_numbers_and_the_photo_has_no_exif(app, transcribe_workdir):
+    from test_transcription import fields_of
+    state, person = app
+    sha, row = transcribe_workdir.photos["t_new1.jpg"]
+    ana, beto = person("Ana"), person("Beto")
+    r = ana.post(f"/foto/{sha}", fields_of(row))
+    assert "otra persona" in r.text                               # saved; waits for a second entry
+    page = beto.get(f"/foto/{sha}").text
+    assert re.findall(r'<input id="\w+" name="(?:centro|mesa|v_\w+|validos|nulos)"[^>]*value="([^"]*)"', page) == [""] * 14
+    img = beto.get(f"/foto/{sha}/imagen")
+    assert img.headers["content-type"] == "image/jpeg" and img.headers["cache-control"] == "no-store"
+    assert b"Exif" not in img.content[:2000] and img.content[:2] == b"\xff\xd8"
+    # a photo the volunteer already entered is not offered again
+    assert sha not in str(ana.get(f"/foto/{sha}").url)
+
+
+def test_two_volunteers_at_once_share_a_photo_a_third_gets_another(app):
+    state, person = app
+    ana, beto, carla = person("Ana"), person("Beto"), person("Carla")
+    first = lambda v: str(v.get("/siguiente").url).rsplit("/", 1)[-1]   # noqa: E731
+    a, b, c = first(ana), first(beto), first(carla)
+    assert a == b != c          # a new photo needs two entries: two people may do it at once
+    skipped = str(ana.get(f"/siguiente?saltar={a}").url).rsplit("/", 1)[-1]
+    assert skipped not in (a,)
+
+
+def test_lan_warning_only_off_loopback():
+    assert transcribe.lan_warning("127.0.0.1", 8002, "abcd") is None
+    assert transcribe.lan_warning("localhost", 8002, "abcd") is None
+    assert transcribe.lan_warning("::1", 8002, "abcd") is None
+    text = transcribe.lan_warning("0.0.0.0", 8002, "abcd-efgh")
+    assert "abcd-efgh" in text and "not encrypted" in text and "no va cifrada" in text
+    assert transcribe.lan_warning("192.168.1.20", 8002, "x")
+
+
+def test_status_command_and_empty_workdir(transcribe_workdir, small_workdir, copy_tree):
+    from archive.cli import cli
+    r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(transcribe_workdir.path), "--status", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"open": %d' % len(transcribe_workdir.photos) in r.output
+    r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(copy_tree(small_workdir)), "--port", "0"])
+    assert r.exit_code == 1 and "no photos waiting for transcription" in r.output
