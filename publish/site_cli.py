@@ -2,10 +2,26 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
 from .site import DEFAULT_CACHE_TTL
+
+
+@contextmanager
+def server_errors(host: str, port: int):
+    """A server command's failures as one red line and exit code 1 (no traceback)."""
+    from archive.errors import TestigoError
+
+    try:
+        yield
+    except TestigoError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
+    except OSError as e:  # port in use, permission denied
+        click.secho(f"error: cannot listen on {host}:{port}: {e.strerror or e}", fg="red", err=True)
+        sys.exit(1)
 
 
 @click.command("serve")
@@ -28,17 +44,10 @@ def serve(bundle, host, port, torrent, cache_ttl, no_sql):
     totals with charts, check-my-acta, and the downloads with how to verify them.
     """
     from .site import serve as run
-    from archive.errors import TestigoError
 
-    try:
+    with server_errors(host, port):
         run(bundle, host, port, torrent=torrent, cache_ttl=cache_ttl, allow_sql=not no_sql,
             echo=lambda url: click.echo(f"Serving {bundle} at {url}  (Ctrl+C to stop)"))
-    except TestigoError as e:
-        click.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(1)
-    except OSError as e:  # port in use, permission denied
-        click.secho(f"error: cannot listen on {host}:{port}: {e.strerror or e}", fg="red", err=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

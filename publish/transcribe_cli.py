@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
+
+from .site_cli import server_errors
 
 
 @click.command("transcribe")
@@ -35,12 +36,11 @@ def transcribe(workdir, host, port, new_code, status_only, as_json):
     and with a restart: saved entries are never lost. `testigo build` then publishes the
     agreed actas with their photos.
     """
-    from archive.errors import TestigoError
     from archive.transcription import Transcriptions
 
     from .transcribe import serve
 
-    try:
+    with server_errors(host, port):
         if status_only:
             q = Transcriptions(workdir)
             try:
@@ -55,12 +55,6 @@ def transcribe(workdir, host, port, new_code, status_only, as_json):
             return
         serve(workdir, host, port, rotate_code=new_code, echo=click.echo,
               warn=lambda text: click.secho(text, fg="yellow", err=True))
-    except TestigoError as e:
-        click.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(1)
-    except OSError as e:  # port in use, permission denied
-        click.secho(f"error: cannot listen on {host}:{port}: {e.strerror or e}", fg="red", err=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":

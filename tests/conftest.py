@@ -20,8 +20,8 @@ What you get (all real SQLite files on disk, from the real published CSV):
   photo_workdir       PhotoWorkdir(path, facts): small_workdir's CSV + photos covering each outcome
                       (agree, disagree, QR-only, duplicate, same file, conflict, unreadable,
                       rejected file, invalid sheet row), from a folder and a zip
-  unreadable_photo    unreadable_photo(row) -> JPEG bytes: the acta page of a CSV row with its QR painted
-                      over (real decoding finds no QR; a person still reads every number)
+  add_unreadable_photos  add_unreadable_photos(inbox, {name: row}) writes each row's acta page with its QR
+                      painted over (real decoding finds no QR; a person reads every number) -> {name: (sha, row)}
   transcribe_workdir  TranscribeWorkdir(path, photos): photo_workdir plus real unreadable photos ingested
                       with the real decoder; photos {file name: (sha256, CSV row or None)}
   signing_key         KeyFiles of an scrypt-encrypted key (password in KEY_PASSWORD; cheap scrypt)
@@ -291,9 +291,15 @@ def unreadable_photo_of(row: dict, width: int = 600) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="session")
-def unreadable_photo():
-    return unreadable_photo_of
+def add_unreadable_photos(inbox: Path, rows: dict) -> dict:
+    """Write unreadable_photo_of(row) as inbox/NAME for each {NAME: row}; {NAME: (sha256, row)}."""
+    inbox.mkdir(exist_ok=True)
+    photos = {}
+    for name, row in rows.items():
+        data = unreadable_photo_of(row)
+        (inbox / name).write_bytes(data)
+        photos[name] = (sha256(data), row)
+    return photos
 
 
 @dataclass
@@ -320,12 +326,7 @@ def transcribe_workdir(tmp_path_factory, photo_workdir, csv_rows, csv_slice_rows
     rows = {"t_slice.jpg": next(r for r in csv_slice_rows[20:] if int(r["EG"]) > 2), "t_qr.jpg": f["qr_only"],
             **{f"t_new{i}.jpg": r for i, r in enumerate(fresh, 1)}}
     inbox = base / "inbox"
-    inbox.mkdir()
-    photos = {}
-    for name, row in rows.items():
-        data = unreadable_photo_of(row)
-        (inbox / name).write_bytes(data)
-        photos[name] = (sha256(data), row)
+    photos = add_unreadable_photos(inbox, rows)
     invalid = make_photo("hola: esto no es un acta", kind="png")
     (inbox / "t_invalid.png").write_bytes(invalid)
     photos["t_invalid.png"] = (sha256(invalid), None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import httpx
 import pytest
@@ -15,27 +16,35 @@ from publish import transcribe
 
 
 class Volunteer:
-    """One browser: its own cookies, following redirects, on its own event loop."""
+    """One browser: its own cookies, following redirects, on an event loop in its own thread
+    (so it works whatever else runs a loop in the main thread, e.g. Playwright's sync API)."""
 
     def __init__(self, app, address: str = "127.0.0.1"):
         self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
                                         base_url="http://127.0.0.1", follow_redirects=True)
 
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
     def get(self, path: str, **kw) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.get(path, **kw))
+        return self.run(self.client.get(path, **kw))
 
     def post(self, path: str, data: dict, token: bool = True) -> httpx.Response:
         if token:
             data = {"csrftoken": self.token(path), **data}
-        return self.loop.run_until_complete(self.client.post(path, data=data))
+        return self.run(self.client.post(path, data=data))
 
     def token(self, path: str) -> str:
         page = self.get("/" if path in ("/entrar", "/salir") else path).text
         return re.search(r'name="csrftoken" value="([^"]+)"', page).group(1)
 
     def close(self):
-        self.loop.run_until_complete(self.client.aclose())
+        self.run(self.client.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
         self.loop.close()
 
 
@@ -107,7 +116,7 @@ def test_only_the_app_is_served_with_strict_headers(app):
     assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
     assert "<script>" not in r.text and not re.search(r"\son\w+=", r.text)      # CSP: no inline code
     assert ana.get("/assets/transcribe.js").status_code == 200
-    too_big = ana.loop.run_until_complete(ana.client.post("/entrar", content=b"x" * (transcribe.MAX_BODY + 1)))
+    too_big = ana.run(ana.client.post("/entrar", content=b"x" * (transcribe.MAX_BODY + 1)))
     assert too_big.status_code == 413
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from archive import election as election_mod
 from archive.ingest import ingest
-from conftest import KEY_PASSWORD, sha256, shot, unreadable_photo_of
+from conftest import KEY_PASSWORD, add_unreadable_photos, shot
 from publish import site as site_mod
 from test_site import mesa_of
 
@@ -35,12 +35,7 @@ def workdir(tmp_path_factory, small_workdir, csv_rows, csv_slice_rows):
     outside = [r for r in csv_rows[11::1500] if (r["CENTRO"], r["MESA"]) not in in_slice and int(r["EG"]) > 1]
     rows = {"p1.jpg": next(r for r in csv_slice_rows[40:] if int(r["EG"]) > 1), "p2.jpg": outside[0], "p3.jpg": outside[1]}
     inbox = base / "fotos"
-    inbox.mkdir()
-    photos = {}
-    for name, row in rows.items():
-        data = unreadable_photo_of(row)
-        (inbox / name).write_bytes(data)
-        photos[name] = (sha256(data), row)
+    photos = add_unreadable_photos(inbox, rows)
     assert ingest([str(inbox)], wd).new == {"unreadable": 3}   # the real decoder finds no QR
     return wd, photos
 

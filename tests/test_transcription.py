@@ -292,22 +292,23 @@ def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(trans
     build_bundle(path, tmp_path / "B2", key=signing_key.secret, password=KEY_PASSWORD)
     assert (tmp_path / "B2" / "SHA256SUMS").read_bytes() == (out / "SHA256SUMS").read_bytes()
     assert report.totals  # built and counted
-    # the mesa page shows the source and the number of entries, and the photo
+    # the mesa page (a real server) shows the source and the number of entries, and the photo
+    import httpx
     from publish import site as site_mod
-    from test_site import SiteClient
-    c = SiteClient(site_mod.make_datasette(out))
+    server, url = site_mod.start_in_subprocess(out)
     try:
+        c = httpx.Client(base_url=url.rstrip("/"), timeout=30)
         mid = n1["mesa_id"]
-        page = c.json(f"/mesa/{mid}.json")
+        page = c.get(f"/mesa/{mid}.json").json()
         (a,) = page["actas"]
         assert a["transcription"] == {"entries": 3, "transcribers": ["ana-caracas", "carla"]}
         assert a["image_url"] == "/" + img["path"] and page["counted_acta"] == a["id"]
         html = c.get(f"/mesa/{mid}").text
         assert "Foto transcrita por voluntarios" in html and "pasó por revisión" in html
         assert 'class="t-entries">3<' in html and "ana-caracas, carla" in html
-        qmid = q["qr"]["mesa_id"]
-        html = c.get(f"/mesa/{qmid}?lang=en").text
+        html = c.get(f"/mesa/{q['qr']['mesa_id']}?lang=en").text
         assert "Does not agree with the photo transcribed by volunteers" in html   # the QR acta's flag
         assert c.get("/" + img["path"]).status_code == 200
     finally:
-        c.close()
+        server.terminate()
+        server.wait(10)
