@@ -4,30 +4,23 @@ test_transcribe_browser.py.
 """
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
+from publish import site as site_mod
 from publish import transcribe
 
 
-class Volunteer:
-    """One browser: its own cookies, following redirects, on an event loop in its own thread
-    (so it works whatever else runs a loop in the main thread, e.g. Playwright's sync API)."""
+class Volunteer(site_mod.InProcessClient):
+    """One browser: its own cookies and address, following redirects (on the client's loop thread)."""
 
-    def __init__(self, app, address: str = "127.0.0.1"):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+    def __init__(self, ds, address: str = "127.0.0.1"):
+        super().__init__(ds)
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=ds.app(), client=(address, 50000)),
                                         base_url="http://127.0.0.1", follow_redirects=True)
-
-    def run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
 
     def get(self, path: str, **kw) -> httpx.Response:
         return self.run(self.client.get(path, **kw))
@@ -43,9 +36,7 @@ class Volunteer:
 
     def close(self):
         self.run(self.client.aclose())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        super().close()
 
 
 @pytest.fixture
@@ -55,7 +46,7 @@ def app(transcribe_workdir, copy_tree):
     people = []
 
     def person(name: str | None = None, code: str | None = None, address: str = "127.0.0.1") -> Volunteer:
-        v = Volunteer(ds.app(), address)
+        v = Volunteer(ds, address)
         people.append(v)
         if name:
             assert v.get(f"/?clave={code or state.code}").status_code == 200
