@@ -359,6 +359,12 @@ def bundle(tmp_path_factory, photo_workdir, signing_key) -> Path:
     return out
 
 
+def bundle_image(bundle_dir: Path, images_row) -> bytes:
+    """A published photo's bytes, found through its ``images`` row (TEAM.md decision 1: the one
+    place to switch to the shard reader when bundle photos move into zip shards)."""
+    return (Path(bundle_dir) / images_row["path"]).read_bytes()
+
+
 @pytest.fixture
 def bundle_copy(bundle, copy_tree) -> Path:
     return copy_tree(bundle)

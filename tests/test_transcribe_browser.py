@@ -18,6 +18,7 @@ import pytest
 
 from archive import election as election_mod
 from archive.ingest import ingest
+import conftest
 from conftest import KEY_PASSWORD, add_unreadable_photos, shot
 from publish import site as site_mod
 from test_site import mesa_of
@@ -205,10 +206,10 @@ def test_volunteers_transcribe_agree_review_survive_a_kill_and_publish(workdir, 
     db.row_factory = sqlite3.Row
     got = {}
     for name, (sha, row) in photos.items():
-        a = db.execute("SELECT a.*, i.original_sha256, i.path, t.entries, t.transcribers FROM actas a "
+        a = db.execute("SELECT a.*, i.original_sha256, i.path, i.sha256 AS published, t.entries, t.transcribers FROM actas a "
                        "JOIN images i ON i.sha256 = a.image_sha256 JOIN transcriptions t ON t.acta_id = a.id "
                        "WHERE a.mesa_id = ? AND a.source = 'transcribed-photo'", (mesa_of(row),)).fetchone()
-        assert a["original_sha256"] == sha and (out / a["path"]).is_file()
+        assert a["original_sha256"] == sha and conftest.sha256(conftest.bundle_image(out, a)) == a["published"]
         assert a["validos"] == int(row["VOTOS_VALIDOS"])
         got[name] = (a["entries"], json.loads(a["transcribers"] or "[]"), a["counted"], a["crosscheck"])
     assert got == {"p1.jpg": (2, ["ana-caracas"], 0, "agree"),           # the sheet row is counted

@@ -235,7 +235,7 @@ def test_concurrent_volunteers_lose_no_entry_and_decide_each_photo_once(transcri
 def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(transcribe_workdir, copy_tree, tmp_path,
                                                                         signing_key):
     from archive.bundle import build_bundle
-    from conftest import KEY_PASSWORD
+    from conftest import KEY_PASSWORD, bundle_image, sha256
     from archive.verify import verify_bundle
     path = copy_tree(transcribe_workdir.path)
     t = Transcriptions(path)
@@ -274,7 +274,7 @@ def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(trans
     assert actas("t_new2.jpg") == {}
     # the photo is published like any acta photo, keeping the original's sha256
     img = db.execute("SELECT * FROM images WHERE sha256 = ?", (n1["image_sha256"],)).fetchone()
-    assert img["original_sha256"] == p["t_new1.jpg"][0] and (out / img["path"]).is_file()
+    assert img["original_sha256"] == p["t_new1.jpg"][0] and sha256(bundle_image(out, img)) == img["sha256"]
     got = {r["acta_id"]: (r["entries"], r["transcribers"]) for r in db.execute("SELECT * FROM transcriptions")}
     assert got == {s["transcribed-photo"]["id"]: (2, '["ana-caracas"]'), q["transcribed-photo"]["id"]: (2, '["ana-caracas"]'),
                    n1["id"]: (3, '["ana-caracas", "carla"]')}
