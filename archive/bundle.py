@@ -1,12 +1,12 @@
-"""Build the public bundle: SQLite + metadata-free images + SHA256SUMS + signature.
+"""Build the public bundle: SQLite + metadata-free photos in zip shards + SHA256SUMS + signature.
 
 The bundle is what outlives the project: anyone must be able to check it with stock tools
 (``sha256sum -c``, ``minisign -V``) and to rebuild it from the same workdir and get the same
 bytes. So everything here is deterministic: rows sorted, ids assigned from content, a fixed
 SQLite page size, no timestamps anywhere, and Ed25519 signatures (deterministic) with a
 trusted comment that carries no time. The pieces live in their own modules: ``database``
-(schema and writing), ``published`` (photos), ``datapackage``, ``readme``; ``verify`` checks
-the result.
+(schema and writing), ``published`` (photos) and ``shards`` (their zip files), ``datapackage``,
+``readme``; ``verify`` checks the result.
 
 Building never decodes an image: readings are cached in the workdir. Published copies of the
 photos (EXIF/GPS stripped losslessly by ``image.strip_metadata``) are cached in the workdir
@@ -29,11 +29,11 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, signing, transcription
+from . import manifest, shards, signing, transcription
 from .database import mesa_id, municipio_id, national_totals, parroquia_id, write_database
 from .datapackage import datapackage
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
-from .published import CACHE_DIR, IMAGES_DIR, publish_images
+from .published import IMAGES_DIR, publish_images
 from .readme import LICENSE_TEXT, readme_text
 from .workdir import Workdir
 
@@ -59,6 +59,7 @@ class BuildReport:
     mesas_counted: int
     images: int
     images_stripped: int
+    shards: int
     issues: int
     totals: dict[str, int]
     key_id: str | None
@@ -304,15 +305,20 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 # --- build -----------------------------------------------------------------------------------------
 
 def build_bundle(workdir, out, key=None, name: str | None = None, password: str | None = None, *,
-                 public_key=None, progress_factory: Callable | None = None) -> BuildReport:
+                 public_key=None, progress_factory: Callable | None = None,
+                 shard_size: int = shards.DEFAULT_MAX_MEMBERS,
+                 shard_bytes: int = shards.DEFAULT_MAX_BYTES) -> BuildReport:
     """Build the bundle for ``workdir`` into the folder ``out`` (see the module docstring).
 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
     TESTIGO_KEY_PASSWORD env var). ``public_key`` (without ``key``): embed that public key but
     do not sign, so anyone can rebuild and compare SHA256SUMS with a published bundle.
     ``progress_factory(n)`` -> context with ``.update(k)``, as for ingest (used for the images).
+    ``shard_size`` / ``shard_bytes``: most photos / bytes per zip shard (``archive.shards``);
+    they are recorded in datapackage.json, since a rebuild must use the same to compare.
     """
     out = Path(out)
+    shards.check_limits(shard_size, shard_bytes)
     if key is not None and public_key is not None:
         raise BundleError("give either a secret key to sign with or a public key to embed, not both")
     sk = signing.load_secret_key(key, password) if key is not None else None
@@ -334,8 +340,9 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         staging.mkdir()
         try:
             state = _read_workdir(wd)
-            images, image_rows, stripped = publish_images(wd, state, staging / IMAGES_DIR,
-                                                           progress_factory, warnings)
+            images, image_rows, stripped, written = publish_images(
+                wd, state, staging, election, progress_factory, warnings,
+                max_members=shard_size, max_bytes=shard_bytes)
             actas, new_id = _acta_rows(state, images, election)
             tables = _geography(election)
             tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
@@ -367,20 +374,18 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                            "photos_awaiting_transcription": state.awaiting_transcription},
                 "totals": {c.code: totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
+                "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
             }
             if pk:
                 (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(pk))
             (staging / LICENSE).write_text(LICENSE_TEXT, encoding="utf-8")
             (staging / README).write_text(readme_text(name, election, db_file, info), encoding="utf-8")
             dp = datapackage(name, election, db_file, db_path.stat().st_size,
-                              manifest.sha256_file(db_path), info)
+                              manifest.sha256_file(db_path), info, written)
             (staging / DATAPACKAGE).write_text(json.dumps(dp, ensure_ascii=False, indent=1) + "\n",
                                                encoding="utf-8")
-            hashes = manifest.write_manifest(staging)
-            for rel, digest in hashes.items():
-                if rel.startswith(IMAGES_DIR + "/") and not rel.split("/")[-1].startswith(digest + "."):
-                    raise BundleError(f"{rel} does not hash to its name: the published-image cache in "
-                                      f"{wd.path / CACHE_DIR} is damaged; delete that folder and build again")
+            # the shards were hashed as they were written (published.publish_images)
+            manifest.write_manifest(staging, known={s.path: s.sha256 for s in written})
             if sk is not None:
                 signing.sign_file(sk, staging / manifest.MANIFEST, signing.trusted_comment(name, election.id))
             files = [p for p in staging.rglob("*") if p.is_file()]
@@ -388,7 +393,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 path=out, name=name, database=out / db_file, files=len(files),
                 bytes=sum(p.stat().st_size for p in files), actas=len(actas),
                 mesas_counted=info["counts"]["mesas_counted"], images=len(image_rows),
-                images_stripped=stripped, issues=len(tables["issues"]), totals=info["totals"],
+                images_stripped=stripped, shards=len(written), issues=len(tables["issues"]), totals=info["totals"],
                 key_id=info["key_id"], signed=sk is not None,
                 manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings)
             _swap_into_place(staging, out)

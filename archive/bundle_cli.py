@@ -14,6 +14,7 @@ import click
 
 from . import signing
 from .cli import progress_bar
+from .shards import DEFAULT_MAX_MEMBERS, MAX_MEMBERS
 from .errors import TestigoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -55,11 +56,18 @@ def _password_for(key: str) -> str | None:
                    "compare its SHA256SUMS byte for byte.")
 @click.option("--name", help="Bundle name, used for the database file (default: the election id, "
                              "e.g. ve-2024 -> ve-2024.db).")
+@click.option("--shard-size", type=click.IntRange(1, MAX_MEMBERS), default=DEFAULT_MAX_MEMBERS,
+              show_default=True, metavar="N",
+              help="Most photos per zip shard (shards also stay under 1 GiB). A rebuild meant to "
+                   "compare with a published bundle must use the same value (its datapackage.json "
+                   "says which).")
 @_errors_to_click
-def build(workdir, out, key, pubkey, name):
+def build(workdir, out, key, pubkey, name, shard_size):
     """Build the public bundle from a workdir: SQLite, metadata-free photos, SHA256SUMS, signature.
 
     \b
+    The photos go into zip shards, images/estado-EE-K.zip (one or more per estado, stored, not
+    recompressed, each member named <sha256>.jpg|.png): unzip -l / unzip -p read them.
     Reproducible: the same workdir and key give byte-identical files. Never decodes an
     image (readings are cached in the workdir); stripped photos are cached there too.
     Example:
@@ -73,11 +81,13 @@ def build(workdir, out, key, pubkey, name):
         raise click.UsageError("use --key to sign, or --pubkey to rebuild for comparison, not both")
     password = _password_for(key) if key else None
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
-                          progress_factory=progress_bar("publishing photos (metadata stripped)"))
+                          progress_factory=progress_bar("publishing photos (strip metadata, zip into shards)"),
+                          shard_size=shard_size)
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "
-               f"({report.images_stripped:,} newly stripped)  issues {report.issues:,}")
+               f"({report.images_stripped:,} newly stripped) in {report.shards} shard(s)  "
+               f"issues {report.issues:,}")
     click.echo("  totals: " + "  ".join(f"{k} {v:,}" for k, v in report.totals.items()))
     for w in report.warnings:
         click.secho(f"  warning: {w}", fg="yellow", err=True)
@@ -124,7 +134,10 @@ def keygen(path, no_password, force):
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems.")
 @_errors_to_click
 def verify(bundle, pubkey, quiet):
-    """Check a bundle: signature, every checksum, missing/extra files, SQLite integrity.
+    """Check a bundle: signature, every checksum, missing/extra files, SQLite integrity, photos.
+
+    Each photo shard is read once: its checksum, and every member's sha256 against its name
+    and its row in the images table (a damaged, missing or extra photo is named exactly).
 
     Exit status 0 when everything holds, 1 with the list of what failed. Without --pubkey only
     the key shipped inside the bundle is used (integrity, not authorship), with a warning.
@@ -138,7 +151,8 @@ def verify(bundle, pubkey, quiet):
     if report.ok:
         if not quiet:
             click.secho(f"OK: {bundle}: {report.files_checked} files match SHA256SUMS, signature by key "
-                        f"{report.key_id} verified, database intact", fg="green")
+                        f"{report.key_id} verified, database intact, {report.photos} photos in "
+                        f"{report.shards} shards match their names", fg="green")
             if report.trusted_comment:
                 click.echo(f"trusted comment: {report.trusted_comment}")
         return

@@ -52,7 +52,8 @@ TABLE_DESCRIPTIONS = {
     "mesas": "Every mesa (voting table) of the registry, counted or not.",
     "candidates": "Presidential candidates, in ballot order of the election definition.",
     "cards": "The 38 ballot cards in the QR payload's order and the candidate each one belongs to.",
-    "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256.",
+    "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256, "
+              "kept in the bundle's zip shards (column shard).",
     "actas": "Every accepted reading of a mesa: QR readings of photos, transcribed sheet rows, and photos "
              "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
@@ -99,7 +100,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                               "community decoder, not confirmed)."},
     "images": {"sha256": "sha256 of the published (metadata-stripped) file; also its file name.",
                "original_sha256": "sha256 of the file as received, before stripping.",
-               "path": "Path of the file inside the bundle.", "media_type": "image/jpeg or image/png.",
+               "path": "images/<sha256>.<ext>: the photo's address on the site (/images/...) and where it "
+                       "lands when the shards are unzipped into images/.",
+               "shard": "The zip file of the bundle that holds the photo, as member <sha256>.<ext> "
+                        "(stored, not recompressed): e.g. unzip -p <shard> <sha256>.jpg.",
+               "media_type": "image/jpeg or image/png.",
                "size": "Size of the published file in bytes.", "width": "Width in pixels.",
                "height": "Height in pixels."},
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
@@ -185,10 +190,10 @@ TABLES: dict[str, TableSpec] = {
     "cards": TableSpec({"position": int, "candidate": str, "party": str, "owner_status": str}, "position",
                        (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
                        (("candidate",),)),
-    "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "media_type": str,
+    "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "shard": str, "media_type": str,
                          "size": int, "width": int, "height": int}, "sha256",
-                        not_null=("original_sha256", "path", "media_type", "size"),
-                        unique=(("original_sha256",),)),
+                        not_null=("original_sha256", "path", "shard", "media_type", "size"),
+                        indexes=(("shard",),), unique=(("original_sha256",),)),
     "actas": TableSpec({"id": int, "mesa_id": str, "source": str, "image_sha256": str, "payload": str,
                         "validos": int, "nulos": int, "status": str, "duplicate_of": int,
                         "counted": int, "crosscheck": str, "crosscheck_diff": str}, "id",

@@ -25,7 +25,27 @@ def _schema(name: str, columns: dict[str, type], spec: TableSpec | None) -> dict
     return schema
 
 
-def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, info: dict) -> dict:
+def _shard_resources(shards, election) -> list[dict]:
+    """One resource per photo shard (``published.Shard``), titled by its estado and part."""
+    parts: dict[int, int] = {}
+    for s in shards:
+        parts[s.cod_edo] = parts.get(s.cod_edo, 0) + 1
+    seen: dict[int, int] = {}
+    out = []
+    for s in shards:
+        seen[s.cod_edo] = seen.get(s.cod_edo, 0) + 1
+        where = election.estados.get(s.cod_edo, f"estado {s.cod_edo:02d}")
+        part = f", part {seen[s.cod_edo]} of {parts[s.cod_edo]}" if parts[s.cod_edo] > 1 else ""
+        out.append({"name": s.path.removesuffix(".zip").replace("/", "-"), "path": s.path, "format": "zip",
+                    "mediatype": "application/zip", "bytes": s.bytes, "hash": f"sha256:{s.sha256}",
+                    "title": f"Acta photos of {where}{part}",
+                    "description": f"{s.members:,} photos, stored (not recompressed), each named "
+                                   "<sha256>.<ext>; table images, column shard, lists them."})
+    return out
+
+
+def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, info: dict,
+                shards=()) -> dict:
     base = {"path": db_file, "format": "sqlite", "mediatype": "application/vnd.sqlite3",
             "bytes": db_size, "hash": f"sha256:{db_sha}"}
     resources = [{"name": "database", "title": "SQLite database (all tables)", **base}]
@@ -35,6 +55,7 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
     for v, (cols, _) in VIEWS.items():   # totals: tables computed at build time from the actas
         resources.append({"name": v, "type": "table", "description": TABLE_DESCRIPTIONS[v], **base,
                           "dialect": {"table": v}, "schema": _schema(v, cols, None)})
+    resources += _shard_resources(shards, election)
     meta = election.meta
     return {
         "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
@@ -55,8 +76,11 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
             "counting_rule": COUNTING_RULE,
             "counts": info["counts"],
             "totals": info["totals"],
-            "images": f"{IMAGES_DIR}/<sha256>.jpg|.png (EXIF/GPS stripped losslessly; images.original_sha256 "
-                      "is the hash of the file as received)",
+            "images": f"zip shards {IMAGES_DIR}/estado-EE-K.zip (one or more per estado, stored, not "
+                      "recompressed), members <sha256>.jpg|.png (EXIF/GPS stripped losslessly; "
+                      "images.shard names each photo's shard, images.original_sha256 is the hash of the "
+                      "file as received)",
+            "shards": info["shards"],
             "registry": meta.get("registry", {}).get("note"),
             "payload": meta.get("payload", {}).get("description"),
             "cards_note": meta.get("party_note"),

@@ -128,14 +128,19 @@ def list_files(root: str | os.PathLike) -> Listing:
 
 
 def hash_files(root: str | os.PathLike, relpaths: Iterable[str], workers: int | None = None,
-               progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """sha256 of each relative path. Threads help: hashlib releases the GIL on large updates."""
+               progress: Callable[[int], None] | None = None,
+               hasher: Callable[[str], str] | None = None) -> dict[str, str]:
+    """sha256 of each relative path. Threads help: hashlib releases the GIL on large updates.
+
+    ``hasher(rel) -> hex``: hashes a file in place of ``sha256_file`` (verify uses it to check a
+    photo shard's members in the same read).
+    """
     root = Path(root)
     relpaths = list(relpaths)
     workers = workers or min(8, os.cpu_count() or 1)
 
     def one(rel: str) -> tuple[str, str]:
-        return rel, sha256_file(root / rel)
+        return rel, hasher(rel) if hasher is not None else sha256_file(root / rel)
 
     out: dict[str, str] = {}
 
@@ -163,10 +168,13 @@ def format_manifest(hashes: dict[str, str]) -> bytes:
 
 
 def write_manifest(root: str | os.PathLike, workers: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> dict[str, str]:
+                   progress: Callable[[int], None] | None = None, *,
+                   known: dict[str, str] | None = None) -> dict[str, str]:
     """Hash every file under ``root`` and write ``root/SHA256SUMS``. Returns {path: sha256}.
 
-    Refuses a directory holding symlinks or special files: a bundle is plain files only.
+    ``known``: {path: sha256} the caller has just computed while writing those files (the
+    build's photo shards), so GBs are not read twice. Refuses a directory holding symlinks or
+    special files: a bundle is plain files only.
     """
     root = Path(root)
     listing = list_files(root)
@@ -175,7 +183,10 @@ def write_manifest(root: str | os.PathLike, workers: int | None = None,
                             f"contain: {', '.join(listing.symlinks + listing.special)}")
     for rel in listing.files:
         check_relpath(rel)
-    hashes = hash_files(root, listing.files, workers, progress)
+    present = set(listing.files)
+    known = {rel: digest for rel, digest in (known or {}).items() if rel in present}
+    hashes = hash_files(root, [rel for rel in listing.files if rel not in known], workers, progress)
+    hashes.update(known)
     tmp = root / (MANIFEST + ".tmp")
     tmp.write_bytes(format_manifest(hashes))
     os.replace(tmp, root / MANIFEST)
@@ -244,10 +255,12 @@ class ManifestCheck:
 
 def check_manifest(root: str | os.PathLike, workers: int | None = None,
                    progress: Callable[[int], None] | None = None, *,
-                   listing: Listing | None = None) -> ManifestCheck:
+                   listing: Listing | None = None,
+                   hasher: Callable[[str], str] | None = None) -> ManifestCheck:
     """Check every file under ``root`` against ``root/SHA256SUMS``: missing, extra, altered.
 
     ``listing``: ``list_files(root)`` when the caller already has it (saves a second walk).
+    ``hasher``: as for :func:`hash_files`.
     """
     root = Path(root)
     result = ManifestCheck()
@@ -264,6 +277,6 @@ def check_manifest(root: str | os.PathLike, workers: int | None = None,
     result.missing = sorted(set(result.entries) - present)
     result.extra = sorted(present - set(result.entries))
     to_hash = sorted(set(result.entries) & present)
-    hashes = hash_files(root, to_hash, workers, progress)
+    hashes = hash_files(root, to_hash, workers, progress, hasher)
     result.mismatched = [p for p in to_hash if hashes[p] != result.entries[p]]
     return result

@@ -1,22 +1,24 @@
-"""The bundle's published photos: metadata-free copies of the originals, cached in the workdir.
+"""The bundle's published photos: metadata-free copies of the originals, zipped into shards.
 
 Stripping (``image.strip_metadata``) is the slow part of a build, so each original's published
 copy is kept in ``<workdir>/published/`` with the strip version that made it; a rebuild after
-more photos strips only the new ones.
+more photos strips only the new ones. The copies then go into the bundle's zip shards
+(:mod:`archive.shards`: per estado, stored, deterministic).
 """
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import image as image_mod
-from .errors import TestigoError, WorkdirInconsistent
+from . import shards as shards_mod
+from .errors import BundleError, TestigoError, WorkdirInconsistent
 from .progress import progress
 from .workdir import Workdir, sha256_bytes
 
-IMAGES_DIR = "images"
+IMAGES_DIR = shards_mod.SHARDS_DIR
 # Bump when image.strip_metadata changes what it keeps, so cached published copies are redone.
 STRIP_CACHE_VERSION = f"1:{image_mod.STRIP_VERSION}"
 CACHE_DIR = "published"  # inside the workdir
@@ -71,24 +73,50 @@ def _media_type(data_head: bytes) -> tuple[str, str]:
     return kind
 
 
-def publish_images(wd: Workdir, state, images_dir: Path, progress_factory,
-                    warnings: list[str]) -> tuple[dict[str, dict], dict[str, dict], int]:
-    """Strip (or reuse the cached stripped copy of) every acta photo and copy it into the bundle.
+@dataclass(frozen=True)
+class Shard:
+    """One written shard: bundle-relative path, its sha256 and size, its photos and estado."""
+
+    path: str
+    sha256: str
+    bytes: int
+    members: int
+    cod_edo: int
+
+
+def _places(state, election) -> dict[str, tuple]:
+    """{original sha256: (cod_edo, centro, mesa)} of the first mesa whose acta used the photo."""
+    out: dict[str, tuple] = {}
+    for a in state.actas:
+        if a["image_sha256"]:
+            m = election.mesas.get((a["centro"], a["mesa"]))
+            place = (m.cod_edo if m else 0, a["centro"], a["mesa"])
+            out[a["image_sha256"]] = min(out.get(a["image_sha256"], place), place)
+    return out
+
+
+def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_factory, warnings: list[str], *,
+                   max_members: int = shards_mod.DEFAULT_MAX_MEMBERS,
+                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES,
+                   ) -> tuple[dict[str, dict], dict[str, dict], int, list[Shard]]:
+    """Strip (or reuse the cached stripped copy of) every acta photo and zip them into shards.
 
     Returns ({original sha256: images row}, {published sha256: images row}, number newly
-    stripped). Photos that differ only in metadata share one published file, whose row is
-    the first original's.
+    stripped, the shards written under ``bundle_dir``). Photos that differ only in metadata
+    share one published file, whose row is the first original's. Each shard is read back once
+    (its hash for SHA256SUMS, each member's against its name: a damaged cache stops the build).
     """
+    shards_mod.check_limits(max_members, max_bytes)
     originals = sorted({a["image_sha256"] for a in state.actas if a["image_sha256"]})
     out: dict[str, dict] = {}
     published: dict[str, dict] = {}
     stripped = 0
     if not originals:
-        return out, published, 0
-    images_dir.mkdir()
+        return out, published, 0, []
+    places = _places(state, election)
     cache = _ImageCache(wd)
     try:
-        with progress(progress_factory, len(originals)) as bar:
+        with progress(progress_factory, 2 * len(originals)) as bar:
             for original in originals:
                 hit = cache.get(original)
                 if hit is None:
@@ -103,8 +131,7 @@ def publish_images(wd: Workdir, state, images_dir: Path, progress_factory,
                     hit = cache.put(original, data)
                     stripped += 1
                 sha, size = hit
-                cached = cache.path(sha)
-                with open(cached, "rb") as f:
+                with open(cache.path(sha), "rb") as f:
                     media_type, ext = _media_type(f.read(16))
                 rel = f"{IMAGES_DIR}/{sha}{ext}"
                 blob = state.blobs.get(original)
@@ -118,9 +145,34 @@ def publish_images(wd: Workdir, state, images_dir: Path, progress_factory,
                                     "the first)")
                 else:
                     published[sha] = row
-                    shutil.copyfile(cached, images_dir / f"{sha}{ext}")
                 bar.update(1)
+            written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes)
     finally:
         cache.close()
-    return out, published, stripped
+    return out, published, stripped, written
 
+
+def _write_shards(bundle_dir: Path, published: dict[str, dict], places: dict[str, tuple], cache: _ImageCache,
+                  bar, max_members: int, max_bytes: int) -> list[Shard]:
+    photos = [shards_mod.ShardPhoto(row["path"].rsplit("/", 1)[1], row["size"], places[row["original_sha256"]][0],
+                                    places[row["original_sha256"]][1:]) for row in published.values()]
+    plan = shards_mod.plan_shards(photos, max_members, max_bytes)
+    (bundle_dir / IMAGES_DIR).mkdir()
+    written = []
+    for rel, names in plan.items():
+        path = bundle_dir / rel
+        shards_mod.write_shard(path, [(n, cache.path(n.split(".")[0])) for n in names])
+        index = shards_mod.open_images(bundle_dir, [rel])
+        if index.problems or len(index) != len(names):
+            raise BundleError(f"{rel} was written but cannot be read back: {'; '.join(index.problems[:3])}")
+        digest, members = shards_mod.digest_shard(path, list(index))
+        bad = sorted(n for n, d in members.items() if not n.startswith(d + "."))
+        if bad:
+            raise BundleError(f"{bad[0]} does not hash to its name: the published-image cache in "
+                              f"{cache.root} is damaged; delete that folder and build again")
+        for n in names:
+            published[n.split(".")[0]]["shard"] = rel
+        written.append(Shard(rel, digest, path.stat().st_size, len(names),
+                             places[published[names[0].split(".")[0]]["original_sha256"]][0]))
+        bar.update(len(names))
+    return written

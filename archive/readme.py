@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 from .database import COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS
+from .shards import DEFAULT_MAX_MEMBERS
 
 
 LICENSE_TEXT = """\
 This dataset (the SQLite database, datapackage.json, README.md and the published photos of
-public tally sheets in images/) is dedicated to the public domain under the Creative Commons
-CC0 1.0 Universal dedication. To the extent possible under law, the contributors have waived
-all copyright and related or neighboring rights to it. You can copy, modify, distribute and
-use it, even for commercial purposes, all without asking permission.
+public tally sheets in the zip files in images/) is dedicated to the public domain under the
+Creative Commons CC0 1.0 Universal dedication. To the extent possible under law, the
+contributors have waived all copyright and related or neighboring rights to it. You can copy,
+modify, distribute and use it, even for commercial purposes, all without asking permission.
 
 Este conjunto de datos (la base SQLite, datapackage.json, README.md y las fotos publicadas de
-actas públicas en images/) se dedica al dominio público con CC0 1.0 Universal. En la medida
-en que la ley lo permita, quienes contribuyeron renuncian a todos los derechos de autor y
-derechos conexos sobre él.
+actas públicas en los zip de images/) se dedica al dominio público con CC0 1.0 Universal. En
+la medida en que la ley lo permita, quienes contribuyeron renuncian a todos los derechos de
+autor y derechos conexos sobre él.
 
 SPDX-License-Identifier: CC0-1.0
 Full legal code / texto legal completo: https://creativecommons.org/publicdomain/zero/1.0/legalcode
@@ -34,6 +35,8 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     else:
         key = "**This bundle is NOT signed. / Este paquete NO está firmado.**\n"
         sig_es = sig_en = "(unsigned / sin firma)"
+    shard_size = info["shards"]["max_members"]
+    rebuild = f" --shard-size {shard_size}" if shard_size != DEFAULT_MAX_MEMBERS else ""
     return f"""# {meta.get('title')} — testigo `{name}`
 
 *{meta.get('title_en')}*
@@ -58,9 +61,15 @@ y de hojas transcritas. / Per-mesa results verified from citizens' photos of the
 
 ## Español
 
-**Qué es.** Una base de datos SQLite (`{db_file}`), las fotos de las actas (`images/`, sin
-metadatos), `datapackage.json` (descripción Frictionless de las tablas), `SHA256SUMS` (la suma
-sha256 de cada archivo) y su firma `SHA256SUMS.minisig`.
+**Qué es.** Una base de datos SQLite (`{db_file}`), las fotos de las actas (sin metadatos) en
+archivos zip `images/estado-EE-K.zip` (uno o más por estado, EE = código del estado; sin
+recomprimir), `datapackage.json` (descripción Frictionless de las tablas y archivos),
+`SHA256SUMS` (la suma sha256 de cada archivo) y su firma `SHA256SUMS.minisig`.
+
+**Ver una foto.** Cada foto es un miembro `<sha256>.jpg` (o `.png`) de un zip; la tabla `images`
+dice en cuál (`images.shard`). `unzip -l images/estado-01-1.zip` los lista,
+`unzip -p images/estado-01-1.zip <sha256>.jpg > foto.jpg` saca una, y
+`unzip -d images 'images/*.zip'` las saca todas (como `images/<sha256>.jpg`, la columna `path`).
 
 **Cómo se reunió.** Voluntarios enviaron fotos de las actas; testigo leyó el código QR de cada
 una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
@@ -92,15 +101,21 @@ testigo y de SQLite, `testigo build` produce archivos idénticos byte a byte. Si
 secreta, construya con la clave pública y compare el manifiesto:
 
 ```
-testigo build --workdir W --out B2 --pubkey minisign.pub
+testigo build --workdir W --out B2 --pubkey minisign.pub{rebuild}
 cmp B2/SHA256SUMS SHA256SUMS && echo idéntico
 ```
 
 ## English
 
-**What it is.** A SQLite database (`{db_file}`), the acta photos (`images/`, metadata removed),
-`datapackage.json` (a Frictionless description of every table), `SHA256SUMS` (the sha256 of
-every file) and its signature `SHA256SUMS.minisig`.
+**What it is.** A SQLite database (`{db_file}`), the acta photos (metadata removed) in zip
+files `images/estado-EE-K.zip` (one or more per estado, EE = the state's code; stored, not
+recompressed), `datapackage.json` (a Frictionless description of every table and file),
+`SHA256SUMS` (the sha256 of every file) and its signature `SHA256SUMS.minisig`.
+
+**Looking at a photo.** Each photo is a member `<sha256>.jpg` (or `.png`) of one zip; the
+`images` table says which (`images.shard`). `unzip -l images/estado-01-1.zip` lists them,
+`unzip -p images/estado-01-1.zip <sha256>.jpg > photo.jpg` extracts one, and
+`unzip -d images 'images/*.zip'` extracts all (as `images/<sha256>.jpg`, the `path` column).
 
 **How it was collected.** Volunteers sent photos of the actas; testigo read each QR code and
 accepted only texts that follow this election's acta grammar (a wrong reading is worse than
@@ -133,7 +148,7 @@ channel.
 and compare the manifests:
 
 ```
-testigo build --workdir W --out B2 --pubkey minisign.pub
+testigo build --workdir W --out B2 --pubkey minisign.pub{rebuild}
 cmp B2/SHA256SUMS SHA256SUMS && echo identical
 ```
 

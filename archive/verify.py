@@ -3,6 +3,9 @@
 Signature of SHA256SUMS, every checksum, no missing or extra file, datapackage.json consistent
 with the manifest and the key, and each database's integrity, foreign keys, images table and
 totals (each totals table recomputed from the actas it sums).
+The photos are members of zip shards (``archive.shards``): each shard is read once, for its
+own checksum and for every member's, so a damaged, missing or extra photo is named exactly
+(``images/estado-01-1.zip!<sha256>.jpg``) and must match its name and its images row.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import manifest, signing
+from . import manifest, shards, signing
 from .bundle import DATAPACKAGE, PUBLIC_KEY
 from .database import open_readonly, totals_differences
 from .progress import progress
@@ -29,6 +32,8 @@ class VerifyReport:
     key_id: str | None = None
     trusted_comment: str | None = None
     files_checked: int = 0
+    photos: int = 0         # photos found in the shards
+    shards: int = 0
 
     @property
     def ok(self) -> bool:
@@ -48,12 +53,14 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
     if not root.is_dir():
         rep.problems.append(f"{root} is not a folder")
         return rep
-    # 1. checksums: every file, each problem reported
+    # 1. checksums: every file, each problem reported; a shard's members hashed in the same read
     listing = manifest.list_files(root)
+    photos = _Photos(root)
     with progress(progress_factory, len(listing.files)) as bar:
-        check = manifest.check_manifest(root, workers, bar.update, listing=listing)
+        check = manifest.check_manifest(root, workers, bar.update, listing=listing, hasher=photos.hash)
     rep.problems += check.problems()
     rep.files_checked = len(check.entries)
+    rep.photos, rep.shards = len(photos.index), len(photos.index.shards)
     if check.ignored:
         rep.warnings.append(f"ignored {len(check.ignored)} file(s) under "
                             f"{', '.join(d + '/' for d in manifest.IGNORED_TOP_DIRS)} (BitTorrent padding)")
@@ -122,13 +129,93 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
         rep.problems.append("no SQLite database (*.db) in the bundle")
     # 5. each database: integrity, foreign keys, images table vs files
     for db_name in dbs:
-        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None)
+        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None, photos)
     # dedupe while keeping order (a damaged file can be reported by two checks the same way)
     rep.problems = list(dict.fromkeys(rep.problems))
     return rep
 
 
-def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None) -> list[str]:
+class _Photos:
+    """The shards' index, and each member's sha256 taken while the shard is hashed for SHA256SUMS."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.index = shards.open_images(root)
+        self.digests: dict[str, str] = {}      # member name -> sha256 of its bytes
+
+    def hash(self, rel: str) -> str:
+        if rel not in self.index.shards:
+            return manifest.sha256_file(self.root / rel)
+        whole, members = shards.digest_shard(self.root / rel, self.index.in_shard(rel))
+        self.digests.update(members)
+        return whole
+
+    def digest(self, m: shards.Member) -> str:
+        if m.name not in self.digests:      # a shard SHA256SUMS does not list: hashed only now
+            self.digests.update(shards.digest_shard(m.path, self.index.in_shard(m.shard))[1])
+        return self.digests[m.name]
+
+
+_EXT = {media: ext for ext, media in shards.MEDIA_TYPES.items()}
+
+
+def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photos: _Photos) -> list[str]:
+    """The images table against the shards: sha256 = member name = row, nothing missing or extra."""
+    problems = list(photos.index.problems)
+    index = photos.index
+    named = set()
+    for sha, rel, shard, size, media_type in rows:
+        name = f"{sha}.{_EXT.get(media_type, '?')}"
+        named.add(name)
+        if rel != f"{IMAGES_DIR}/{name}":
+            problems.append(f"{db_name}: image {sha} has path {rel!r}, not {IMAGES_DIR}/{name}")
+        if shard not in check.entries:
+            if shard not in check.missing:
+                problems.append(f"{db_name}: image {sha} is in shard {shard!r}, which {manifest.MANIFEST} "
+                                "does not list")
+            continue
+        m = index.members.get(name)
+        if m is None:
+            if (shard in index.shards and shard not in index.unreadable
+                    and name not in index.unusable.get(shard, ())):
+                problems.append(f"missing member: {shard}!{name} (in the images table of {db_name}, "
+                                "not in the shard)")
+            continue
+        if m.shard != shard:
+            problems.append(f"{m.locator}: the images table of {db_name} says it is in {shard}")
+        if m.size != size:
+            problems.append(f"{m.locator}: {m.size} bytes, but {size} in the images table of {db_name}")
+        digest = photos.digest(m)
+        if digest != sha:
+            problems.append(f"damaged member: {m.locator} (its bytes hash to {digest}, not to its name)")
+    for m in index:
+        if m.name not in named:
+            problems.append(f"extra member: {m.locator} (in the shard, not in the images table of {db_name})")
+    used = {r[2] for r in rows}
+    for rel in sorted(check.entries):
+        if rel.startswith(IMAGES_DIR + "/") and rel not in used:
+            problems.append(f"{rel} is in the bundle but holds no photo of the images table of {db_name}")
+    return problems
+
+
+def _check_loose_images(db_name: str, rows: list, check: manifest.ManifestCheck) -> list[str]:
+    """Bundles built before the shards: one images/<sha256>.<ext> file per photo."""
+    problems = []
+    for sha, rel in rows:
+        if not (isinstance(rel, str) and rel.startswith(f"{IMAGES_DIR}/{sha}.")):
+            problems.append(f"{db_name}: image {sha} has path {rel!r}, not named by its sha256")
+        elif rel not in check.entries:
+            problems.append(f"{db_name}: image {rel} is in the images table but not in the bundle")
+        elif check.entries[rel] != sha:
+            problems.append(f"{db_name}: image {rel} has sha256 {check.entries[rel]} in "
+                            f"{manifest.MANIFEST}, but {sha} in the images table")
+    for rel in sorted({p for p in check.entries if p.startswith(IMAGES_DIR + "/")} - {r[1] for r in rows}):
+        problems.append(f"{rel} is in the bundle but not in the images table of {db_name}")
+    return problems
+
+
+def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None,
+                    photos: _Photos) -> list[str]:
     problems = []
     try:
         conn = open_readonly(root / db_name)
@@ -143,19 +230,13 @@ def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp:
             problems.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
         if "images" in tables:
-            rows = conn.execute("SELECT sha256, path FROM images").fetchall()
-            listed = {p for p in check.entries if p.startswith(IMAGES_DIR + "/")}
-            for sha, rel in rows:
-                if not (isinstance(rel, str) and rel.startswith(f"{IMAGES_DIR}/{sha}.")):
-                    problems.append(f"{db_name}: image {sha} has path {rel!r}, not named by its sha256")
-                elif rel not in check.entries:
-                    problems.append(f"{db_name}: image {rel} is in the images table but not in the bundle")
-                elif check.entries[rel] != sha:
-                    problems.append(f"{db_name}: image {rel} has sha256 {check.entries[rel]} in "
-                                    f"{manifest.MANIFEST}, but {sha} in the images table")
-            extra = listed - {r[1] for r in rows}
-            for rel in sorted(extra):
-                problems.append(f"{rel} is in the bundle but not in the images table of {db_name}")
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
+            if "shard" in columns:
+                rows = conn.execute("SELECT sha256, path, shard, size, media_type FROM images").fetchall()
+                problems += _check_images(db_name, rows, check, photos)
+            else:
+                problems += _check_loose_images(db_name, conn.execute("SELECT sha256, path FROM images").fetchall(),
+                                                check)
         meta = (dp or {}).get("testigo") or {}
         if "totals_nacional" in tables and isinstance(meta.get("totals"), dict):
             got = {r[0]: r[1] for r in conn.execute("SELECT candidate, votes FROM totals_nacional")}

@@ -4,8 +4,9 @@
 and for embedding); ``serve(bundle_dir, host, port)`` runs it with uvicorn until stopped.
 
 Everything the site shows comes from the bundle directory (see the bundle contract): the
-SQLite database opened in Datasette's immutable mode, ``images/`` served as static files, and
-the signed checksums, public key and README offered for download. Nothing is written.
+SQLite database opened in Datasette's immutable mode, the photos served out of the zip shards
+in ``images/`` (``pages/photos.py``), and the signed checksums, public key and README offered
+for download. Nothing is written.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archive import manifest, signing
+from archive import manifest, shards, signing
 from archive.database import COLUMN_DESCRIPTIONS, VIEWS
 from archive.errors import TestigoError
 
@@ -122,6 +123,7 @@ class Bundle:
     magnet_v1: str | None = None
     downloads: list[DownloadFile] = field(default_factory=list)
     static_version: str = ""
+    images: shards.ShardIndex | None = None   # the photos, indexed once from the shards
 
 
 def _read_text(p: Path) -> str | None:
@@ -187,6 +189,10 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
                datapackage=datapackage, testigo=testigo, sums=sums, public_key=public_key,
                key_id=_key_id(path / "minisign.pub") or testigo.get("public_key_fingerprint"),
                readme=_read_text(path / "README.md"))
+
+    b.images = shards.open_images(path)
+    for problem in b.images.problems:
+        logging.getLogger(__name__).warning("photos: %s (run `testigo verify`)", problem)
 
     def offer(f: Path, sha256: str | None = None) -> None:
         b.downloads.append(DownloadFile(f.name, f.stat().st_size, sha256, f))
@@ -373,7 +379,7 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
         metadata=build_metadata(bundle),
         settings=build_settings(cache_ttl, allow_sql, **(settings or {})),
         template_dir=str(TEMPLATES),
-        static_mounts=[("assets", str(STATIC)), ("images", str(bundle.path / "images"))],
+        static_mounts=[("assets", str(STATIC))],
         cors=True,
     )
     db = ds.databases.get(bundle.db_name)

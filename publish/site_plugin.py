@@ -12,6 +12,7 @@ Pages (``?lang=en`` for English; ``.json`` for the data of the page):
   /comprobar          check my acta: a photo (QR read in the browser), the QR text, or the numbers
   /descargas          the bundle's files, signature, public key, torrent; how to verify
   /acerca             how the data was collected (the bundle README)
+  /images/SHA256.EXT  an acta photo, read out of the bundle's zip shards
 """
 from __future__ import annotations
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from datasette import hookimpl
 
 from .cache import CacheLayer, ResponseCache
-from .pages import areas, check, home, mesa, search
+from .pages import areas, check, home, mesa, photos, search
 from .pages.common import helpers
 from .site_state import state_of
 
@@ -71,6 +72,7 @@ def register_routes(datasette):
         (r"^/descargas$", home.descargas),
         (r"^/descargas/(?P<name>[^/]+)$", home.descarga_file),
         (r"^/acerca$", home.acerca),
+        (r"^/images/(?P<name>[^/]+)$", photos.photo),
     ]
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from archive import bundle as bundle_mod
-from archive import database, published
+from archive import database, published, shards
 from archive import manifest, signing
 from archive.bundle import build_bundle
 from archive.verify import verify_bundle
@@ -44,6 +44,16 @@ def test_layout_matches_the_contract(bundle, signing_key):
     assert db_res["bytes"] == (bundle / "ve-2024.db").stat().st_size
     assert [f["name"] for f in db_res["schema"]["fields"]][:3] == ["id", "mesa_id", "source"]
     assert all("description" in f for r in dp["resources"] if "schema" in r for f in r["schema"]["fields"])
+    # the photos are zip shards: each listed in the datapackage like every file, with its hash
+    zips = sorted(p for p in paths if p.startswith("images/"))
+    assert zips and all(re.fullmatch(r"images/estado-\d\d-\d+\.zip", p) for p in zips)
+    listed = {r["path"]: r for r in dp["resources"] if r.get("format") == "zip"}
+    assert sorted(listed) == zips
+    for p in zips:
+        assert listed[p]["hash"] == "sha256:" + sha256((bundle / p).read_bytes())
+        assert listed[p]["bytes"] == (bundle / p).stat().st_size and listed[p]["title"].startswith("Acta photos of")
+    assert dp["testigo"]["shards"] == {"max_members": shards.DEFAULT_MAX_MEMBERS,
+                                       "max_bytes": shards.DEFAULT_MAX_BYTES}
     assert (bundle / "minisign.pub").read_bytes() == signing_key.public.read_bytes()
     readme = (bundle / "README.md").read_text()
     for needle in ("sha256sum -c SHA256SUMS", "minisign -Vm SHA256SUMS -p minisign.pub", "testigo verify",
@@ -188,9 +198,13 @@ def test_published_images_have_no_metadata_and_record_the_original(bundle, photo
     photos = photo_workdir.facts["photos"]
     unreadable = photo_workdir.facts["unreadable_sha"]
     assert {r["original_sha256"] for r in rows} == set(photos.values()) - {unreadable}
-    assert sorted(p.name for p in (bundle / "images").iterdir()) == sorted(Path(r["path"]).name for r in rows)
+    index = shards.open_images(bundle)
+    assert not index.problems
+    assert sorted(m.name for m in index) == sorted(Path(r["path"]).name for r in rows)
     for r in rows:
-        data = (bundle / r["path"]).read_bytes()
+        assert r["path"] == f"images/{r['sha256']}.{'png' if r['media_type'] == 'image/png' else 'jpg'}"
+        assert index.find(r["sha256"]).shard == r["shard"]
+        data = index.read(r["sha256"])
         assert sha256(data) == r["sha256"] and len(data) == r["size"]
         original = (photo_workdir.path / "objects" / r["original_sha256"][:2] / r["original_sha256"]).read_bytes()
         assert sha256(original) == r["original_sha256"]
@@ -210,7 +224,16 @@ def test_two_builds_are_byte_identical(photo_workdir, signing_key, bundle, tmp_p
     build_bundle(photo_workdir.path, tmp_path / "b", key=signing_key.secret, password=KEY_PASSWORD)
     ha, hb = file_hashes(tmp_path / "a"), file_hashes(tmp_path / "b")
     assert ha == hb and ha == file_hashes(bundle)
-    assert len([p for p in ha if p.startswith("images/")]) == a.images == 7
+    assert len([p for p in ha if p.startswith("images/")]) == a.shards == 3
+    assert len(shards.open_images(tmp_path / "a")) == a.images == 7
+    # with several shards per estado too (at most 2 photos each)
+    d = build_bundle(photo_workdir.path, tmp_path / "d", key=signing_key.secret, password=KEY_PASSWORD,
+                     shard_size=2)
+    build_bundle(photo_workdir.path, tmp_path / "e", key=signing_key.secret, password=KEY_PASSWORD,
+                 shard_size=2)
+    hd = file_hashes(tmp_path / "d")
+    assert hd == file_hashes(tmp_path / "e") and d.shards > a.shards
+    assert len([p for p in hd if p.endswith("-2.zip")]) >= 1
     # without the secret key, a third party rebuilds with the public key and gets the same manifest
     c = build_bundle(photo_workdir.path, tmp_path / "c", public_key=signing_key.public)
     assert not c.signed and not (tmp_path / "c" / "SHA256SUMS.minisig").exists()
@@ -269,7 +292,7 @@ def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, cop
     (tmp_path / "in" / "b.jpg").write_bytes(without)
     stub_ingest([tmp_path / "in"], wd, {sha256(d): payload for d in (with_gps, without)})
     report = build_bundle(wd, tmp_path / "b")
-    assert report.images == 8 and len(list((tmp_path / "b" / "images").iterdir())) == 8
+    assert report.images == 8 and len(shards.open_images(tmp_path / "b")) == 8
     assert len(report.warnings) == 1 and "differ only in metadata" in report.warnings[0]
     db = db_of(tmp_path / "b")
     sha = sha256(without)

@@ -328,6 +328,39 @@ def test_downloads_match_signed_checksums(site, bundle):
     assert "magnet:" not in html                                     # no torrent given
 
 
+def test_photos_are_served_from_the_shards(site, bundle):
+    import zipfile
+    db = sqlite3.connect(f"file:{bundle / 've-2024.db'}?mode=ro&immutable=1", uri=True)
+    rows = db.execute("SELECT sha256, path, shard, media_type, size FROM images ORDER BY sha256").fetchall()
+    assert rows and not (bundle / "images" / Path(rows[0][1]).name).exists()   # only zips on disk
+    for sha, path, shard, media_type, size in rows:
+        r = site.get("/" + path)
+        assert r.status_code == 200, (path, r.status_code)
+        with zipfile.ZipFile(bundle / shard) as z:
+            assert r.content == z.read(Path(path).name)                     # the member's bytes
+        assert hashlib.sha256(r.content).hexdigest() == sha and len(r.content) == size
+        assert r.headers["content-type"] == media_type and r.headers["etag"] == f'"{sha}"'
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        assert r.headers["x-content-type-options"] == "nosniff" and "vary" not in r.headers
+    sha, path, shard, media_type, size = rows[0]
+    whole = site.get("/" + path).content
+    r = site.get("/" + path, headers={"if-none-match": f'"{sha}"'})
+    assert r.status_code == 304 and r.content == b"" and "immutable" in r.headers["cache-control"]
+    r = site.get("/" + path, headers={"range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == whole[100:200]
+    assert r.headers["content-range"] == f"bytes 100-199/{size}"
+    assert site.get("/" + path, headers={"range": "bytes=-10"}).content == whole[-10:]
+    assert site.get("/" + path, headers={"range": f"bytes={size}-"}).status_code == 416
+    r = site.run(site.ds.client.request("HEAD", "/" + path))
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == str(size)
+    other_ext = path[:-3] + ("jpg" if path.endswith("png") else "png")
+    for bad in (other_ext, f"/images/{sha}", "/images/" + "0" * 64 + ".jpg", "/" + shard,
+                "/images/..%2Fve-2024.db", "/images", "/images/x%00.jpg"):
+        r = site.get(bad if bad.startswith("/") else "/" + bad)
+        assert r.status_code == 404 and "sandbox" not in r.headers.get("content-security-policy", ""), bad
+
+
 def _make_torrent(bundle: Path, dest: Path) -> Path:
     import libtorrent as lt
     t = lt.create_torrent(lt.list_files(str(bundle)))
@@ -487,6 +520,8 @@ def test_real_server_over_http(bundle, facts):
             r = h.get(img)
             assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
             assert r.headers["x-content-type-options"] == "nosniff"
+            assert hashlib.sha256(r.content).hexdigest() == img.rsplit("/", 1)[1].split(".")[0]
+            assert h.head(img).headers["content-length"] == str(len(r.content))
             assert h.get("/totales.json").json()["votes"] == facts["expected_totals"]
             assert h.get("/descargas/SHA256SUMS").content == (bundle / "SHA256SUMS").read_bytes()
             # hostile input over the wire, including a URL far longer than any form sends

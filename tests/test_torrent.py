@@ -41,13 +41,21 @@ NAME = "ve-2024-bundle"
 # --- a fake bundle of realistic shape ----------------------------------------------------------
 
 def write_fake_bundle(root: Path, seed: int = 7) -> Path:
-    """db of a few MB, 30 images of 100-300 KB random bytes, small metadata, real SHA256SUMS."""
+    """db of a few MB, 30 images of 100-300 KB random bytes in 3 zip shards (as the bundle
+    builder writes them), small metadata, real SHA256SUMS."""
+    from archive import shards
     rnd = random.Random(seed)
     (root / "images").mkdir(parents=True)
     (root / "ve-2024.db").write_bytes(rnd.randbytes(3 * 1024 * 1024 + 4321))
+    loose = root.parent / f"{root.name}-photos"
+    loose.mkdir()
+    photos = []
     for _ in range(30):
         data = rnd.randbytes(rnd.randint(100_000, 300_000))
-        (root / "images" / f"{hashlib.sha256(data).hexdigest()}.jpg").write_bytes(data)
+        photos.append(loose / f"{hashlib.sha256(data).hexdigest()}.jpg")
+        photos[-1].write_bytes(data)
+    for part in range(3):
+        shards.write_shard(root / shards.shard_name(part + 1, 1), [(p.name, p) for p in photos[part::3]])
     (root / "datapackage.json").write_text('{"name": "ve-2024", "resources": []}\n')
     (root / "README.md").write_text("# Actas ve-2024\n")
     (root / "LICENSE").write_text("CC0-1.0\n")
@@ -242,7 +250,7 @@ def test_make_torrent_refuses_what_is_not_a_signed_bundle(fake_bundle, tmp_path)
 def test_seed_refuses_a_bundle_with_one_corrupted_byte(fake_bundle, published, tmp_path):
     b = tmp_path / NAME
     shutil.copytree(fake_bundle, b)
-    victim = sorted((b / "images").iterdir())[5]
+    victim = sorted((b / "images").iterdir())[1]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))

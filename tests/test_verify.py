@@ -1,4 +1,5 @@
 """Verifying bundles: every kind of tampering is rejected; stock tools agree with testigo."""
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -254,3 +255,78 @@ def test_cli_verify_lists_every_problem(bundle_copy, signing_key):
     assert "extra file: extra.txt" in r.output and "missing file: images/" in r.output
     r = CliRunner().invoke(verify, [str(bundle_copy.parent / "nothing-here")])
     assert r.exit_code == 1 and "is not a folder" in r.output
+
+
+# --- the photo shards: a damaged, missing, extra or misplaced member is named exactly ---------------
+
+def _members(root):
+    from archive import shards
+    index = shards.open_images(root)
+    assert not index.problems and len(index.shards) >= 2
+    return index
+
+
+def _rewrite_shard(root, rel, members: dict[str, bytes], tmp_path):
+    """Write shard ``rel`` again, deterministically, holding exactly ``members``."""
+    from archive import shards
+    src = tmp_path / "members"
+    src.mkdir(parents=True, exist_ok=True)
+    for name, data in members.items():
+        (src / name).write_bytes(data)
+    shards.write_shard(root / rel, [(name, src / name) for name in members])
+
+
+def test_changed_byte_in_a_photo_names_the_shard_and_the_member(bundle, bundle_copy, signing_key):
+    m = next(iter(_members(bundle_copy)))
+    flip(bundle_copy / m.shard, m.offset + m.size // 2)
+    rep = verify_bundle(bundle_copy, signing_key.public)
+    assert f"checksum mismatch: {m.shard} (its content is not what SHA256SUMS lists)" in rep.problems
+    damaged = [p for p in rep.problems if p.startswith("damaged member:")]
+    data = bytearray(_members(bundle).read(m.name))  # the untouched bundle's copy of the photo
+    data[m.size // 2] ^= 0x01
+    assert damaged == [f"damaged member: {m.locator} (its bytes hash to {hashlib.sha256(data).hexdigest()}, "
+                       "not to its name)"]
+    assert m.locator == f"{m.shard}!{m.sha256}.{m.name.rsplit('.', 1)[1]}"
+    # even re-signed (a broken build, or an intruder with the key), the photo check still fails
+    reseal(bundle_copy, signing_key, KEY_PASSWORD)
+    rep = verify_bundle(bundle_copy, signing_key.public)
+    assert len(rep.problems) == 1 and rep.problems[0].startswith(f"damaged member: {m.locator} "), rep.problems
+
+
+@pytest.mark.parametrize("change", ["drop", "add", "move", "compress", "not-a-zip"])
+def test_resealed_shard_members_must_match_the_images_table(bundle_copy, signing_key, tmp_path, change):
+    import zipfile
+    index = _members(bundle_copy)
+    first, second = index.shards[:2]
+    victim = index.in_shard(first)[0]
+    content = {m.name: index.read(m) for m in index.in_shard(first)}
+    if change == "drop":
+        del content[victim.name]
+        _rewrite_shard(bundle_copy, first, content, tmp_path)
+        want = [f"missing member: {victim.locator} (in the images table of ve-2024.db, not in the shard)"]
+    elif change == "add":
+        extra = b"\xff\xd8\xff\xe0 not a photo of the bundle \xff\xd9"
+        name = f"{hashlib.sha256(extra).hexdigest()}.jpg"
+        _rewrite_shard(bundle_copy, first, {**content, name: extra}, tmp_path)
+        want = [f"extra member: {first}!{name} (in the shard, not in the images table of ve-2024.db)"]
+    elif change == "move":
+        moved = content.pop(victim.name)
+        _rewrite_shard(bundle_copy, first, content, tmp_path)
+        other = {m.name: index.read(m) for m in index.in_shard(second)}
+        _rewrite_shard(bundle_copy, second, {**other, victim.name: moved}, tmp_path / "2")
+        want = [f"{second}!{victim.name}: the images table of ve-2024.db says it is in {first}"]
+    elif change == "compress":
+        with zipfile.ZipFile(bundle_copy / first, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in content.items():
+                z.writestr(name, data)
+        want = [f"{first}!{name}: compressed or encrypted; shard members are stored as they are"
+                for name in sorted(content)]
+    else:
+        (bundle_copy / first).write_bytes(b"PK\x03\x04 this is not a zip file any more")
+        want = None
+    reseal(bundle_copy, signing_key, KEY_PASSWORD)
+    rep = verify_bundle(bundle_copy, signing_key.public)
+    if want is None:
+        assert len(rep.problems) == 1 and rep.problems[0].startswith(f"{first}: cannot be read as a zip"), rep.problems
+    else:
+        assert rep.problems == want
