@@ -221,16 +221,16 @@ def _index_shard(root: Path, rel: str) -> tuple[list[Member], list[str], list[st
                 unusable.append(name)
                 problems.append(f"{where}: compressed or encrypted; shard members are stored as they are")
                 continue
-            header = os.pread(f.fileno(), _LOCAL.size, info.header_offset)
-            if len(header) != _LOCAL.size or header[:4] != zipfile.stringFileHeader:
+            encoded = name.encode("ascii")
+            header = os.pread(f.fileno(), _LOCAL.size + len(encoded), info.header_offset)  # header + name
+            if len(header) != _LOCAL.size + len(encoded) or header[:4] != zipfile.stringFileHeader:
                 unusable.append(name)
                 problems.append(f"{where}: its local header is damaged")
                 continue
-            fields = _LOCAL.unpack(header)
+            fields = _LOCAL.unpack(header[:_LOCAL.size])
             name_len, extra_len = fields[_LOCAL_NAME_LEN], fields[_LOCAL_EXTRA_LEN]
-            local_name = os.pread(f.fileno(), name_len, info.header_offset + _LOCAL.size)
             offset = info.header_offset + _LOCAL.size + name_len + extra_len
-            if local_name != name.encode("ascii") or offset + info.file_size > end:
+            if header[_LOCAL.size:] != encoded or name_len != len(encoded) or offset + info.file_size > end:
                 unusable.append(name)
                 problems.append(f"{where}: its local header does not match the zip's directory")
                 continue

@@ -121,7 +121,7 @@ class VerificationFailed(InternetArchiveError):
 # --- the bundle ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BundleFile:
-    key: str  # path inside the bundle and the item, with '/' (e.g. images/<sha256>.jpg)
+    key: str  # path inside the bundle and the item, with '/' (e.g. images/estado-01-1.zip)
     path: Path
     size: int
     md5: str

@@ -117,9 +117,9 @@ def choose_piece_size(sizes: Iterable[int]) -> int:
 
     The smallest power of two from 16 KiB to 16 MiB for which the hybrid layout (every file
     padded to a piece boundary) has at most 65,536 pieces. Small pieces keep the per-file
-    padding small (a bundle is mostly 100-500 KB photos); the cap bounds the v1 piece hashes
-    (20 bytes a piece) in the .torrent, whose size is otherwise dominated by the per-file
-    entries (~10 MB for 30,000 photos; 256 KiB pieces then).
+    padding small; the cap bounds the piece hashes (20 bytes a piece for v1) in the .torrent.
+    Since the photos travel in zip shards a bundle is a few dozen files, so the .torrent is
+    mostly piece hashes (a few MB for a 13 GB national bundle, at 256 KiB pieces).
     Changing this function changes every info-hash: treat it as part of the format.
     """
     sizes = [s for s in sizes if s > 0]
