@@ -147,6 +147,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                     published[sha] = row
                 bar.update(1)
             written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes)
+            bar.update(len(originals) - len(published))   # one bar: originals stripped, then zipped
     finally:
         cache.close()
     return out, published, stripped, written
