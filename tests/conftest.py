@@ -360,9 +360,9 @@ def bundle(tmp_path_factory, photo_workdir, signing_key) -> Path:
 
 
 def bundle_image(bundle_dir: Path, images_row) -> bytes:
-    """A published photo's bytes, found through its ``images`` row (TEAM.md decision 1: the one
-    place to switch to the shard reader when bundle photos move into zip shards)."""
-    return (Path(bundle_dir) / images_row["path"]).read_bytes()
+    """A published photo's bytes, read out of the bundle's zip shards through its ``images`` row."""
+    from archive import shards
+    return shards.open_images(bundle_dir).read(Path(images_row["path"]).name)
 
 
 @pytest.fixture
