@@ -116,17 +116,32 @@ def parse_csv_row(row: dict, election: Election) -> Acta:
     return Acta(centro, mesa, "csv", votes, None, validos, nulos, None, extra)
 
 
-def validate(acta: Acta, election: Election) -> None:
-    """Check an acta against the election: known mesa, sums, electors. Raises ValidationError."""
+#: Sources that must name a registry mesa: a sheet row has no photo behind it, so a mesa the
+#: registry does not know is more likely a typo than an acta.
+REGISTRY_ONLY_SOURCES = ("csv",)
+OUTSIDE_REGISTRY = "outside_registry"
+
+
+def validate(acta: Acta, election: Election) -> tuple[str, ...]:
+    """Check an acta against the election: sums, electors, registry. Raises ValidationError.
+
+    Returns its flags: ``("outside_registry",)`` for an acta read from a photo whose mesa the
+    registry does not know. It is kept (grammar and sums still hold; the electors check cannot
+    be made) and counted apart from the registry totals; a sheet row of such a mesa is refused
+    as ``unknown_mesa``.
+    """
     mesa = election.mesa(acta.centro, acta.mesa)
-    if mesa is None:
+    if mesa is None and acta.source_kind in REGISTRY_ONLY_SOURCES:
         raise ValidationError("unknown_mesa", f"mesa {acta.mesa_key} is not in the {election.id} "
                               "registry; check the centre code and mesa number")
     total = sum(acta.votes.values())
     if total != acta.validos:
         raise ValidationError("sum_mismatch", f"mesa {acta.mesa_key}: the candidates' votes add up to "
                               f"{total} but válidos is {acta.validos}")
+    if mesa is None:
+        return (OUTSIDE_REGISTRY,)
     cast = acta.validos + (acta.nulos or 0)
     if cast > mesa.electores:
         raise ValidationError("over_electors", f"mesa {acta.mesa_key}: {cast} votes cast "
                               f"(válidos + nulos) but only {mesa.electores} registered electors")
+    return ()

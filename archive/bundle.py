@@ -66,6 +66,9 @@ class BuildReport:
     signed: bool
     manifest_sha256: str
     warnings: list[str] = field(default_factory=list)
+    # the separate line: actas of mesas outside the registry (counted apart) and their totals
+    outside_registry: dict = field(default_factory=dict)
+    totals_outside_registry: dict[str, int] = field(default_factory=dict)
 
 
 
@@ -171,11 +174,13 @@ def _read_workdir(wd: Workdir) -> _State:
 
 # --- rows ------------------------------------------------------------------------------------------
 
-def _geography(election) -> dict[str, list[dict]]:
+def _geography(election, actas: list[dict] = ()) -> dict[str, list[dict]]:
+    """Registry rows, plus flagged rows for the mesas and centres outside it that ``actas`` name."""
     centros: dict[int, dict] = {}
     mesas = []
     for (centro, mesa), m in sorted(election.mesas.items()):
-        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": m.electores})
+        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": m.electores,
+                      "outside_registry": 0})
         c = centros.get(centro)
         if c is None:
             mun = municipio_id(m.cod_edo, m.cod_mun)
@@ -185,9 +190,23 @@ def _geography(election) -> dict[str, list[dict]]:
                 "cod_edo": m.cod_edo, "estado": election.estados[m.cod_edo],
                 "municipio": election.municipios[(m.cod_edo, m.cod_mun)],
                 "parroquia": election.parroquias[(m.cod_edo, m.cod_mun, m.cod_par)],
-                "mesas": 0, "electores": 0}
+                "mesas": 0, "electores": 0, "outside_registry": 0}
         c["mesas"] += 1
         c["electores"] += m.electores
+    outside = sorted({(a["centro"], a["mesa"]) for a in actas if a["outside_registry"]})
+    for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
+        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": None,
+                      "outside_registry": 1})
+        if centro not in centros:
+            p = election.place(centro)
+            centros[centro] = {
+                "centro": centro, "codigo": str(centro), "mesas": 0, "electores": None, "outside_registry": 1,
+                "cod_edo": p.cod_edo, "estado": election.estados.get(p.cod_edo),
+                "municipio_id": municipio_id(p.cod_edo, p.cod_mun) if p.cod_mun is not None else None,
+                "municipio": election.municipios.get((p.cod_edo, p.cod_mun)),
+                "parroquia_id": parroquia_id(p.cod_edo, p.cod_mun, p.cod_par) if p.cod_par is not None else None,
+                "parroquia": election.parroquias.get((p.cod_edo, p.cod_mun, p.cod_par))}
+    mesas.sort(key=lambda m: (m["centro"], m["mesa"]))
     return {
         "estados": [{"cod_edo": k, "nombre": v} for k, v in sorted(election.estados.items())],
         "municipios": [{"id": municipio_id(e, m), "cod_edo": e, "cod_mun": m, "nombre": v}
@@ -220,9 +239,6 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
     new_id = {a["id"]: i for i, a in enumerate(ordered, 1)}
     rows = []
     for a in ordered:
-        if (a["centro"], a["mesa"]) not in election.mesas:
-            raise WorkdirInconsistent(f"acta of mesa {mesa_id(a['centro'], a['mesa'])} is not in the "
-                                      f"{election.id} registry; was the workdir made with another definition?")
         rows.append({
             "id": new_id[a["id"]], "mesa_id": mesa_id(a["centro"], a["mesa"]), "source": a["source_kind"],
             "image_sha256": images[a["image_sha256"]]["sha256"] if a["image_sha256"] else None,
@@ -230,6 +246,8 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
             "duplicate_of": new_id.get(a["duplicate_of"]),
             "counted": 0, "crosscheck": None, "crosscheck_diff": None,
             "votes": json.loads(a["votes"]), "counts": json.loads(a["counts"]) if a["counts"] else None,
+            "centro": a["centro"], "mesa": a["mesa"],
+            "outside_registry": int((a["centro"], a["mesa"]) not in election.mesas), "counted_outside": 0,
         })
     by_mesa: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -244,8 +262,8 @@ def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[d
         # the counting rule (database.COUNTING_RULE): a transcription counts only where nothing was read
         chosen = ok["csv"] or ok["qr"] or (
             [] if any(r["source"] != transcription.SOURCE_KIND for r in group) else ok[transcription.SOURCE_KIND])
-        if chosen:
-            chosen[0]["counted"] = 1
+        if chosen:  # outside the registry: counted in its own line, never in the registry totals
+            chosen[0]["counted_outside" if chosen[0]["outside_registry"] else "counted"] = 1
         for r in group:
             others = [o for o in group if o["source"] != r["source"] and o["status"] != "duplicate"]
             r["crosscheck"], r["crosscheck_diff"] = _crosscheck(r, others)
@@ -344,7 +362,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 wd, state, staging, election, progress_factory, warnings,
                 max_members=shard_size, max_bytes=shard_bytes)
             actas, new_id = _acta_rows(state, images, election)
-            tables = _geography(election)
+            tables = _geography(election, actas)
             tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
                                     for i, c in enumerate(election.candidates, 1)]
             tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
@@ -362,17 +380,25 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             db_path = staging / db_file
             write_database(db_path, tables)
             totals = national_totals(db_path)
+            outside_totals = national_totals(db_path, "outside_registry_totals")
             info = {
                 "key_id": signing.key_id(pk) if pk else None,
                 "public_key": signing.public_key_base64(pk) if pk else None,
                 "public_key_file": signing.public_key_bytes(pk).decode() if pk else None,
-                "counts": {"mesas_registry": len(tables["mesas"]), "actas": len(actas),
+                "counts": {"mesas_registry": len(election.mesas), "actas": len(actas),
                            "mesas_counted": sum(a["counted"] for a in actas),
                            "actas_by_status": {s: sum(a["status"] == s for a in actas)
                                                for s in ("ok", "duplicate", "conflict")},
                            "images": len(image_rows), "issues": len(tables["issues"]),
-                           "photos_awaiting_transcription": state.awaiting_transcription},
+                           "photos_awaiting_transcription": state.awaiting_transcription,
+                           "outside_registry": {
+                               "mesas": sum(m["outside_registry"] for m in tables["mesas"]),
+                               "actas": sum(a["outside_registry"] for a in actas),
+                               "counted": sum(a["counted_outside"] for a in actas),
+                               "centros_unplaced": sum(c["outside_registry"] and c["cod_edo"] is None
+                                                       for c in tables["centros"])}},
                 "totals": {c.code: totals.get(c.code, 0) for c in election.candidates},
+                "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
             }
@@ -395,7 +421,9 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 mesas_counted=info["counts"]["mesas_counted"], images=len(image_rows),
                 images_stripped=stripped, shards=len(written), issues=len(tables["issues"]), totals=info["totals"],
                 key_id=info["key_id"], signed=sk is not None,
-                manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings)
+                manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings,
+                outside_registry=info["counts"]["outside_registry"],
+                totals_outside_registry=info["totals_outside_registry"])
             _swap_into_place(staging, out)
             return report
         except BaseException:

@@ -89,6 +89,11 @@ def build(workdir, out, key, pubkey, name, shard_size):
                f"({report.images_stripped:,} newly stripped) in {report.shards} shard(s)  "
                f"issues {report.issues:,}")
     click.echo("  totals: " + "  ".join(f"{k} {v:,}" for k, v in report.totals.items()))
+    out = report.outside_registry
+    if out.get("actas"):
+        click.echo(f"  actas outside the registry (counted apart): {out['actas']:,} readings of "
+                   f"{out['mesas']:,} mesas, {out['counted']:,} counted; totals: "
+                   + "  ".join(f"{k} {v:,}" for k, v in report.totals_outside_registry.items()))
     for w in report.warnings:
         click.secho(f"  warning: {w}", fg="yellow", err=True)
     if report.signed:

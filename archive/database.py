@@ -43,13 +43,33 @@ COUNTING_RULE = {
            "lecturas en conflicto se conservan y se marcan. Los totales (tablas totals_*, calculadas al "
            "construir el paquete) suman solo las actas contadas."),
 }
+# Outside the registry (issue 9): kept and flagged, counted apart so registry totals stay comparable.
+OUTSIDE_REGISTRY_RULE = {
+    "en": ("An acta read from a photo whose mesa is not in the registry (the published per-mesa CSV) "
+           "is kept with outside_registry = 1: its grammar and sums are checked; the electors check "
+           "cannot be made. It is never 'counted' nor in the totals_* views, which stay equal to the "
+           "registry's; the same rule picks one acta per such mesa (counted_outside = 1) for the "
+           "separate line 'actas outside the registry' (view outside_registry_totals). Its mesa and "
+           "centre rows carry outside_registry = 1 with electores NULL; the centre's estado, municipio "
+           "and parroquia come from its code (EEMMPPCCC) where the registry knows them, else NULL."),
+    "es": ("Un acta leída de una foto cuya mesa no está en el registro (la hoja por mesa publicada) se "
+           "conserva con outside_registry = 1: se comprueban su gramática y sus sumas; la de electores "
+           "no se puede hacer. Nunca es 'contada' ni entra en las vistas totals_*, que siguen iguales "
+           "a las del registro; la misma regla elige un acta por mesa así (counted_outside = 1) para la "
+           "línea aparte 'actas fuera del registro' (vista outside_registry_totals). Sus filas de mesa y "
+           "centro llevan outside_registry = 1 y electores NULL; el estado, municipio y parroquia del "
+           "centro salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL."),
+}
+COUNTING_RULE = {k: f"{v} {OUTSIDE_REGISTRY_RULE[k]}" for k, v in COUNTING_RULE.items()}
 
 TABLE_DESCRIPTIONS = {
     "estados": "States (estados) of the registry.",
     "municipios": "Municipalities; id is 'EDO.MUN' from the registry's integer codes.",
     "parroquias": "Parishes; id is 'EDO.MUN.PAR' from the registry's integer codes.",
-    "centros": "Voting centres (the data has codes only, no centre names); searchable by code and place.",
-    "mesas": "Every mesa (voting table) of the registry, counted or not.",
+    "centros": "Voting centres (the data has codes only, no centre names); searchable by code and place. "
+               "Centres outside the registry that an acta named carry outside_registry = 1.",
+    "mesas": "Every mesa (voting table) of the registry, counted or not, and every mesa outside it that an "
+             "acta named (outside_registry = 1).",
     "candidates": "Presidential candidates, in ballot order of the election definition.",
     "cards": "The 38 ballot cards in the QR payload's order and the candidate each one belongs to.",
     "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256, "
@@ -66,6 +86,9 @@ TABLE_DESCRIPTIONS = {
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
     "totals_parroquia": "Totals per parish and candidate over counted actas (computed at build time).",
     "totals_centro": "Totals per centre and candidate over counted actas (computed at build time).",
+    "outside_registry_totals": "The separate line 'actas outside the registry': votes per candidate over "
+                               "the actas counted for mesas the registry does not know (counted_outside; "
+                               "computed at build time).",
 }
 
 _GEO = {"cod_edo": "State code (COD_EDO).", "estado": "State name.", "municipio": "Municipality name.",
@@ -87,9 +110,13 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                 "municipio_id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"],
                 "municipio": _GEO["municipio"], "parroquia": _GEO["parroquia"],
                 "mesas": "Number of mesas of the centre in the registry.",
-                "electores": "Registered electors of the centre (sum of its mesas)."},
+                "electores": "Registered electors of the centre (sum of its mesas); NULL outside the registry.",
+                "outside_registry": "1 for a centre the registry does not know (an acta named it); its "
+                                    "place comes from its code where possible, else NULL."},
     "mesas": {"id": "Mesa id 'CENTRO.MM' (mesa number with two digits).", "centro": _GEO["centro"],
-              "mesa": "Mesa number within the centre.", "electores": "Registered electors (RE)."},
+              "mesa": "Mesa number within the centre.",
+              "electores": "Registered electors (RE); NULL outside the registry (unknown).",
+              "outside_registry": "1 for a mesa the registry does not know (an acta named it), else 0."},
     "candidates": {"code": "Candidate code (column name in the published CSV).", "name": "Full name.",
                    "cards": "How many ballot cards the candidate has.",
                    "sort_order": "Order in the election definition (1 = first)."},
@@ -105,8 +132,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                "shard": "The zip file of the bundle that holds the photo, as member <sha256>.<ext> "
                         "(stored, not recompressed): e.g. unzip -p <shard> <sha256>.jpg.",
                "media_type": "image/jpeg or image/png.",
-               "size": "Size of the published file in bytes.", "width": "Width in pixels.",
-               "height": "Height in pixels."},
+               "size": "Size of the published file in bytes.",
+               "width": "Width in pixels as displayed (after the EXIF orientation).",
+               "height": "Height in pixels as displayed (after the EXIF orientation).",
+               "orientation": "EXIF Orientation (1-8) kept in the published file so viewers show the "
+                              "photo upright; 1 = the stored pixels are upright."},
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
                     "stable for the same inputs.",
               "mesa_id": "The mesa this acta is about.",
@@ -126,7 +156,11 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                             "compare with.",
               "crosscheck_diff": "JSON {field: {source: n, other_source: m}} of the differences (e.g. "
                                  "{\"EG\": {\"qr\": 5, \"csv\": 6}}), against the first counterpart that "
-                                 "differs (NULL when they agree)."},
+                                 "differs (NULL when they agree).",
+              "outside_registry": "1 when the acta's mesa is not in the registry (never counted in the "
+                                  "registry totals; see the counting rule), else 0.",
+              "counted_outside": "1 when this acta is the one counted for its outside-registry mesa in "
+                                 "the separate line 'actas outside the registry'."},
     "votes": {"acta_id": "The QR acta.", "position": "Ballot card (position in the payload).",
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
@@ -143,6 +177,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                        "transcribers": "JSON list of the public aliases of the volunteers who entered it, for "
                                        "those who chose one; NULL when none did. Names are never published."},
     "totals_nacional": dict(_TOT),
+    "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
+                                                 "the registry (counted_outside)."},
     "totals_estado": {"cod_edo": _GEO["cod_edo"], "estado": _GEO["estado"], **_TOT},
     "totals_municipio": {"municipio_id": _GEO["municipio_id"], "cod_edo": _GEO["cod_edo"],
                          "estado": _GEO["estado"], "municipio": _GEO["municipio"], **_TOT},
@@ -177,31 +213,32 @@ TABLES: dict[str, TableSpec] = {
                             (("municipio_id",), ("cod_edo",))),
     "centros": TableSpec({"centro": int, "codigo": str, "parroquia_id": str, "municipio_id": str,
                           "cod_edo": int, "estado": str, "municipio": str, "parroquia": str,
-                          "mesas": int, "electores": int}, "centro",
+                          "mesas": int, "electores": int, "outside_registry": int}, "centro",
                          (("parroquia_id", "parroquias", "id"), ("municipio_id", "municipios", "id"),
                           ("cod_edo", "estados", "cod_edo")),
-                         ("codigo", "parroquia_id", "municipio_id", "cod_edo", "mesas", "electores"),
+                         ("codigo", "mesas", "outside_registry"),  # place/electores NULL outside the registry
                          (("parroquia_id",), ("municipio_id",), ("cod_edo",))),
-    "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int}, "id",
-                       (("centro", "centros", "centro"),), ("centro", "mesa", "electores"),
-                       (("centro", "mesa"),)),
+    "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int, "outside_registry": int}, "id",
+                       (("centro", "centros", "centro"),), ("centro", "mesa", "outside_registry"),
+                       (("centro", "mesa"), ("outside_registry",))),
     "candidates": TableSpec({"code": str, "name": str, "cards": int, "sort_order": int}, "code",
                             not_null=("name", "cards", "sort_order")),
     "cards": TableSpec({"position": int, "candidate": str, "party": str, "owner_status": str}, "position",
                        (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
                        (("candidate",),)),
     "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "shard": str, "media_type": str,
-                         "size": int, "width": int, "height": int}, "sha256",
+                         "size": int, "width": int, "height": int, "orientation": int}, "sha256",
                         not_null=("original_sha256", "path", "shard", "media_type", "size"),
                         indexes=(("shard",),), unique=(("original_sha256",),)),
     "actas": TableSpec({"id": int, "mesa_id": str, "source": str, "image_sha256": str, "payload": str,
                         "validos": int, "nulos": int, "status": str, "duplicate_of": int,
-                        "counted": int, "crosscheck": str, "crosscheck_diff": str}, "id",
+                        "counted": int, "crosscheck": str, "crosscheck_diff": str,
+                        "outside_registry": int, "counted_outside": int}, "id",
                        (("mesa_id", "mesas", "id"), ("image_sha256", "images", "sha256"),
                         ("duplicate_of", "actas", "id")),
-                       ("mesa_id", "source", "validos", "status", "counted"),
+                       ("mesa_id", "source", "validos", "status", "counted", "outside_registry", "counted_outside"),
                        (("mesa_id",), ("image_sha256",), ("duplicate_of",), ("counted",), ("status",),
-                        ("crosscheck",))),
+                        ("crosscheck",), ("outside_registry",), ("counted_outside",))),
     "votes": TableSpec({"acta_id": int, "position": int, "votes": int}, ("acta_id", "position"),
                        (("acta_id", "actas", "id"), ("position", "cards", "position")),
                        ("votes",), (("position",),)),
@@ -251,6 +288,11 @@ VIEWS: dict[str, tuple[dict[str, type], str]] = {
                       "c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
                       f"{_COUNTED} GROUP BY ce.centro, ce.codigo, ce.parroquia_id, ce.estado, ce.municipio, "
                       "ce.parroquia, c.code ORDER BY ce.centro, c.sort_order"),
+    "outside_registry_totals": ({"candidate": str, "name": str, "votes": int},
+                                "SELECT c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
+                                "FROM actas a JOIN acta_votes v ON v.acta_id = a.id "
+                                "JOIN candidates c ON c.code = v.candidate WHERE a.counted_outside = 1 "
+                                "GROUP BY c.code ORDER BY c.sort_order"),
 }
 FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia")}
 
@@ -358,10 +400,13 @@ def totals_differences(conn: sqlite3.Connection) -> list[str]:
     return out
 
 
-def national_totals(db_path: Path) -> dict[str, int]:
+def national_totals(db_path: Path, relation: str = "totals_nacional") -> dict[str, int]:
+    """{candidate: votes} of a national totals relation (``outside_registry_totals``: the separate line)."""
+    if relation not in VIEWS:
+        raise ValueError(f"{relation} is not a totals relation of the bundle")
     conn = open_readonly(db_path)
     try:
-        return {r[0]: r[1] for r in conn.execute("SELECT candidate, votes FROM totals_nacional")}
+        return {r[0]: r[1] for r in conn.execute(f"SELECT candidate, votes FROM {relation}")}
     finally:
         conn.close()
 

@@ -76,10 +76,11 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
             "counting_rule": COUNTING_RULE,
             "counts": info["counts"],
             "totals": info["totals"],
+            "totals_outside_registry": info.get("totals_outside_registry"),
             "images": f"zip shards {IMAGES_DIR}/estado-EE-K.zip (one or more per estado, stored, not "
-                      "recompressed), members <sha256>.jpg|.png (EXIF/GPS stripped losslessly; "
-                      "images.shard names each photo's shard, images.original_sha256 is the hash of the "
-                      "file as received)",
+                      "recompressed), members <sha256>.jpg|.png (EXIF/GPS stripped losslessly, only the EXIF "
+                      "Orientation kept so viewers show them upright; images.shard names each photo's shard, "
+                      "images.original_sha256 is the hash of the file as received)",
             "shards": info["shards"],
             "registry": meta.get("registry", {}).get("note"),
             "payload": meta.get("payload", {}).get("description"),

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,18 @@ class Mesa:
     cod_edo: int
     cod_mun: int
     cod_par: int
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a centre is: codes as in the registry; None where they cannot be known."""
+
+    cod_edo: int | None
+    cod_mun: int | None
+    cod_par: int | None
+
+
+UNPLACED = Place(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,9 @@ class Election:
     estados: dict[int, str] = field(default_factory=dict)
     municipios: dict[tuple[int, int], str] = field(default_factory=dict)
     parroquias: dict[tuple[int, int, int], str] = field(default_factory=dict)
+    centros: dict[int, Place] = field(default_factory=dict)
+    # (estado, municipio, the code's parroquia digits) -> the registry's parroquia code
+    local_parroquias: dict[tuple[int, int, int], int] = field(default_factory=dict)
 
     @property
     def payload(self) -> dict:
@@ -67,6 +83,32 @@ class Election:
 
     def mesa(self, centro: int, mesa: int) -> Mesa | None:
         return self.mesas.get((centro, mesa))
+
+    def code_fields(self, centro: int) -> dict[str, int] | None:
+        """The centre code split by the definition's ``centre_code`` rule (None: no rule or too long)."""
+        rule = self.meta.get("centre_code")
+        text = f"{centro:0{rule['width']}d}" if rule else ""
+        if not rule or len(text) != rule["width"]:
+            return None
+        return {k: int(text[a:b]) for k, (a, b) in rule["fields"].items()}
+
+    def place_from_code(self, centro: int) -> Place:
+        """Place a centre from its code alone (estado/municipio/parroquia known to the registry)."""
+        f = self.code_fields(centro)
+        if f is None or f["estado"] not in self.estados:
+            return UNPLACED
+        edo, mun = f["estado"], f["municipio"]
+        if (edo, mun) not in self.municipios:
+            return Place(edo, None, None)
+        if self.meta["centre_code"].get("parroquia_numbering") == "local":
+            par = self.local_parroquias.get((edo, mun, f["parroquia"]))
+        else:
+            par = f["parroquia"] if (edo, mun, f["parroquia"]) in self.parroquias else None
+        return Place(edo, mun, par)
+
+    def place(self, centro: int) -> Place:
+        """A registry centre's place, else what its code tells (see ``centre_code`` in election.json)."""
+        return self.centros.get(centro) or self.place_from_code(centro)
 
     def votes_by_candidate(self, counts) -> dict[str, int]:
         """Fold per-card counts into per-candidate votes using the card table."""
@@ -115,6 +157,26 @@ def _load_registry(election: Election) -> None:
             edo, mun, par = int(row["COD_EDO"]), int(row["COD_MUN"]), int(row["COD_PAR"])
             m = Mesa(int(row["CENTRO"]), int(row["MESA"]), int(row["RE"]), edo, mun, par)
             election.mesas[(m.centro, m.mesa)] = m
+            election.centros[m.centro] = Place(edo, mun, par)
             election.estados[edo] = row["EDO"].strip()
             election.municipios[(edo, mun)] = row["MUN"].strip()
             election.parroquias[(edo, mun, par)] = row["PAR"].strip()
+    _learn_local_parroquias(election)
+
+
+def _learn_local_parroquias(election: Election) -> None:
+    """Learn (estado, municipio, code digits) -> registry parroquia from the registry's centres.
+
+    Only keys that agree with the registry on estado and municipio and map one-to-one are kept:
+    an ambiguous key places no centre rather than a wrong one.
+    """
+    if (election.meta.get("centre_code") or {}).get("parroquia_numbering") != "local":
+        return
+    seen: dict[tuple[int, int, int], set[int]] = {}
+    for centro, p in election.centros.items():
+        f = election.code_fields(centro)
+        if f and (f["estado"], f["municipio"]) == (p.cod_edo, p.cod_mun):
+            seen.setdefault((p.cod_edo, p.cod_mun, f["parroquia"]), set()).add(p.cod_par)
+    claims = Counter((key[0], key[1], par) for key, pars in seen.items() for par in pars)
+    election.local_parroquias = {key: par for key, pars in seen.items() if len(pars) == 1
+                                 for par in pars if claims[(key[0], key[1], par)] == 1}

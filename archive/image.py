@@ -5,6 +5,20 @@ with a stable ``code`` and a message that says what the file looks like and what
 The published copy of a photo must not leak where or on which phone it was taken (EXIF GPS,
 maker notes, XMP), yet its pixels must stay exactly those that were read, so stripping works
 on segments/chunks and never re-encodes.
+
+Upright photos: phones store many photos sideways and say so in the EXIF Orientation tag. The
+published copy keeps that one tag (a fresh EXIF block holding only Orientation, nothing copied
+from the original) rather than rotating the pixels. Rotating would mean re-encoding a JPEG
+(generation loss, and bytes that depend on the encoder's version, which breaks byte-identical
+rebuilds) or lossless jpegtran transforms that only work on whole MCU blocks; the stored pixels
+would no longer be those the QR was read from. Keeping the tag shows the photo upright wherever
+it is shown: every browser honours it for <img> and for the image opened directly (CSS
+``image-orientation: from-image`` is the default since 2020: Chromium 81, Firefox 77, Safari
+13.1), and the site, the mirror and Datasette's links all serve these same bytes to a browser;
+image viewers do too, and Pillow users call ``ImageOps.exif_transpose`` (the bundle README says
+so). ``images.orientation`` records the tag and ``images.width/height`` are as displayed.
+Decoding (``reading``) turns the pixels upright before reading, and its ladder still tries the
+other rotations, so it works whichever way the pixels are stored.
 """
 from __future__ import annotations
 
@@ -12,7 +26,7 @@ import io
 import struct
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .errors import RejectedFile
 
@@ -285,7 +299,42 @@ def _png_chunks(data: bytes):
 
 
 # Bump when strip_metadata's output changes: the bundle's cache of published copies is keyed on it.
-STRIP_VERSION = 0
+# 1: the EXIF Orientation tag is kept (upright photos).
+STRIP_VERSION = 1
+
+ORIENTATION_TAG = 0x0112
+#: EXIF Orientation -> the transpose that makes the stored pixels display upright (EXIF 2.32, 4.6.4).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def orientation(source) -> int:
+    """The EXIF Orientation (1-8) of an image (bytes, a path or an opened Image); 1 if none or invalid.
+
+    Opening reads only the header, so this is cheap on a file.
+    """
+    try:
+        if isinstance(source, Image.Image):
+            value = source.getexif().get(ORIENTATION_TAG)
+        else:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                value = im.getexif().get(ORIENTATION_TAG)
+    except Exception:  # a damaged EXIF block must not stop anything: the photo is then as stored
+        return 1
+    return value if isinstance(value, int) and value in UPRIGHT else 1
+
+
+def upright(im: Image.Image, value: int) -> Image.Image:
+    """The image as a viewer shows it for EXIF Orientation ``value``."""
+    return im.transpose(UPRIGHT[value]) if value in UPRIGHT else im
+
+
+def _orientation_exif(value: int) -> bytes:
+    """An EXIF block ("Exif\\0\\0" + TIFF) holding only the Orientation tag."""
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = value
+    return exif.tobytes()
 
 
 def strip_metadata(data: bytes) -> bytes:
@@ -293,20 +342,31 @@ def strip_metadata(data: bytes) -> bytes:
 
     JPEG: segment filter (keeps APP0 JFIF, APP2 ICC, APP14 Adobe, tables, scans; drops other
     APPn, COM and anything after EOI). PNG: chunk filter (keeps critical and colour chunks).
+    A photo stored sideways gets back an EXIF block with the Orientation tag alone (APP1 after
+    SOI/JFIF; PNG eXIf after IHDR), so it displays upright (see the module docstring).
     Nothing is re-encoded, so decoded pixels are identical and output is deterministic.
     Raises RejectedFile for anything that is not a complete JPEG or PNG.
     """
+    turn = orientation(data) if data.startswith((JPEG_MAGIC, PNG_MAGIC)) else 1
+    exif = _orientation_exif(turn) if turn != 1 else None
     if data.startswith(JPEG_MAGIC):
         try:
-            return b"".join(seg for marker, seg in _jpeg_segments(data)
-                            if _keep_jpeg_segment(marker, seg))
+            kept = [seg for marker, seg in _jpeg_segments(data) if _keep_jpeg_segment(marker, seg)]
         except ValueError as e:
             raise RejectedFile("truncated", f"the JPEG file is truncated or damaged ({e}); send the "
                                "original file again") from None
+        if exif:
+            at = 2 if kept[1][:2] == b"\xff\xe0" and kept[1][4:9] == b"JFIF\x00" else 1
+            kept.insert(at, b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif)
+        return b"".join(kept)
     if data.startswith(PNG_MAGIC):
         try:
-            return PNG_MAGIC + b"".join(raw for ctype, raw in _png_chunks(data)
-                                        if ctype in _PNG_KEEP)
+            kept = [raw for ctype, raw in _png_chunks(data) if ctype in _PNG_KEEP]
+            if exif:
+                chunk = io.BytesIO()
+                PngImagePlugin.putchunk(chunk, b"eXIf", exif[len(b"Exif\x00\x00"):])
+                kept.insert(1, chunk.getvalue())
+            return PNG_MAGIC + b"".join(kept)
         except ValueError as e:
             raise RejectedFile("truncated", f"the PNG file is truncated or damaged ({e}); send the "
                                "original file again") from None

@@ -264,11 +264,11 @@ class Ingester:
             else:
                 try:
                     a = acta_mod.parse_payload(r["qr_text"], self.election)
-                    acta_mod.validate(a, self.election)
+                    flags = acta_mod.validate(a, self.election)
                 except PayloadError as e:
                     self._input(item.source, item.locator, sha, "invalid", e.code, str(e))
                 else:
-                    self._add_acta(a, item.source, item.locator, sha, image_sha=sha)
+                    self._add_acta(a, item.source, item.locator, sha, image_sha=sha, flags=flags)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -281,13 +281,18 @@ class Ingester:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
 
     def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
-                  kind: str = "image") -> int:
+                  kind: str = "image", flags: tuple[str, ...] = ()) -> int:
         """Insert an accepted reading; classify it against earlier readings of the same mesa. Returns its id."""
         db = self.wd.db
         numbers = a.numbers()
         same_mesa = db.execute("SELECT id, numbers, status FROM actas WHERE centro = ? AND mesa = ? AND "
                                "source_kind = ? ORDER BY id", (a.centro, a.mesa, a.source_kind)).fetchall()
         status, dup_of, code, reason = "ok", None, None, None
+        if acta_mod.OUTSIDE_REGISTRY in flags:  # accepted, but say so: the bundle counts it apart
+            code = acta_mod.OUTSIDE_REGISTRY
+            reason = (f"mesa {a.mesa_key} is not in the {self.election.id} registry: the acta is kept, "
+                      "flagged outside_registry and counted in the separate line 'actas outside the "
+                      "registry', not in the registry totals")
         outcome = "decoded" if a.source_kind == "qr" else "transcribed"
         match = next((r for r in same_mesa if r["numbers"] == numbers), None)
         if match is not None:

@@ -85,12 +85,15 @@ class Shard:
 
 
 def _places(state, election) -> dict[str, tuple]:
-    """{original sha256: (cod_edo, centro, mesa)} of the first mesa whose acta used the photo."""
+    """{original sha256: (cod_edo, centro, mesa)} of the first mesa whose acta used the photo.
+
+    A centre outside the registry goes with the estado its code names (``Election.place``);
+    one whose code maps to no estado, with group 0.
+    """
     out: dict[str, tuple] = {}
     for a in state.actas:
         if a["image_sha256"]:
-            m = election.mesas.get((a["centro"], a["mesa"]))
-            place = (m.cod_edo if m else 0, a["centro"], a["mesa"])
+            place = (election.place(a["centro"]).cod_edo or 0, a["centro"], a["mesa"])
             out[a["image_sha256"]] = min(out.get(a["image_sha256"], place), place)
     return out
 
@@ -135,10 +138,13 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                     media_type, ext = _media_type(f.read(16))
                 rel = f"{IMAGES_DIR}/{sha}{ext}"
                 blob = state.blobs.get(original)
+                turn = image_mod.orientation(cache.path(sha))   # header only; kept in the published copy
+                size_wh = (blob["width"], blob["height"]) if blob else (None, None)
+                if turn >= 5:                          # 5-8 turn by 90°: displayed sides swap
+                    size_wh = size_wh[::-1]
                 out[original] = row = {"sha256": sha, "original_sha256": original, "path": rel,
                                        "media_type": media_type, "size": size,
-                                       "width": blob["width"] if blob else None,
-                                       "height": blob["height"] if blob else None}
+                                       "width": size_wh[0], "height": size_wh[1], "orientation": turn}
                 if sha in published:
                     warnings.append(f"photos {published[sha]['original_sha256']} and {original} differ only "
                                     f"in metadata; published once as {rel} (images.original_sha256 keeps "

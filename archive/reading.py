@@ -19,7 +19,7 @@ from pyzbar.pyzbar import ZBarSymbol
 from .acta import Acta, parse_payload
 from .election import Election
 from .errors import PayloadError, RejectedFile
-from .image import open_image
+from .image import open_image, orientation, upright
 
 WORK_SIDE = 1000      # long side (px) of the first, cheap attempts; the QR keeps ~2.5 px/module
 MID_SIDE = 2000       # long side cap for the enhancement steps on big photos
@@ -284,8 +284,13 @@ def _unreadable_reason(v: _Views, damaged: int) -> tuple[str, str]:
 
 
 def decode(image: Image.Image, election: Election) -> Reading:
-    """Read the acta QR from a loaded image. Never raises for image content; see Reading."""
-    gray = _gray(image)
+    """Read the acta QR from a loaded image. Never raises for image content; see Reading.
+
+    The pixels are first turned as the EXIF Orientation says (as a person sees the photo), so
+    the ladder's "bottom strip first" guess holds and a mirrored capture reads; the ladder
+    still tries the other rotations for photos whose tag is wrong or missing.
+    """
+    gray = upright(_gray(image), orientation(image))
     return _decode_views(_Views(_reduce(gray), gray), election)
 
 
@@ -300,8 +305,9 @@ def decode_bytes(data: bytes, election: Election, name: str = "") -> Reading:
         im = open_image(data, name, draft=WORK_SIDE)
     except RejectedFile as e:
         return Reading("rejected", None, str(e), e.code)
-    gray = _gray(im)
+    turn = orientation(im)   # decode upright, as in decode()
+    gray = upright(_gray(im), turn)
     if im.format == "JPEG" and getattr(im, "decoderconfig", None) and im.decoderconfig[0] > 1:
-        full = lambda: _gray(open_image(data, name))  # noqa: E731 - decoded only on fallback
+        full = lambda: upright(_gray(open_image(data, name)), turn)  # noqa: E731 - only on fallback
         return _decode_views(_Views(_reduce(gray), full), election)
     return _decode_views(_Views(_reduce(gray), gray), election)

@@ -25,8 +25,10 @@ Full legal code / texto legal completo: https://creativecommons.org/publicdomain
 def readme_text(name: str, election, db_file: str, info: dict) -> str:
     meta = election.meta
     c = info["counts"]
-    totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} |"
-                       for cand in election.candidates)
+    outside = info.get("totals_outside_registry") or {}
+    totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} | "
+                       f"{outside.get(cand.code, 0):,} |" for cand in election.candidates)
+    o = c.get("outside_registry") or {}
     tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in list(TABLES) + list(VIEWS))
     if info["key_id"]:
         key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")
@@ -52,11 +54,15 @@ y de hojas transcritas. / Per-mesa results verified from citizens' photos of the
 | Fotos publicadas / published photos | {c['images']:,} |
 | Incidencias / issues | {c['issues']:,} |
 | Fotos por transcribir / photos awaiting transcription | {c.get('photos_awaiting_transcription', 0):,} |
+| Actas fuera del registro / outside the registry (mesas, contadas aparte / counted apart) | {o.get('actas', 0):,} ({o.get('mesas', 0):,}, {o.get('counted', 0):,}) |
 
 ## Totales nacionales / National totals (counted actas)
 
-| | Candidato / Candidate | Votos / Votes |
-|---|---|---:|
+La última columna es la línea aparte «actas fuera del registro»: no entra en los totales. /
+The last column is the separate line "actas outside the registry": not part of the totals.
+
+| | Candidato / Candidate | Votos / Votes | Fuera del registro / Outside the registry |
+|---|---|---:|---:|
 {totals}
 
 ## Español
@@ -73,14 +79,17 @@ dice en cuál (`images.shard`). `unzip -l images/estado-01-1.zip` los lista,
 
 **Cómo se reunió.** Voluntarios enviaron fotos de las actas; testigo leyó el código QR de cada
 una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
-es peor que ninguna), comprobando la mesa en el registro, que los votos por candidato sumen los
-válidos y que no se superen los electores. Las hojas transcritas (por ejemplo el CSV publicado
-por resultadosconvzla.com) se leen fila por fila con las mismas reglas. Las fotos cuyo QR no se
-pudo leer las transcribieron voluntarios: cada una cuenta solo cuando dos personas distintas,
-sin ver los números de la otra, escribieron lo mismo (tabla `transcriptions`: cuántas entradas
-hicieron falta y los alias públicos de quienes eligieron uno; nunca nombres). Cada entrada tiene un
+es peor que ninguna), comprobando que los votos por candidato sumen los válidos y que no se
+superen los electores de la mesa en el registro; el acta de una mesa que no está en el registro
+se conserva, marcada `outside_registry`, y se cuenta aparte (ver la regla de conteo). Las hojas
+transcritas (por ejemplo el CSV publicado por resultadosconvzla.com) se leen fila por fila con
+las mismas reglas. Las fotos cuyo QR no se pudo leer las transcribieron voluntarios: cada una
+cuenta solo cuando dos personas distintas, sin ver los números de la otra, escribieron lo mismo
+(tabla `transcriptions`: cuántas entradas hicieron falta y los alias públicos de quienes
+eligieron uno; nunca nombres). Cada entrada tiene un
 único resultado; las que no se aceptaron están en la tabla `issues` con el motivo. Las fotos
-publicadas no llevan EXIF/GPS (se quitaron sin recomprimir: los píxeles son los mismos);
+publicadas no llevan EXIF/GPS (se quitaron sin recomprimir: los píxeles son los mismos); solo
+conservan la etiqueta EXIF Orientation (`images.orientation`) para que se vean derechas;
 `images.original_sha256` es la suma del archivo tal como se recibió.
 
 **Regla de conteo.** {COUNTING_RULE['es']}
@@ -119,15 +128,17 @@ recompressed), `datapackage.json` (a Frictionless description of every table and
 
 **How it was collected.** Volunteers sent photos of the actas; testigo read each QR code and
 accepted only texts that follow this election's acta grammar (a wrong reading is worse than
-none), checking the mesa against the registry, that candidates' votes add up to the valid
-votes, and that no mesa has more votes than electors. Transcribed sheets (such as the CSV
-published by resultadosconvzla.com) are read row by row under the same rules. Photos whose QR
-could not be read were transcribed by volunteers: each counts only when two different people,
-without seeing each other's numbers, typed the same (table `transcriptions`: how many entries it
-took and the public aliases of those who chose one; never names). Every input has
+none), checking that candidates' votes add up to the valid votes and that no mesa has more
+votes than its registered electors; the acta of a mesa the registry does not know is kept,
+flagged `outside_registry`, and counted apart (see the counting rule). Transcribed sheets (such
+as the CSV published by resultadosconvzla.com) are read row by row under the same rules. Photos
+whose QR could not be read were transcribed by volunteers: each counts only when two different
+people, without seeing each other's numbers, typed the same (table `transcriptions`: how many
+entries it took and the public aliases of those who chose one; never names). Every input has
 exactly one outcome; those not accepted are in the `issues` table with the reason. Published
-photos carry no EXIF/GPS (removed without re-encoding: the pixels are unchanged);
-`images.original_sha256` is the hash of the file as received.
+photos carry no EXIF/GPS (removed without re-encoding: the pixels are unchanged); only the EXIF
+Orientation tag is kept (`images.orientation`) so that they display upright (with Pillow, use
+`ImageOps.exif_transpose`); `images.original_sha256` is the hash of the file as received.
 
 **Counting rule.** {COUNTING_RULE['en']}
 

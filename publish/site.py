@@ -84,6 +84,9 @@ TABLE_DESCRIPTIONS = {
     "totals_municipio": ("Totales por municipio y candidato.", "Totals by municipality."),
     "totals_parroquia": ("Totales por parroquia y candidato.", "Totals by parish."),
     "totals_centro": ("Totales por centro y candidato.", "Totals by centre."),
+    "outside_registry_totals": ("Línea aparte: votos de las actas de mesas fuera del registro (no entran en "
+                                "los totales).", "Separate line: votes of actas of mesas outside the registry "
+                                "(not part of the totals)."),
 }
 
 
@@ -265,6 +268,17 @@ CANNED_QUERIES = {
             "from actas a where a.status != 'ok' or a.crosscheck = 'disagree'\n"
             "order by a.mesa_id, a.id"),
     },
+    "actas_fuera_del_registro": {
+        "title": "Actas fuera del registro / Actas outside the registry",
+        "description": "Mesas que la hoja por mesa no trae: sus actas se conservan y se cuentan aparte. "
+                       "Mesas the per-mesa sheet lacks: their actas are kept and counted apart.",
+        "sql": (
+            "select a.id as acta, a.mesa_id, a.source, a.status, a.counted_outside, a.validos,\n"
+            "  ce.estado, ce.municipio, ce.parroquia, i.path as image, a.payload\n"
+            "from actas a join mesas m on m.id = a.mesa_id join centros ce on ce.centro = m.centro\n"
+            "  left join images i on i.sha256 = a.image_sha256\n"
+            "where a.outside_registry = 1 order by a.mesa_id, a.id"),
+    },
     "resumen_de_entradas": {
         "title": "Entradas sin acta, por motivo / Inputs without an acta, by reason",
         "sql": "select outcome, code, count(*) as n from issues group by outcome, code order by n desc",
@@ -309,7 +323,7 @@ def build_metadata(bundle: Bundle) -> dict:
     tables.setdefault("centros", {})["label_column"] = "codigo"
     tables.setdefault("candidates", {})["label_column"] = "name"
     tables.setdefault("centros", {})["searchmode"] = "escaped"
-    tables.setdefault("actas", {})["facets"] = ["source", "status", "crosscheck"]
+    tables.setdefault("actas", {})["facets"] = ["source", "status", "crosscheck", "outside_registry"]
     tables.setdefault("issues", {})["facets"] = ["outcome", "code"]
     for t, (cols, _) in VIEWS.items():   # totals by area: by candidate, and by state below the state level
         area = next(iter(cols))

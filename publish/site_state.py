@@ -9,6 +9,21 @@ import asyncio
 from dataclasses import dataclass, field
 
 
+#: Registry completeness on the home page (issue 9), counted once at startup, beside ``mesas``
+#: (the registry's) and ``counted``. "Awaiting transcription" (TEAM decision 4): distinct photos
+#: (original sha256) whose input was unreadable and no transcribed-photo acta was made from yet.
+COMPLETENESS_SQL = (
+    ("mesas_with_acta", "select count(*) from mesas m where m.outside_registry = 0 "
+                        "and exists (select 1 from actas a where a.mesa_id = m.id)"),
+    ("actas_outside", "select count(*) from actas where outside_registry = 1"),
+    ("mesas_outside", "select count(*) from mesas where outside_registry = 1"),
+    ("awaiting_transcription",
+     "select count(distinct i.original_sha256) from issues i where i.outcome = 'unreadable' "
+     "and i.original_sha256 not in (select im.original_sha256 from actas a "
+     "join images im on im.sha256 = a.image_sha256 where a.source = 'transcribed-photo')"),
+)
+
+
 @dataclass
 class SiteState:
     bundle: object
@@ -25,6 +40,7 @@ class SiteState:
     level_cache: dict = field(default_factory=dict)
     level_locks: dict = field(default_factory=dict)
     national: dict | None = None
+    outside_line: dict | None = None     # the separate totals line "actas outside the registry"
     issues_by_acta: bool = False
 
     async def warm(self, datasette) -> None:
@@ -47,9 +63,10 @@ class SiteState:
             self.cards = [dict(r) for r in (await db.execute("select * from cards order by position")).rows]
         counts = {}
         for sql_name, sql in (
-            ("mesas", "select count(*) from mesas"),
+            ("mesas", "select count(*) from mesas where outside_registry = 0"),
             ("counted", "select count(*) from actas where counted = 1"),
             ("images", "select count(*) from images"),
+            *COMPLETENESS_SQL,
         ):
             try:
                 counts[sql_name] = (await db.execute(sql)).rows[0][0]

@@ -102,7 +102,9 @@ def test_every_bad_input_gets_its_outcome_and_the_batch_continues(tmp_path):
     assert got["08_39_counts.png"][:2] == ("invalid", "wrong_count_number")
     assert got["09_negative.png"][:2] == ("invalid", "negative_count")
     assert got["10_non_numeric.png"][0] == "invalid"
-    assert got["11_unknown_mesa.png"][:2] == ("invalid", "unknown_mesa")
+    # a mesa outside the registry is kept (issue 9), flagged, with a reason that says so
+    assert got["11_unknown_mesa.png"][:2] == ("decoded", "outside_registry")
+    assert "not in the ve-2024 registry" in got["11_unknown_mesa.png"][2]
     assert got["12_gif.gif"][:2] == ("rejected-file", "unsupported_format")
     assert got["13_empty.zip"][:2] == ("rejected-file", "empty_zip")
     assert got["../../etc/evil.png"][:2] == ("rejected-file", "unsafe_path")

@@ -297,7 +297,12 @@ def test_check_bad_qr_text_gets_clean_message(site, text, code):
 
 def test_check_unknown_and_unarchived_mesa(site, bundle):
     counts = ",".join(["0"] * 38)
+    # a valid acta QR of a mesa the registry lacks: outside the registry, not (yet) archived
     r = site.json("/comprobar.json?qr=" + urllib.parse.quote(f"999999999.01.1.0001!{counts}!0!0"))
+    assert r["result"] == "not_archived" and r["code"] == "outside_registry" and r["outside_registry"]
+    assert "outside the registry" in r["message_en"] and "fuera del registro" in r["message_es"]
+    # a typed mesa code that is nowhere: still unknown
+    r = site.json("/comprobar.json?" + urllib.parse.urlencode({"mesa": "999999999.01", "EG": "1"}))
     assert r["result"] == "unknown_mesa"
     conn = sqlite3.connect(f"file:{bundle / 've-2024.db'}?immutable=1", uri=True)
     empty = conn.execute("select id from mesas where id not in (select mesa_id from actas) limit 1").fetchone()[0]

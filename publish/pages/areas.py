@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..site_state import SiteState, state_of
 from .choropleth import estado_map
 from .common import as_json, bars, error_page, helpers, query, render
-from .home import national_totals
+from .home import national_totals, outside_registry_line
 
 
 def _parse_int_id(text: str, max_digits: int = 12) -> int | None:
@@ -24,7 +24,8 @@ async def area_totals(datasette, where_sql: str, params: dict) -> dict:
     (a condition on centros c)."""
     rows = await query(datasette, f"""
         select
-          (select count(*) from mesas m join centros c on c.centro = m.centro where {where_sql}) as mesas,
+          (select count(*) from mesas m join centros c on c.centro = m.centro
+             where m.outside_registry = 0 and {where_sql}) as mesas,
           (select coalesce(sum(m.electores), 0) from mesas m join centros c on c.centro = m.centro
              where {where_sql}) as electores,
           count(*) as counted, coalesce(sum(a.validos), 0) as validos, sum(a.nulos) as nulos,
@@ -50,7 +51,8 @@ async def centro_page(datasette, request):
         select m.id, m.mesa, m.electores,
           (select count(*) from actas a where a.mesa_id = m.id) as actas,
           (select count(*) from actas a where a.mesa_id = m.id and a.source = 'qr') as qr,
-          (select a.validos from actas a where a.mesa_id = m.id and a.counted = 1) as validos,
+          (select a.validos from actas a where a.mesa_id = m.id and (a.counted = 1 or a.counted_outside = 1))
+             as validos, m.outside_registry,
           (select group_concat(distinct a.status) from actas a where a.mesa_id = m.id and a.status != 'ok') as flags,
           (select count(*) from actas a where a.mesa_id = m.id and a.crosscheck = 'disagree') as disagree
         from mesas m where m.centro = :c order by m.mesa""", {"c": centro})
@@ -185,9 +187,11 @@ async def totales(datasette, request):
     votes = await _votes_for_area(datasette, nivel, key)
     summary = await area_totals(datasette, where, params)
     child, children = await _children(datasette, nivel, key)
+    outside = await outside_registry_line(datasette) if nivel is None else None
     if fmt:
         return as_json(st, {"ok": True, "area": area, "votes": votes, "summary": summary,
-                            "children_level": child, "children": children})
+                            "children_level": child, "children": children,
+                            **({"outside_registry": outside} if outside else {})})
     chart = bars(st, votes)
     top = [r["code"] for r in chart[:2]]
     for c in children:
@@ -202,4 +206,5 @@ async def totales(datasette, request):
     return await render(datasette, request, "testigo_totales.html", {
         "area": area, "nivel": nivel, "chart": chart, "total": sum(votes.values()), "summary": summary,
         "child": child, "children": children, "top": top, "area_crumbs": crumbs, "ds_url": ds_url,
-        "area_map": area_map})
+        "area_map": area_map,
+        "outside": dict(outside, chart=bars(st, outside["votes"])) if outside else None})

@@ -136,6 +136,14 @@ async def check_acta(datasette, args) -> dict:
         return res  # nothing asked: the form only
     res["mesa_id"] = mesa_id
     data = await mesa_data(datasette, mesa_id)
+    if data is None and res["input"] == "qr":  # a valid acta QR of a mesa the registry lacks
+        res.update(result="not_archived", code="outside_registry", outside_registry=True,
+                   message_es=f"La mesa {mesa_id} está fuera del registro (la hoja por mesa publicada no la trae) "
+                              "y todavía no tenemos su acta. Si tiene la foto, envíela: se conserva y se cuenta aparte.",
+                   message_en=f"Mesa {mesa_id} is outside the registry (the published per-mesa sheet does not list "
+                              "it) and we have no acta of it yet. If you have the photo, send it in: it is kept and "
+                              "counted apart.")
+        return res
     if data is None:
         res.update(result="unknown_mesa", code="unknown_mesa",
                    message_es=f"La mesa {mesa_id} no está en el registro de esta elección: revise el código del "
@@ -144,6 +152,7 @@ async def check_acta(datasette, args) -> dict:
                               "the mesa number.")
         return res
     res["ok"] = True
+    res["outside_registry"] = bool(data["mesa"].get("outside_registry"))
     found = comparison.check_mesa(fields_of(st), yours, data, payload)
     res.update(found)
     if found["result"] == "not_archived":
@@ -164,6 +173,9 @@ async def check_acta(datasette, args) -> dict:
                               f"archivada de la mesa {mesa_id}.",
                    message_en=f"Mismatch: {len(differ)} of {len(rows)} fields differ from the archived acta "
                               f"of mesa {mesa_id}.")
+    if res["outside_registry"]:
+        res["message_es"] += " Es una mesa fuera del registro: su acta se cuenta aparte."
+        res["message_en"] += " It is a mesa outside the registry: its acta is counted apart."
     return res
 
 

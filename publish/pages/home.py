@@ -23,6 +23,19 @@ async def national_totals(datasette) -> dict:
     return dict(st.national)
 
 
+async def outside_registry_line(datasette) -> dict:
+    """The separate totals line "actas outside the registry" (read once; the bundle never changes)."""
+    st = state_of(datasette)
+    if st.outside_line is None:
+        rows = await query(datasette, "select candidate, votes from outside_registry_totals")
+        found = {r["candidate"]: int(r["votes"] or 0) for r in rows}
+        votes = {c["code"]: found.get(c["code"], 0) for c in st.candidates}
+        n = (await query(datasette, "select count(*) as actas, count(distinct mesa_id) as mesas from actas "
+                                    "where counted_outside = 1"))[0]
+        st.outside_line = {"actas": n["actas"], "mesas": n["mesas"], "votes": votes, "total": sum(votes.values())}
+    return dict(st.outside_line)
+
+
 async def home(datasette, request):
     st = state_of(datasette)
     await st.warm(datasette)

@@ -46,11 +46,21 @@ def _acta_flags(a: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+_OUTSIDE_REGISTRY = {
+    "code": "outside_registry",
+    "es": "Mesa fuera del registro: la hoja por mesa publicada no la trae, así que no se conocen sus "
+          "electores. Su acta se conserva y se cuenta aparte, en la línea «actas fuera del registro»; "
+          "no entra en los totales del registro.",
+    "en": "Mesa outside the registry: the published per-mesa sheet does not list it, so its electors are "
+          "unknown. Its acta is kept and counted apart, in the line \"actas outside the registry\"; it is "
+          "not part of the registry totals."}
+
+
 async def mesa_data(datasette, mesa_id: str) -> dict | None:
     st = state_of(datasette)
     rows = await query(datasette, """
         select m.id, m.centro, m.mesa, m.electores, c.codigo, c.estado, c.municipio, c.parroquia,
-               c.cod_edo, c.municipio_id, c.parroquia_id
+               c.cod_edo, c.municipio_id, c.parroquia_id, m.outside_registry
         from mesas m left join centros c on c.centro = m.centro where m.id = :id""", {"id": mesa_id})
     if not rows:
         return None
@@ -58,7 +68,7 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
     actas = await query(datasette, """
         select a.id, a.source, a.status, a.counted, a.validos, a.nulos, a.crosscheck, a.crosscheck_diff,
                a.duplicate_of, a.payload, a.image_sha256, i.path as image_path, i.width, i.height,
-               i.media_type, i.size as image_size
+               i.media_type, i.size as image_size, a.counted_outside
         from actas a left join images i on i.sha256 = a.image_sha256
         where a.mesa_id = :id order by a.counted desc, a.id""", {"id": mesa_id})
     ids = [a["id"] for a in actas]
@@ -91,9 +101,9 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
         a["flags"] = [{"code": c, "es": es, "en": en} for c, es, en in _acta_flags(a)]
         cast = (a["validos"] or 0) + (a["nulos"] or 0)
         a["participation"] = (cast / mesa["electores"]) if mesa.get("electores") else None
-        if a["counted"] and counted is None:
+        if (a["counted"] or a.get("counted_outside")) and counted is None:
             counted = a
-    flags = []
+    flags = [_OUTSIDE_REGISTRY] if mesa.get("outside_registry") else []
     if not actas:
         flags.append({"code": "no_acta", "es": "No hay ningún acta archivada de esta mesa todavía.",
                       "en": "No acta of this mesa has been archived yet."})

@@ -188,8 +188,9 @@
     var mesaLink = el("p");
     mesaLink.appendChild(el("a", { href: link("/mesa/" + id) }, T("Ver la mesa ", "Open mesa ") + id));
     if (res.result === "unknown_mesa") {
-      box("unknown_mesa", "ℹ " + T("La mesa " + id + " no está en el registro de esta elección: revise el código del centro y el número de mesa.",
-                                    "Mesa " + id + " is not in this election's registry: check the centre code and the mesa number."));
+      // a valid acta QR whose mesa the archive lacks: outside the registry, not archived yet (issue 9)
+      box("unknown_mesa", "ℹ " + T("La mesa " + id + " está fuera del registro (la hoja por mesa publicada no la trae) y todavía no tenemos su acta. Si tiene la foto, envíela: se conserva y se cuenta aparte.",
+                                    "Mesa " + id + " is outside the registry (the published per-mesa sheet does not list it) and we have no acta of it yet. If you have the photo, send it in: it is kept and counted apart."));
       return;
     }
     if (res.result === "not_archived") {
