@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import sqlite3
 import urllib.parse
@@ -269,7 +270,7 @@ def test_totals_page_has_the_separate_line(site, outside):
 
 def test_home_says_how_complete_the_registry_is(site):
     html = site.get("/").text
-    got = dict(__import__("re").findall(r'data-count="([a-z_]+)">([\d.]+)<', html))
+    got = dict(re.findall(r'data-count="([a-z_]+)">([\d.]+)<', html))
     assert got == {"mesas": "24.532", "mesas_with_acta": "200", "actas_outside": "5",
                    "awaiting_transcription": "2"}
     assert "actas_fuera_del_registro" in html
