@@ -47,16 +47,16 @@ COUNTING_RULE = {
 OUTSIDE_REGISTRY_RULE = {
     "en": ("An acta read from a photo whose mesa is not in the registry (the published per-mesa CSV) "
            "is kept with outside_registry = 1: its grammar and sums are checked; the electors check "
-           "cannot be made. It is never 'counted' nor in the totals_* views, which stay equal to the "
+           "cannot be made. It is never 'counted' nor in the totals_* tables, which stay equal to the "
            "registry's; the same rule picks one acta per such mesa (counted_outside = 1) for the "
-           "separate line 'actas outside the registry' (view outside_registry_totals). Its mesa and "
+           "separate line 'actas outside the registry' (table outside_registry_totals). Its mesa and "
            "centre rows carry outside_registry = 1 with electores NULL; the centre's estado, municipio "
            "and parroquia come from its code (EEMMPPCCC) where the registry knows them, else NULL."),
     "es": ("Un acta leída de una foto cuya mesa no está en el registro (la hoja por mesa publicada) se "
            "conserva con outside_registry = 1: se comprueban su gramática y sus sumas; la de electores "
-           "no se puede hacer. Nunca es 'contada' ni entra en las vistas totals_*, que siguen iguales "
+           "no se puede hacer. Nunca es 'contada' ni entra en las tablas totals_*, que siguen iguales "
            "a las del registro; la misma regla elige un acta por mesa así (counted_outside = 1) para la "
-           "línea aparte 'actas fuera del registro' (vista outside_registry_totals). Sus filas de mesa y "
+           "línea aparte 'actas fuera del registro' (tabla outside_registry_totals). Sus filas de mesa y "
            "centro llevan outside_registry = 1 y electores NULL; el estado, municipio y parroquia del "
            "centro salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL."),
 }
@@ -216,10 +216,10 @@ TABLES: dict[str, TableSpec] = {
                           "mesas": int, "electores": int, "outside_registry": int}, "centro",
                          (("parroquia_id", "parroquias", "id"), ("municipio_id", "municipios", "id"),
                           ("cod_edo", "estados", "cod_edo")),
-                         ("codigo", "mesas", "outside_registry"),  # place/electores NULL outside the registry
+                         ("codigo", "mesas"),  # place and electores are NULL outside the registry
                          (("parroquia_id",), ("municipio_id",), ("cod_edo",))),
     "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int, "outside_registry": int}, "id",
-                       (("centro", "centros", "centro"),), ("centro", "mesa", "outside_registry"),
+                       (("centro", "centros", "centro"),), ("centro", "mesa"),
                        (("centro", "mesa"), ("outside_registry",))),
     "candidates": TableSpec({"code": str, "name": str, "cards": int, "sort_order": int}, "code",
                             not_null=("name", "cards", "sort_order")),
@@ -288,11 +288,12 @@ VIEWS: dict[str, tuple[dict[str, type], str]] = {
                       "c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
                       f"{_COUNTED} GROUP BY ce.centro, ce.codigo, ce.parroquia_id, ce.estado, ce.municipio, "
                       "ce.parroquia, c.code ORDER BY ce.centro, c.sort_order"),
+    # every candidate, 0 when no acta is counted outside the registry: the line is always there
     "outside_registry_totals": ({"candidate": str, "name": str, "votes": int},
-                                "SELECT c.code AS candidate, c.name AS name, SUM(v.votes) AS votes "
-                                "FROM actas a JOIN acta_votes v ON v.acta_id = a.id "
-                                "JOIN candidates c ON c.code = v.candidate WHERE a.counted_outside = 1 "
-                                "GROUP BY c.code ORDER BY c.sort_order"),
+                                "SELECT c.code AS candidate, c.name AS name, COALESCE(SUM(o.votes), 0) AS votes "
+                                "FROM candidates c LEFT JOIN (SELECT v.candidate, v.votes FROM actas a "
+                                "JOIN acta_votes v ON v.acta_id = a.id WHERE a.counted_outside = 1) o "
+                                "ON o.candidate = c.code GROUP BY c.code ORDER BY c.sort_order"),
 }
 FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia")}
 

@@ -72,6 +72,10 @@ class SiteState:
                 counts[sql_name] = (await db.execute(sql)).rows[0][0]
             except Exception:
                 counts[sql_name] = None
+        # transcribe's own count (datapackage, computed at build time) wins where the bundle has it
+        built = (getattr(self.bundle, "testigo", None) or {}).get("counts") or {}
+        if built.get("photos_awaiting_transcription") is not None:
+            counts["awaiting_transcription"] = built["photos_awaiting_transcription"]
         self.counts = counts
         if "issues" in names:
             cols = await db.table_columns("issues")
