@@ -101,13 +101,18 @@ def ingest(sources, workdir, files_from, election, jobs, as_json):
     summary = run(sources, workdir, election, jobs=jobs, progress_factory=progress_bar("ingesting"))
     with Workdir(workdir, create=False) as wd:
         totals = wd.outcome_counts()
+        outside = wd.db.execute("SELECT count(*) FROM inputs WHERE code = 'outside_registry'").fetchone()[0]
     if as_json:
-        click.echo(json.dumps({"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals}))
+        click.echo(json.dumps({"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals,
+                               "outside_registry": outside}))
         return
     click.echo(f"{summary.total()} new inputs, {summary.skipped} already ingested (skipped)")
     for outcome in OUTCOMES:
         if summary.new.get(outcome) or totals.get(outcome):
             click.echo(f"  {outcome:14} {summary.new.get(outcome, 0):>7} new  {totals.get(outcome, 0):>7} in workdir")
+    if outside:
+        click.echo(f"  {outside:,} accepted input(s) in the workdir name a mesa outside the registry: kept, "
+                   "flagged outside_registry, counted apart from the registry totals")
     if any(summary.new.get(k) for k in ("unreadable", "invalid", "rejected-file", "conflict")):
         click.echo(f"Reasons: sqlite3 {Path(workdir) / 'state.db'} "
                    "\"select outcome, code, reason, locator from inputs where outcome not in "
