@@ -28,8 +28,8 @@ class CheckError(TestigoError):
 class PhotoCheck:
     """The outcome for one photo.
 
-    status: ``match``, ``mismatch``, ``not_in_archive`` (code ``unknown_mesa``: not in the
-    registry; ``not_archived``: no acta of that mesa yet) or ``unreadable`` (code and reason from
+    status: ``match``, ``mismatch``, ``not_in_archive`` (code ``outside_registry``: a mesa the
+    registry lacks, not archived either; ``not_archived``: no acta of that mesa yet) or ``unreadable`` (code and reason from
     the decoder: no QR read, not an acta's QR, not an image).
     """
 
@@ -124,14 +124,20 @@ def check_photo(data: bytes, name: str, archive, election: Election) -> PhotoChe
     acta = r.acta
     fields = comparison.fields([(c.code, c.name) for c in election.candidates],
                                [(k.position, k.candidate) for k in election.cards])
-    found = comparison.check_mesa(fields, comparison.reading_numbers(acta), archive.mesa(acta.mesa_key),
-                                  acta.payload)
+    mesa = archive.mesa(acta.mesa_key)
+    found = comparison.check_mesa(fields, comparison.reading_numbers(acta), mesa, acta.payload)
     out = PhotoCheck(name, found["result"], acta.mesa_key, qr_text=r.qr_text, compared=len(found["fields"]),
                      compared_with=found["compared_with"])
     if found["result"] in ("unknown_mesa", "not_archived"):
-        out.status, out.code = "not_in_archive", found["result"]
-        out.reason = (f"mesa {acta.mesa_key} is not in this election's registry" if out.code == "unknown_mesa"
+        # a valid acta QR of a mesa the archive lacks names a mesa outside the registry (issue 9)
+        out.status = "not_in_archive"
+        out.code = "outside_registry" if found["result"] == "unknown_mesa" else "not_archived"
+        out.reason = (f"mesa {acta.mesa_key} is outside the registry (the published per-mesa sheet does not "
+                      "list it) and the archive has no acta of it yet; send the photo in: it is kept and "
+                      "counted apart" if out.code == "outside_registry"
                       else f"the archive has no acta of mesa {acta.mesa_key} yet")
+    elif mesa and (mesa.get("mesa") or {}).get("outside_registry"):
+        out.reason = f"mesa {acta.mesa_key} is outside the registry: its acta is counted apart"
     out.differences = [{k: row[k] for k in ("field", "en", "yours", "archived")}
                        for row in found["fields"] if not row["same"]]
     return out

@@ -126,8 +126,9 @@ def test_not_in_archive(sample_bundle, photos):
     other, unknown = lines(r)
     assert (other["status"], other["code"], other["mesa_id"]) == ("not_in_archive", "not_archived",
                                                                    photos["other_mesa"])
-    assert (unknown["status"], unknown["code"], unknown["mesa_id"]) == ("not_in_archive", "unknown_mesa",
+    assert (unknown["status"], unknown["code"], unknown["mesa_id"]) == ("not_in_archive", "outside_registry",
                                                                          "201301006.77")
+    assert "outside the registry" in unknown["reason"]
 
 
 def test_unreadable_photos(sample_bundle, photos):

@@ -309,3 +309,19 @@ def test_full_csv_totals_unchanged_by_an_outside_acta(full_workdir, copy_tree, t
     assert {r["candidate"]: r["votes"] for r in _rows(db, "select * from totals_nacional")} == CSV_TOTALS
     by_estado = _rows(db, "select candidate, sum(votes) as v from totals_estado group by candidate")
     assert {r["candidate"]: r["v"] for r in by_estado} == CSV_TOTALS
+
+
+def test_testigo_check_says_outside_the_registry(outside, tmp_path):
+    from publish.acta_check import check_photo, open_archive
+    e = election_mod.load()
+    archived = make_photo(payload_for_row(outside["rows"]["placed"]), seed=9, width=PHOTO_WIDTH)
+    elsewhere = make_photo(payload_for_row(_as_mesa(outside["rows"]["placed"], 990101001, 9)), width=PHOTO_WIDTH)
+    archive = open_archive(bundle=outside["bundle"])
+    try:
+        found = check_photo(archived, "archived.jpg", archive, e)
+        missing = check_photo(elsewhere, "elsewhere.jpg", archive, e)
+    finally:
+        archive.close()
+    assert found.status == "match" and "outside the registry" in found.reason
+    assert (missing.status, missing.code) == ("not_in_archive", "outside_registry")
+    assert "counted apart" in missing.reason
