@@ -150,8 +150,9 @@ async def mesa_page(datasette, request):
         return Response.redirect(helpers(request)["link"](f"/mesa/{mesa_id}"))
     data = await mesa_data(datasette, mesa_id)
     if data is None:
-        return await error_page(datasette, request, 404, f"La mesa {mesa_id} no está en el registro de esta elección.",
-                                f"Mesa {mesa_id} is not in this election's registry.", fmt)
+        return await error_page(datasette, request, 404, f"La mesa {mesa_id} no está en el registro de esta elección "
+                                "ni tiene un acta archivada.",
+                                f"Mesa {mesa_id} is not in this election's registry and has no archived acta.", fmt)
     if fmt:
         return as_json(st, dict(data, ok=True))
     counted = next((a for a in data["actas"] if a["id"] == data["counted_acta"]), None)
