@@ -34,7 +34,8 @@ def _shard_resources(shards, election) -> list[dict]:
     out = []
     for s in shards:
         seen[s.cod_edo] = seen.get(s.cod_edo, 0) + 1
-        where = election.estados.get(s.cod_edo, f"estado {s.cod_edo:02d}")
+        where = election.estados.get(s.cod_edo) or (
+            "centres outside the registry whose code names no estado" if s.cod_edo == 0 else f"estado {s.cod_edo:02d}")
         part = f", part {seen[s.cod_edo]} of {parts[s.cod_edo]}" if parts[s.cod_edo] > 1 else ""
         out.append({"name": s.path.removesuffix(".zip").replace("/", "-"), "path": s.path, "format": "zip",
                     "mediatype": "application/zip", "bytes": s.bytes, "hash": f"sha256:{s.sha256}",

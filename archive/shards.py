@@ -19,7 +19,8 @@ follow (centro, mesa) order and an estado larger than ``max_members`` photos or 
 is split into balanced consecutive parts. Adding photos of one estado changes only that
 estado's shards, so a new edition leaves the other shards (and their torrent pieces, archive
 copies and mirrors) as they were. Shards are ``images/estado-EE-K.zip`` (EE = COD_EDO, K = part
-1, 2, ...); members are ``<sha256>.<ext>``, the sha256 of the member's own bytes.
+1, 2, ...; EE = 00 holds photos of centres outside the registry whose code names no estado);
+members are ``<sha256>.<ext>``, the sha256 of the member's own bytes.
 
 Reading: :func:`open_images` indexes every shard once from its central directory (and each
 member's local header, for the offset of its bytes); a photo is then one ``pread`` of a known

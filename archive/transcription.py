@@ -9,7 +9,9 @@ capture); the agreed numbers then go through the same validation and the same in
 The rules, for one photo (all entries are kept, with who and when):
 
 * an entry is accepted only when it passes the election's rules (``acta.validate``), so a typo
-  that breaks a sum is caught while the volunteer still has the photo in front of them;
+  that breaks a sum is caught while the volunteer still has the photo in front of them. As for
+  a QR reading, a mesa the registry does not know is kept: the acta is flagged
+  ``outside_registry`` and counted apart (a centre code must still have a QR's 7 to 9 digits);
 * two entries agree when they give the same mesa and the same numbers (``Acta.numbers``, the
   text ingest uses to tell a duplicate from a conflict). "Cannot be read" is a value too;
 * the first value entered by two different volunteers wins: two agreeing entries decide; after
@@ -133,9 +135,16 @@ def form_fields(election) -> list[tuple[str, str, str, int]]:
 def parse_entry(fields: Mapping[str, str], election) -> acta_mod.Acta:
     """A volunteer's form as an Acta of source ``transcribed-photo``, checked by ``acta.validate``.
 
+    A mesa outside the registry passes (flagged when it becomes an acta, see ``_make_acta``).
+
     Raises TranscriptionError naming the field to fix, with a message in Spanish and English.
     """
     n = {name: _number(fields, name, es, en, digits) for name, es, en, digits in form_fields(election)}
+    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.parse_payload)
+    if not lo <= len(str(n["centro"])) <= hi:
+        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits; "
+                                 "copy it from the acta", f"El código del centro {n['centro']} debe tener de {lo} "
+                                 f"a {hi} cifras: cópielo del acta.", "centro")
     a = acta_mod.Acta(n["centro"], n["mesa"], SOURCE_KIND, {c.code: n[f"v_{c.code}"] for c in election.candidates},
                       None, n["validos"], n["nulos"])
     try:
@@ -147,9 +156,6 @@ def parse_entry(fields: Mapping[str, str], election) -> acta_mod.Acta:
 
 def _explain(e: ValidationError, a: acta_mod.Acta, election) -> TranscriptionError:
     """acta.validate's refusal, said so that the volunteer knows which number to look at."""
-    if e.code == "unknown_mesa":
-        return TranscriptionError(e.code, str(e), f"La mesa {a.mesa_key} no está en el registro de esta elección: "
-                                  "revise en la foto el código del centro y el número de mesa.", "centro")
     if e.code == "sum_mismatch":
         total = sum(a.votes.values())
         return TranscriptionError(e.code, str(e), f"Los votos de los candidatos suman {total}, pero válidos dice "
@@ -283,7 +289,8 @@ class Transcriptions:
         return next((p for p in todo if held.get(p.sha256, 0) < p.needed), todo[0] if todo else None)
 
     def image(self, sha: str) -> bytes:
-        """The photo's bytes for a volunteer's screen: the original without EXIF/GPS."""
+        """The photo's bytes for a volunteer's screen: the original without EXIF/GPS (only its
+        Orientation kept, so it shows upright)."""
         return image_mod.strip_metadata(self.wd.object_path(sha).read_bytes())
 
     def status(self, volunteer_id: int | None = None) -> dict:
@@ -353,9 +360,10 @@ class Transcriptions:
 
     def _make_acta(self, a: acta_mod.Acta, sha: str) -> int:
         """The agreed numbers become an acta through ingest's own machinery (classified against
-        other readings of the mesa: duplicate or conflict like any other)."""
+        other readings of the mesa: duplicate or conflict like any other; flagged
+        ``outside_registry`` like a QR reading when the registry lacks the mesa)."""
         locator = self.db.execute("SELECT locator FROM inputs WHERE sha256 = ? AND kind = 'image' ORDER BY id "
                                   "LIMIT 1", (sha,)).fetchone()[0]
         return self.ingester._add_acta(a, SOURCE, f"{locator}#transcription", sha, image_sha=sha,
-                                       kind="transcription")
+                                       kind="transcription", flags=acta_mod.validate(a, self.election))
 

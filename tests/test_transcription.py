@@ -150,7 +150,7 @@ def test_cannot_be_read_is_a_value_too(queue, photo):
 
 @pytest.mark.parametrize("change, code, field, es", [
     ({"validos": "1"}, "sum_mismatch", "validos", "suman"),
-    ({"centro": "999999999"}, "unknown_mesa", "centro", "no está en el registro"),
+    ({"centro": "201301"}, "bad_centre", "centro", "de 7 a 9 cifras"),   # the QR grammar's rule
     ({"nulos": "99999"}, "over_electors", "validos", "electores inscritos"),
     ({"v_LM": ""}, "missing_field", "v_LM", "escriba 0"),
     ({"v_EG": "1O5"}, "not_a_number", "v_EG", "solo cifras"),
@@ -164,6 +164,56 @@ def test_an_entry_that_breaks_a_rule_is_refused_and_not_saved(queue, photo, chan
         queue.save(sha, ana.id, fields_of(row, **change))
     assert (e.value.code, e.value.field) == (code, field) and es in e.value.es
     assert count(queue, "SELECT count(*) FROM transcription_entries") == 0
+
+
+def test_a_mesa_outside_the_registry_is_kept_flagged_and_counted_apart(transcribe_workdir, copy_tree, tmp_path):
+    """As for a QR reading (issue 9): accepted, flagged outside_registry, in the separate line only."""
+    from archive import acta as acta_mod
+    from archive.bundle import build_bundle
+    from archive.database import mesa_id
+    path = copy_tree(transcribe_workdir.path)
+    before = build_bundle(copy_tree(transcribe_workdir.path), tmp_path / "B0")
+    t = Transcriptions(path)
+    ana, beto = t.volunteer("Ana"), t.volunteer("Beto")
+    p = transcribe_workdir.photos
+    # a mesa number the registry lacks at a registry centre; a centre code whose estado (99) is unknown
+    cases = {"t_new3.jpg": {"mesa": "99"}, "t_new4.jpg": {"centro": "990101001", "mesa": "1"}}
+    made = {}
+    for name, change in cases.items():
+        sha, row = p[name]
+        assert t.save(sha, ana.id, fields_of(row, **change)).state == "waiting"
+        s = t.save(sha, beto.id, fields_of(row, **change))
+        assert s.state == "agreed" and s.acta_id
+        inp = t.db.execute("SELECT outcome, code, reason FROM inputs WHERE acta_id = ?", (s.acta_id,)).fetchone()
+        assert (inp["outcome"], inp["code"]) == ("transcribed", acta_mod.OUTSIDE_REGISTRY)
+        assert "not in the ve-2024 registry" in inp["reason"]
+        made[name] = mesa_id(int(change.get("centro", row["CENTRO"])), int(change["mesa"]))
+    t.close()
+    out = tmp_path / "B"
+    report = build_bundle(path, out)
+    db = sqlite3.connect(out / "ve-2024.db")
+    db.row_factory = sqlite3.Row
+    for name, mid in made.items():
+        (a,) = db.execute("SELECT * FROM actas WHERE mesa_id = ?", (mid,)).fetchall()
+        assert (a["source"], a["status"], a["outside_registry"], a["counted"], a["counted_outside"]) == \
+            ("transcribed-photo", "ok", 1, 0, 1), name
+        m = db.execute("SELECT * FROM mesas WHERE id = ?", (mid,)).fetchone()
+        assert (m["outside_registry"], m["electores"]) == (1, None)
+        shard = db.execute("SELECT shard FROM images WHERE sha256 = ?", (a["image_sha256"],)).fetchone()[0]
+        c = db.execute("SELECT * FROM centros WHERE centro = ?", (m["centro"],)).fetchone()
+        if name == "t_new3.jpg":   # a registry centre: placed, its photo in its estado's shard
+            assert c["outside_registry"] == 0 and shard == f"images/estado-{c['cod_edo']:02d}-1.zip"
+        else:                      # unplaced, like a QR of such a centre: estado NULL, shard group 0
+            assert (c["outside_registry"], c["cod_edo"], c["estado"]) == (1, None, None)
+            assert shard == "images/estado-00-1.zip"
+    # the registry totals are those of the bundle without them; the separate line holds them exactly
+    assert report.totals == before.totals and report.mesas_counted == before.mesas_counted
+    line = {r["candidate"]: r["votes"] for r in db.execute("SELECT * FROM outside_registry_totals")}
+    assert line == report.totals_outside_registry
+    assert line["EG"] == sum(int(p[n][1]["EG"]) for n in cases) and line["NM"] == sum(int(p[n][1]["NM"]) for n in cases)
+    assert report.outside_registry == {"mesas": 2, "actas": 2, "counted": 2, "centros_unplaced": 1}
+    counts = json.loads((out / "datapackage.json").read_text())["testigo"]["counts"]
+    assert counts["photos_awaiting_transcription"] == len(p) - 2
 
 
 def test_a_photo_outside_the_queue_is_refused(queue, photo_workdir):
