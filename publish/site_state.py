@@ -10,17 +10,14 @@ from dataclasses import dataclass, field
 
 
 #: Registry completeness on the home page (issue 9), counted once at startup, beside ``mesas``
-#: (the registry's) and ``counted``. "Awaiting transcription" (TEAM decision 4): distinct photos
-#: (original sha256) whose input was unreadable and no transcribed-photo acta was made from yet.
+#: (the registry's) and ``counted``. Photos awaiting transcription (TEAM decision 4) are not
+#: derivable from the bundle's tables: the build counts them from the workdir's queue
+#: (``transcription.awaiting``) into datapackage.json, ``counts.photos_awaiting_transcription``.
 COMPLETENESS_SQL = (
     ("mesas_with_acta", "select count(*) from mesas m where m.outside_registry = 0 "
                         "and exists (select 1 from actas a where a.mesa_id = m.id)"),
     ("actas_outside", "select count(*) from actas where outside_registry = 1"),
     ("mesas_outside", "select count(*) from mesas where outside_registry = 1"),
-    ("awaiting_transcription",
-     "select count(distinct i.original_sha256) from issues i where i.outcome = 'unreadable' "
-     "and i.original_sha256 not in (select im.original_sha256 from actas a "
-     "join images im on im.sha256 = a.image_sha256 where a.source = 'transcribed-photo')"),
 )
 
 
@@ -72,10 +69,8 @@ class SiteState:
                 counts[sql_name] = (await db.execute(sql)).rows[0][0]
             except Exception:
                 counts[sql_name] = None
-        # transcribe's own count (datapackage, computed at build time) wins where the bundle has it
         built = (getattr(self.bundle, "testigo", None) or {}).get("counts") or {}
-        if built.get("photos_awaiting_transcription") is not None:
-            counts["awaiting_transcription"] = built["photos_awaiting_transcription"]
+        counts["awaiting_transcription"] = built.get("photos_awaiting_transcription")   # None: older bundle
         self.counts = counts
         if "issues" in names:
             cols = await db.table_columns("issues")

@@ -268,11 +268,15 @@ def test_totals_page_has_the_separate_line(site, outside):
     assert f'<tr data-code="EG"><td>Edmundo González Urrutia</td><td class="num" data-votes="{eg}">' in html
 
 
-def test_home_says_how_complete_the_registry_is(site):
+def test_home_says_how_complete_the_registry_is(site, outside):
     html = site.get("/").text
     got = dict(re.findall(r'data-count="([a-z_]+)">([\d.]+)<', html))
+    # awaiting transcription: blank.jpg (sent twice: one photo), blank2.jpg, and bad_code.jpg, whose
+    # QR is not an acta's (the transcription queue, counted at build time into datapackage.json)
     assert got == {"mesas": "24.532", "mesas_with_acta": "200", "actas_outside": "5",
-                   "awaiting_transcription": "2"}
+                   "awaiting_transcription": "3"}
+    dp = json.loads((outside["bundle"] / "datapackage.json").read_text())
+    assert dp["testigo"]["counts"]["photos_awaiting_transcription"] == 3
     assert "actas_fuera_del_registro" in html
 
 
