@@ -22,6 +22,8 @@ PAGE_SIZE = 4096
 
 # --- schema --------------------------------------------------------------------------------------
 
+# One rule per mesa: which acta counts (sheet row > QR > volunteers' transcription), and where it
+# counts: the registry totals, or the separate line for mesas outside the registry (issue 9).
 COUNTING_RULE = {
     "en": ("Per mesa, the counted acta is the transcribed sheet row (source 'csv', status 'ok') when "
            "there is one, otherwise the QR reading with status 'ok'. A mesa with neither a sheet row nor "
@@ -31,7 +33,16 @@ COUNTING_RULE = {
            "it is cross-checked with the other sources like any acta. Duplicates (same numbers read "
            "again) are never counted twice. A mesa whose QR readings conflict (different numbers) is "
            "not counted unless a sheet row exists; all conflicting readings are kept and flagged. "
-           "Totals (the totals_* tables, computed at build time) add up the counted actas only."),
+           "Totals (the totals_* tables, computed at build time) add up the counted actas only, all of "
+           "mesas in the registry (the published per-mesa CSV). An acta from a photo (its QR or its "
+           "transcription) whose mesa is not in the registry is kept with outside_registry = 1: its "
+           "grammar and sums are checked; the electors check cannot be made (a sheet row of such a mesa "
+           "is refused as unknown_mesa). It is never 'counted' nor in the totals_* tables, which stay "
+           "equal to the registry's: the same rule picks one acta per such mesa (counted_outside = 1) "
+           "for the separate line 'actas outside the registry' (table outside_registry_totals). Its mesa "
+           "and centre rows carry outside_registry = 1 with electores NULL; the centre's estado, "
+           "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else "
+           "NULL."),
     "es": ("Por mesa, el acta contada es la fila transcrita de la hoja (origen 'csv', estado 'ok') si "
            "existe; si no, la lectura del QR con estado 'ok'. Una mesa sin fila de la hoja ni lectura "
            "alguna del QR se cuenta con la foto transcrita por voluntarios (origen 'transcribed-photo': "
@@ -41,26 +52,16 @@ COUNTING_RULE = {
            "leídos otra vez) nunca se cuentan dos veces. Una mesa cuyas lecturas del QR están en "
            "conflicto (números distintos) no se cuenta salvo que exista una fila de la hoja; todas las "
            "lecturas en conflicto se conservan y se marcan. Los totales (tablas totals_*, calculadas al "
-           "construir el paquete) suman solo las actas contadas."),
+           "construir el paquete) suman solo las actas contadas, todas de mesas del registro (la hoja por "
+           "mesa publicada). Un acta de una foto (su QR o su transcripción) cuya mesa no está en el "
+           "registro se conserva con outside_registry = 1: se comprueban su gramática y sus sumas; la de "
+           "electores no se puede hacer (una fila de la hoja de una mesa así se rechaza como "
+           "unknown_mesa). Nunca es 'contada' ni entra en las tablas totals_*, que siguen iguales a las "
+           "del registro: la misma regla elige un acta por mesa así (counted_outside = 1) para la línea "
+           "aparte 'actas fuera del registro' (tabla outside_registry_totals). Sus filas de mesa y centro "
+           "llevan outside_registry = 1 y electores NULL; el estado, municipio y parroquia del centro "
+           "salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL."),
 }
-# Outside the registry (issue 9): kept and flagged, counted apart so registry totals stay comparable.
-OUTSIDE_REGISTRY_RULE = {
-    "en": ("An acta read from a photo whose mesa is not in the registry (the published per-mesa CSV) "
-           "is kept with outside_registry = 1: its grammar and sums are checked; the electors check "
-           "cannot be made. It is never 'counted' nor in the totals_* tables, which stay equal to the "
-           "registry's; the same rule picks one acta per such mesa (counted_outside = 1) for the "
-           "separate line 'actas outside the registry' (table outside_registry_totals). Its mesa and "
-           "centre rows carry outside_registry = 1 with electores NULL; the centre's estado, municipio "
-           "and parroquia come from its code (EEMMPPCCC) where the registry knows them, else NULL."),
-    "es": ("Un acta leída de una foto cuya mesa no está en el registro (la hoja por mesa publicada) se "
-           "conserva con outside_registry = 1: se comprueban su gramática y sus sumas; la de electores "
-           "no se puede hacer. Nunca es 'contada' ni entra en las tablas totals_*, que siguen iguales "
-           "a las del registro; la misma regla elige un acta por mesa así (counted_outside = 1) para la "
-           "línea aparte 'actas fuera del registro' (tabla outside_registry_totals). Sus filas de mesa y "
-           "centro llevan outside_registry = 1 y electores NULL; el estado, municipio y parroquia del "
-           "centro salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL."),
-}
-COUNTING_RULE = {k: f"{v} {OUTSIDE_REGISTRY_RULE[k]}" for k, v in COUNTING_RULE.items()}
 
 TABLE_DESCRIPTIONS = {
     "estados": "States (estados) of the registry.",
