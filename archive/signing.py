@@ -192,6 +192,24 @@ def sign_file(sk: minisign.SecretKey, path: str | os.PathLike, comment: str) -> 
     return out
 
 
+def read_signature(sig_path: str | os.PathLike) -> tuple[minisign.Signature, bytes]:
+    """A .minisig file, parsed, and its bytes (read once). Raises SignatureInvalid."""
+    sig_path = Path(sig_path)
+    try:
+        raw = sig_path.read_bytes()
+    except FileNotFoundError:
+        raise SignatureInvalid(f"{sig_path.name} is missing: the bundle is not signed") from None
+    try:
+        return minisign.Signature.from_bytes(raw), raw
+    except minisign.Error as e:
+        raise SignatureInvalid(f"{sig_path.name} is not a minisign signature ({e})") from None
+
+
+def signature_key_id(sig: minisign.Signature) -> str:
+    """The id of the key that made a signature (to pick a trusted key before verifying)."""
+    return _format_key_id(sig._key_id)
+
+
 def verify_file(pk: minisign.PublicKey, path: str | os.PathLike,
                 sig_path: str | os.PathLike | None = None) -> str:
     """Verify ``path`` against its .minisig with ``pk``; return the trusted comment.
@@ -202,14 +220,7 @@ def verify_file(pk: minisign.PublicKey, path: str | os.PathLike,
     """
     path = Path(path)
     sig_path = Path(sig_path) if sig_path else path.with_name(path.name + SIG_SUFFIX)
-    try:
-        raw = sig_path.read_bytes()
-    except FileNotFoundError:
-        raise SignatureInvalid(f"{sig_path.name} is missing: the bundle is not signed") from None
-    try:
-        sig = minisign.Signature.from_bytes(raw)
-    except minisign.Error as e:
-        raise SignatureInvalid(f"{sig_path.name} is not a minisign signature ({e})") from None
+    sig, raw = read_signature(sig_path)
     if sig._key_id != pk._keynum_pk.key_id:
         raise SignatureInvalid(f"{sig_path.name} was made by key {_format_key_id(sig._key_id)}, "
                                f"not by key {key_id(pk)}")
