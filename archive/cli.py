@@ -84,39 +84,74 @@ def cli():
               f"(default: the workdir's, or {election_mod.DEFAULT_ELECTION}).")
 @click.option("--jobs", "-j", default=os.cpu_count() or 1, show_default="all cores",
               help="Decode with this many processes.")
+@click.option("--trust", "trust_file", type=click.Path(exists=True, dir_okay=False),
+              help="Take in other teams' signed bundles named as SOURCE: KEYS lists the teams' "
+                   "minisign public keys, one 'LABEL  KEY' line each ('#' comments).")
+@click.option("--dry-run", is_flag=True, help="With team bundles: check them and show what each "
+              "would give (accepted, duplicates, conflicts, refused) without writing anything.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(sources, workdir, files_from, election, jobs, as_json):
-    """Ingest acta photos (folders, JPEG/PNG files, zips) and transcribed sheets (.csv).
+def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as_json):
+    """Ingest acta photos (folders, JPEG/PNG files, zips), transcribed sheets (.csv) and
+    other teams' signed bundles (with --trust).
 
     Every input is stored once by content hash and gets exactly one outcome: decoded,
     transcribed, unreadable, invalid, duplicate, conflict or rejected-file, with a reason.
     Safe to interrupt and to run again: finished inputs are skipped.
+
+    \b
+    A team bundle (a folder made by `testigo build`) is taken in only when its signature is
+    by a key in KEYS and every checksum holds; otherwise it is refused whole, with the reason.
+    Its actas keep their provenance (team label, key id, bundle hash). Example:
+      testigo ingest bundles/bolivar bundles/zulia --workdir W --trust equipos.keys --dry-run
     """
+    from . import relay, trust
     from .ingest import ingest as run, read_file_list
     from .workdir import OUTCOMES, Workdir
 
     sources = list(sources) + (read_file_list(files_from) if files_from else [])
     if not sources:
         raise click.UsageError("name at least one folder, file, zip or .csv (or --files-from)")
-    summary = run(sources, workdir, election, jobs=jobs, progress_factory=progress_bar("ingesting"))
-    with Workdir(workdir, create=False) as wd:
-        totals = wd.outcome_counts()
-        outside = wd.db.execute("SELECT count(*) FROM inputs WHERE code = 'outside_registry'").fetchone()[0]
+    bundles = [s for s in sources if relay.is_bundle(s)]
+    sources = [s for s in sources if s not in bundles]
+    if bundles and not trust_file:
+        raise click.UsageError(f"{bundles[0]} is a testigo bundle: to take in another team's bundle, "
+                               "name the keys you trust with --trust KEYS (README: for coordinators)")
+    if trust_file and not bundles:
+        raise click.UsageError("--trust is for team bundles, and no SOURCE is a testigo bundle folder")
+    if dry_run and sources:
+        raise click.UsageError(f"--dry-run previews team bundles only; {sources[0]} is not one")
+    keys = trust.load_keys(trust_file) if bundles else None   # a bad KEYS file fails before any work
+    out: dict = {}
+    if sources:
+        summary = run(sources, workdir, election, jobs=jobs, progress_factory=progress_bar("ingesting"))
+        with Workdir(workdir, create=False) as wd:
+            totals = wd.outcome_counts()
+            outside = wd.db.execute("SELECT count(*) FROM inputs WHERE code = 'outside_registry'").fetchone()[0]
+        out = {"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals,
+               "outside_registry": outside}
+        if not as_json:
+            click.echo(f"{summary.total()} new inputs, {summary.skipped} already ingested (skipped)")
+            for outcome in OUTCOMES:
+                if summary.new.get(outcome) or totals.get(outcome):
+                    click.echo(f"  {outcome:14} {summary.new.get(outcome, 0):>7} new  "
+                               f"{totals.get(outcome, 0):>7} in workdir")
+            if outside:
+                click.echo(f"  {outside:,} accepted input(s) in the workdir name a mesa outside the registry: "
+                           "kept, flagged outside_registry, counted apart from the registry totals")
+            if any(summary.new.get(k) for k in ("unreadable", "invalid", "rejected-file", "conflict")):
+                click.echo(f"Reasons: sqlite3 {Path(workdir) / 'state.db'} "
+                           "\"select outcome, code, reason, locator from inputs where outcome not in "
+                           "('decoded','transcribed')\"")
+    reports = relay.ingest_bundles(bundles, workdir, keys, dry_run=dry_run, election=election,
+                                   progress_factory=None if as_json else
+                                   progress_bar("checking and taking in a team bundle")) if bundles else []
     if as_json:
-        click.echo(json.dumps({"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals,
-                               "outside_registry": outside}))
-        return
-    click.echo(f"{summary.total()} new inputs, {summary.skipped} already ingested (skipped)")
-    for outcome in OUTCOMES:
-        if summary.new.get(outcome) or totals.get(outcome):
-            click.echo(f"  {outcome:14} {summary.new.get(outcome, 0):>7} new  {totals.get(outcome, 0):>7} in workdir")
-    if outside:
-        click.echo(f"  {outside:,} accepted input(s) in the workdir name a mesa outside the registry: kept, "
-                   "flagged outside_registry, counted apart from the registry totals")
-    if any(summary.new.get(k) for k in ("unreadable", "invalid", "rejected-file", "conflict")):
-        click.echo(f"Reasons: sqlite3 {Path(workdir) / 'state.db'} "
-                   "\"select outcome, code, reason, locator from inputs where outcome not in "
-                   "('decoded','transcribed')\"")
+        click.echo(json.dumps({**out, **({"teams": [r.to_dict() for r in reports]} if bundles else {})}))
+    else:
+        for r in reports:
+            click.echo("\n".join(relay.report_lines(r)))
+    if any(not r.ok for r in reports):
+        sys.exit(1)
 
 
 @cli.command()

@@ -92,6 +92,34 @@ CREATE TABLE IF NOT EXISTS transcription_decisions (
     acta_id INTEGER REFERENCES actas(id),
     decided_at TEXT NOT NULL
 );
+-- relay (archive/relay.py): other teams' signed bundles taken in with `ingest --trust`.
+-- via: the bundle that carried this one (NULL: ingested here); a carried bundle's details
+-- are as its carrier recorded them. Direct ones keep their SHA256SUMS, signature and database
+-- in objects/.
+CREATE TABLE IF NOT EXISTS team_bundles (
+    id INTEGER PRIMARY KEY,
+    via INTEGER REFERENCES team_bundles(id),
+    label TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT,
+    bundle_hash TEXT NOT NULL,  -- sha256 of its SHA256SUMS
+    name TEXT,                  -- its bundle name
+    signature_sha256 TEXT, database_sha256 TEXT
+);
+CREATE INDEX IF NOT EXISTS team_bundles_hash ON team_bundles(bundle_hash);
+-- every acta of a team bundle that was taken (accepted or refused), by its identity at its
+-- origin, so a newer bundle of the same team adds only what is new
+CREATE TABLE IF NOT EXISTS team_actas (
+    acta_key TEXT PRIMARY KEY,
+    team_bundle_id INTEGER NOT NULL REFERENCES team_bundles(id),
+    input_id INTEGER NOT NULL REFERENCES inputs(id),
+    acta_id INTEGER REFERENCES actas(id)   -- NULL when refused
+);
+CREATE INDEX IF NOT EXISTS team_actas_acta ON team_actas(acta_id);
+-- team photos are stored as the team published them (already stripped): the original's sha256
+CREATE TABLE IF NOT EXISTS team_images (
+    sha256 TEXT PRIMARY KEY REFERENCES blobs(sha256),
+    original_sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS team_images_original ON team_images(original_sha256);
 """
 
 

@@ -1,0 +1,396 @@
+"""Relay: another team's signed bundle taken in as a source (``testigo ingest B --trust KEYS``).
+
+A bundle is refused whole, with nothing taken, unless it is signed by a trusted key and every
+checksum holds (``verify.verify_bundle``: the same check any downloader runs). Then each of
+its actas goes through the classification every photo and sheet row goes through
+(``Ingester._add_acta``: duplicate or conflict per mesa and source), as an input of kind
+``team-bundle``, and where it came from is kept (``team_bundles``, ``team_actas``; see
+``archive.provenance``). The team's QR texts and numbers are parsed and validated again under
+this workdir's election; photos are not decoded again (the team's signature vouches for its
+reading), but they are opened and checked like any received photo.
+
+One transaction per bundle: all of it or nothing. ``dry_run`` is the same run rolled back.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import minisign
+from PIL import Image
+
+from . import acta as acta_mod
+from . import image as image_mod
+from . import manifest, provenance, signing, trust
+from .bundle import DATAPACKAGE, _is_previous_bundle
+from .database import mesa_id as format_mesa_id
+from .errors import PayloadError, RejectedFile
+from .ingest import Ingester
+from .progress import progress
+from .verify import verify_bundle
+from .workdir import Workdir, sha256_bytes
+
+KIND = "team-bundle"                              # inputs.kind of a team bundle's actas
+SOURCES = ("qr", "csv", "transcribed-photo")       # acta sources a team bundle may carry
+OUTCOME_COLUMNS = {"decoded": "accepted", "transcribed": "accepted", "duplicate": "duplicates",
+                   "conflict": "conflicts", "invalid": "refused", "rejected-file": "refused"}
+COLUMNS = ("accepted", "duplicates", "conflicts", "refused", "known")
+
+
+def is_bundle(path) -> bool:
+    """A testigo bundle folder (SHA256SUMS and a testigo datapackage.json), not a photo folder."""
+    p = Path(path)
+    return p.is_dir() and (p / manifest.MANIFEST).is_file() and _is_previous_bundle(p)
+
+
+def read_image(bundle_dir: Path, row) -> bytes:
+    """The bytes of a team bundle's image given its ``images`` row: THE one place that knows
+    how a bundle stores its photos (switch to the zip-shard reader here when it lands)."""
+    return (Path(bundle_dir) / row["path"]).read_bytes()
+
+
+@dataclass
+class TeamReport:
+    """What one team bundle gave: per team (origin first), accepted / duplicates / conflicts /
+    refused / known (already taken from an earlier bundle), and the reasons in words."""
+
+    bundle: str
+    label: str | None = None
+    key_id: str | None = None
+    bundle_hash: str | None = None
+    refused: list[str] = field(default_factory=list)     # why the whole bundle was refused
+    already: bool = False                                 # this exact bundle was taken in before
+    teams: dict[str, Counter] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def total(self) -> Counter:
+        out: Counter = Counter()
+        for c in self.teams.values():
+            out.update(c)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"bundle": self.bundle, "label": self.label, "key_id": self.key_id,
+                "bundle_hash": self.bundle_hash, "refused": self.refused, "already": self.already,
+                "dry_run": self.dry_run, "teams": {t: {k: c.get(k, 0) for k in COLUMNS}
+                                                   for t, c in self.teams.items()},
+                "reasons": self.reasons}
+
+
+class _Refused(Exception):
+    """The whole bundle is refused (internal: becomes TeamReport.refused)."""
+
+
+def ingest_bundle(wd: Workdir, path, keys: list[trust.TrustedKey], *, dry_run: bool = False,
+                  ingester: Ingester | None = None, progress_factory: Callable | None = None) -> TeamReport:
+    """Take in the team bundle at ``path`` if a key in ``keys`` signed it (see the module doc)."""
+    root = Path(path)
+    rep = TeamReport(str(path), dry_run=dry_run)
+    own_transaction = dry_run and not wd.db.in_transaction  # else the caller rolls back at its end
+    if own_transaction:
+        wd.db.execute("BEGIN IMMEDIATE")
+    try:
+        _take(wd, root, keys, rep, dry_run, ingester or Ingester(wd), progress_factory)
+    except _Refused as e:
+        rep.refused = list(e.args[0]) if isinstance(e.args[0], list) else [str(e)]
+    finally:
+        if own_transaction:
+            wd.db.execute("ROLLBACK")
+    return rep
+
+
+def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: Ingester,
+          progress_factory) -> None:
+    if not is_bundle(root):
+        raise _Refused(f"{root} is not a testigo bundle (it needs {manifest.MANIFEST} and {DATAPACKAGE})")
+    # 1. who signed it, and do we trust that key
+    try:
+        sig, _ = signing.read_signature(root / manifest.SIGNATURE)
+    except signing.SignatureInvalid as e:
+        raise _Refused(f"{e}; ask the team for a bundle built with `testigo build --key`") from None
+    rep.key_id = signing.signature_key_id(sig)
+    tk = trust.find(keys, rep.key_id)
+    if tk is None:
+        trusted = ", ".join(f"{k.label} {k.key_id}" for k in keys)
+        raise _Refused(f"signed by key {rep.key_id}, which is not a trusted key (trusted: {trusted}); "
+                       "if this team is genuine, confirm its key id with it over a second channel and "
+                       "add its public key to the keys file")
+    rep.label = tk.label
+    # 2. every checksum, the signature, the database: the downloader's check, unchanged
+    check = verify_bundle(root, tk.public_key, progress_factory=progress_factory)
+    if not check.ok:
+        raise _Refused([f"does not verify with {tk.label}'s key {tk.key_id}: {p}" for p in check.problems])
+    # 3. read what was verified once, into memory, and check it again (the files may change)
+    sums = (root / manifest.MANIFEST).read_bytes()
+    sig, sig_raw = signing.read_signature(root / manifest.SIGNATURE)
+    try:
+        tk.public_key.verify(sums, sig)
+    except minisign.Error:
+        raise _Refused(f"{manifest.MANIFEST} changed while it was being read; copy the bundle again") from None
+    rep.bundle_hash = sha256_bytes(sums)
+    entries, _ = manifest.parse_manifest(sums)
+    dp = json.loads((root / DATAPACKAGE).read_text(encoding="utf-8"))
+    election = (dp.get("testigo") or {}).get("election")
+    if election != ing.election_id:
+        raise _Refused(f"the bundle is of election {election!r}, this workdir of {ing.election_id!r}")
+    db_rel = next((r.get("path") for r in dp.get("resources", []) if r.get("name") == "database"), None)
+    if db_rel not in entries:
+        raise _Refused(f"{DATAPACKAGE} names no database listed in {manifest.MANIFEST}")
+    db_bytes = (root / db_rel).read_bytes()
+    if sha256_bytes(db_bytes) != entries[db_rel]:
+        raise _Refused(f"{db_rel} changed while it was being read; copy the bundle again")
+    db = wd.db
+    if db.execute("SELECT 1 FROM team_bundles WHERE bundle_hash = ? AND via IS NULL",
+                  (rep.bundle_hash,)).fetchone():
+        rep.already = True
+        n = _open(db_bytes).execute("SELECT count(*) FROM actas").fetchone()[0]
+        rep.teams[tk.label] = Counter(known=n)
+        return
+    team = _open(db_bytes)
+    before = db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
+    db.execute("SAVEPOINT team_bundle")  # a transaction of its own, or part of the caller's dry run
+    try:
+        if not dry_run:
+            for data in (sums, sig_raw, db_bytes):
+                wd.store(data)
+        ids = _record_bundles(db, team, tk, rep.bundle_hash, dp.get("name"), sha256_bytes(sig_raw),
+                              entries[db_rel])
+        known = _take_actas(wd, ing, team, root, tk, rep, ids, dry_run, progress_factory)
+        _summarize(wd, rep, before, known)
+        db.execute("RELEASE team_bundle")
+    except BaseException:
+        db.execute("ROLLBACK TO team_bundle")
+        db.execute("RELEASE team_bundle")
+        raise
+    finally:
+        team.close()
+
+
+def _open(data: bytes) -> sqlite3.Connection:
+    """The team's database from the verified bytes (in memory: no second read of the file)."""
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.deserialize(data)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as e:
+        raise _Refused(f"its database cannot be read ({e})") from None
+    missing = {"actas", "acta_votes", "images"} - names
+    if missing:
+        raise _Refused(f"its database has no {', '.join(sorted(missing))} table: made by an "
+                       "incompatible testigo version")
+    return conn
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _record_bundles(db, team, tk: trust.TrustedKey, bundle_hash: str, name: str | None,
+                    sig_sha: str, db_sha: str) -> dict[int | None, int]:
+    """team_bundles rows for this bundle and those it carried. Returns {its id (None = its own
+    inputs): workdir team_bundles id}."""
+    cur = db.execute("INSERT INTO team_bundles (via, label, key_id, public_key, bundle_hash, name, "
+                     "signature_sha256, database_sha256) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+                     (tk.label, tk.key_id, tk.base64, bundle_hash, name, sig_sha, db_sha))
+    ids: dict[int | None, int] = {None: cur.lastrowid}
+    if "team_bundles" not in {r[0] for r in team.execute("SELECT name FROM sqlite_master")}:
+        return ids
+    pending = [dict(r) for r in team.execute("SELECT id, label, key_id, public_key, bundle_hash, name, via "
+                                              "FROM team_bundles ORDER BY id")]
+    while pending:
+        ready = [r for r in pending if r["via"] is None or r["via"] in ids]
+        if not ready:
+            raise _Refused("its team_bundles table has a cycle or a dangling via; the bundle is damaged")
+        for r in ready:
+            cur = db.execute("INSERT INTO team_bundles (via, label, key_id, public_key, bundle_hash, name) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (ids[r["via"]], r["label"], r["key_id"],
+                                                           r["public_key"], r["bundle_hash"], r["name"]))
+            ids[r["id"]] = cur.lastrowid
+        pending = [r for r in pending if r not in ready]
+    return ids
+
+
+def _acta_of(row, votes: dict[str, int], election) -> acta_mod.Acta:
+    """Rebuild and re-validate an acta from the team's row (the team's word is checked, not copied)."""
+    source = row["source"]
+    if source not in SOURCES:
+        raise PayloadError("unknown_source", f"source {source!r} is not one this testigo knows ({', '.join(SOURCES)})")
+    try:
+        centro, mesa = (int(x) for x in str(row["mesa_id"]).split("."))
+    except ValueError:
+        raise PayloadError("bad_header", f"mesa id {row['mesa_id']!r} is not CENTRO.MM") from None
+    if source == "qr":
+        a = acta_mod.parse_payload(row["payload"], election)
+        if (a.centro, a.mesa) != (centro, mesa) or a.votes != votes or a.validos != row["validos"]:
+            raise PayloadError("team_inconsistent", f"the team's numbers for mesa {row['mesa_id']} differ "
+                               "from its own QR text")
+    else:
+        missing = [c.code for c in election.candidates if c.code not in votes]
+        if missing:
+            raise PayloadError("team_inconsistent", f"the team's row has no votes for {', '.join(missing)}")
+        a = acta_mod.Acta(centro, mesa, source, {c.code: votes[c.code] for c in election.candidates},
+                          None, row["validos"], row["nulos"], row["payload"], {})
+    acta_mod.validate(a, election)
+    return a
+
+
+def _chain_keys(team, their_id, tk: trust.TrustedKey) -> list[str]:
+    """Key ids an acta passed through, origin first, ending with the key that signed this bundle."""
+    out = []
+    while their_id is not None:
+        r = team.execute("SELECT key_id, via FROM team_bundles WHERE id = ?", (their_id,)).fetchone()
+        if r is None or r["key_id"] in out:
+            break
+        out.append(r["key_id"])
+        their_id = r["via"]
+    return out + [tk.key_id]
+
+
+def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedKey, rep: TeamReport,
+                ids: dict, dry_run: bool, progress_factory) -> Counter:
+    """Each acta of the team's bundle, in its id order. Returns {team_bundles id: how many were
+    already taken from an earlier bundle}."""
+    db = wd.db
+    known: Counter = Counter()
+    votes: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in team.execute("SELECT acta_id, candidate, votes FROM acta_votes"):
+        votes[r[0]][r[1]] = r[2]
+    images = {r["sha256"]: r for r in team.execute("SELECT * FROM images")}
+    has_team = "team_bundle_id" in _columns(team, "actas")
+    rows = team.execute("SELECT * FROM actas ORDER BY id").fetchall()
+    seen: Counter = Counter()
+    with progress(progress_factory, len(rows)) as bar:
+        for r in rows:
+            their = r["team_bundle_id"] if has_team else None
+            image = images.get(r["image_sha256"]) if r["image_sha256"] else None
+            ident = json.dumps([_chain_keys(team, their, tk), r["mesa_id"], r["source"],
+                                image["original_sha256"] if image else r["image_sha256"], r["payload"],
+                                sorted(votes[r["id"]].items()), r["validos"], r["nulos"]])
+            seen[ident] += 1
+            key = sha256_bytes(f"{ident}#{seen[ident]}".encode())
+            bar.update(1)
+            if db.execute("SELECT 1 FROM team_actas WHERE acta_key = ?", (key,)).fetchone():
+                known[ids[their]] += 1  # taken from an earlier bundle of this team
+                continue
+            locator = f"{KIND}:{tk.label}:{rep.bundle_hash[:16]}!acta={r['id']}"
+            source = str(root)
+            try:
+                a = _acta_of(r, votes[r["id"]], ing.election)
+                if r["image_sha256"] and image is None:
+                    raise PayloadError("team_inconsistent", f"its photo {r['image_sha256']} is not in its "
+                                       "images table")
+                image_sha = _take_image(wd, root, image, dry_run) if image else None
+            except (PayloadError, RejectedFile) as e:
+                outcome = "rejected-file" if isinstance(e, RejectedFile) else "invalid"
+                ing._input(source, locator, rep.bundle_hash, outcome, e.code,
+                           f"{tk.label}'s acta {r['id']} (mesa {r['mesa_id']}): {e}", kind=KIND)
+            else:
+                ing._add_acta(a, source, locator, rep.bundle_hash, image_sha, kind=KIND)
+            inp = db.execute("SELECT id, acta_id FROM inputs WHERE locator = ? AND sha256 = ?",
+                             (locator, rep.bundle_hash)).fetchone()
+            db.execute("INSERT INTO team_actas VALUES (?, ?, ?, ?)", (key, ids[their], inp[0], inp[1]))
+    return known
+
+
+def _take_image(wd: Workdir, root: Path, row, dry_run: bool) -> str:
+    """The workdir sha256 for a team photo: the same photo already here (by its original's or
+    its own sha256) is reused, never stored twice; else the team's published copy is stored."""
+    db = wd.db
+    original, published = row["original_sha256"], row["sha256"]
+    for sql in ("SELECT sha256 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'",
+                "SELECT sha256 FROM team_images WHERE original_sha256 = ? ORDER BY sha256"):
+        hit = db.execute(sql, (original,)).fetchone()
+        if hit:
+            return hit[0]
+    if db.execute("SELECT 1 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'", (published,)).fetchone():
+        return published
+    data = read_image(root, row)
+    if sha256_bytes(data) != published:
+        raise RejectedFile("team_image_changed", f"{row['path']} changed after the bundle was verified; "
+                           "copy the bundle again")
+    with image_mod.open_image(data, row["path"]) as im:
+        media_type, (width, height) = Image.MIME[im.format], im.size
+    if not dry_run:
+        wd.store(data, published)
+    db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)", (published, len(data), media_type, width, height))
+    db.execute("INSERT INTO team_images VALUES (?, ?)", (published, original))
+    return published
+
+
+def _summarize(wd: Workdir, rep: TeamReport, before: int, known: Counter) -> None:
+    """Counts per team (origin first) of what this bundle's actas became, and the conflicts and
+    refusals in words, read back from the workdir inside the bundle's transaction."""
+    db = wd.db
+    team_of = provenance.read(db).text
+    rep.teams.setdefault(rep.label, Counter())
+    for tb, n in known.items():
+        rep.teams.setdefault(team_of(tb), Counter())["known"] += n
+    rows = db.execute("SELECT i.outcome, i.reason, i.acta_id, t.team_bundle_id FROM inputs i "
+                      "JOIN team_actas t ON t.input_id = i.id WHERE i.id > ? ORDER BY i.id", (before,)).fetchall()
+    for outcome, reason, acta_id, tb in rows:
+        rep.teams.setdefault(team_of(tb), Counter())[OUTCOME_COLUMNS.get(outcome, outcome)] += 1
+        if outcome in ("invalid", "rejected-file"):
+            rep.reasons.append(f"refused: {reason}")
+        elif outcome == "conflict":
+            a = db.execute("SELECT centro, mesa, source_kind FROM actas WHERE id = ?", (acta_id,)).fetchone()
+            others = db.execute(
+                "SELECT a.id, p.team_bundle_id FROM actas a LEFT JOIN team_actas p ON p.acta_id = a.id "
+                "WHERE a.centro = ? AND a.mesa = ? AND a.source_kind = ? AND a.status = 'conflict' "
+                "AND a.id != ? ORDER BY a.id", (a[0], a[1], a[2], acta_id)).fetchall()
+            named = sorted({team_of(o[1]) if o[1] is not None else "this workdir's own inputs" for o in others})
+            rep.reasons.append(f"conflict: mesa {format_mesa_id(a[0], a[1])} ({a[2]}): {team_of(tb)} read "
+                               f"numbers that differ from {', '.join(named) or 'another reading'}; "
+                               "all readings kept and flagged, none preferred")
+
+
+def ingest_bundles(paths: list[str], workdir, keys: list[trust.TrustedKey], *, dry_run: bool = False,
+                   election: str | None = None, progress_factory: Callable | None = None) -> list[TeamReport]:
+    """Take in several team bundles, in the order given; a refused one never stops the others.
+
+    ``dry_run``: report what each would give, write nothing (not even a new workdir).
+    ``progress_factory(n)``: as for ingest, used for each bundle's checksums, then its actas.
+    """
+    import tempfile
+    scratch = None
+    if dry_run and not (Path(workdir) / "state.db").exists():
+        scratch = tempfile.TemporaryDirectory(prefix="testigo-dry-run-")
+        workdir = Path(scratch.name) / "w"
+    try:
+        with Workdir(workdir, election=election) as wd:
+            ing = Ingester(wd, election)
+            if dry_run:  # one transaction over all bundles, so each sees what the ones before gave
+                wd.db.execute("BEGIN IMMEDIATE")
+            try:
+                return [ingest_bundle(wd, p, keys, dry_run=dry_run, ingester=ing,
+                                      progress_factory=progress_factory) for p in paths]
+            finally:
+                if dry_run:
+                    wd.db.execute("ROLLBACK")
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def report_lines(rep: TeamReport) -> list[str]:
+    """A merge a person can follow: one block per bundle, a line per team, then the reasons."""
+    who = f"{rep.label} (key {rep.key_id})" if rep.label else (f"key {rep.key_id}" if rep.key_id else "?")
+    head = f"{rep.bundle}: {who}"
+    if rep.refused:
+        return [f"{head}: REFUSED, nothing taken"] + [f"    - {r}" for r in rep.refused]
+    lines = [f"{head}, bundle sha256 {rep.bundle_hash[:16]}…"
+             + (": already taken in before, nothing new" if rep.already else "")
+             + (" [dry run: nothing written]" if rep.dry_run else "")]
+    for team, c in rep.teams.items():
+        lines.append(f"    {team:24} " + "  ".join(f"{k} {c.get(k, 0)}" for k in COLUMNS))
+    lines += [f"    - {r}" for r in rep.reasons]
+    return lines
