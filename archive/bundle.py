@@ -29,7 +29,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, shards, signing, transcription
+from . import manifest, provenance, shards, signing, transcription
 from .database import mesa_id, municipio_id, national_totals, parroquia_id, write_database
 from .datapackage import datapackage
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
@@ -145,6 +145,7 @@ class _State:
     blobs: dict[str, sqlite3.Row]
     transcriptions: list[dict] = field(default_factory=list)   # transcription.published()
     awaiting_transcription: int = 0
+    provenance: provenance.Provenance = field(default_factory=provenance.Provenance)
 
 
 def _read_workdir(wd: Workdir) -> _State:
@@ -163,13 +164,14 @@ def _read_workdir(wd: Workdir) -> _State:
             if r["sha256"] in shas:
                 blobs[r["sha256"]] = r
         transcribed, awaiting = transcription.published(db), transcription.awaiting(db)
+        origins = provenance.read(db)
     finally:
         db.execute("COMMIT")
     prefixes = _local_prefixes(locators)
     for i in inputs:
         i["file"] = public_file_name(i["locator"])
         i["reason"] = _scrub(i["reason"], prefixes)
-    return _State(actas, inputs, blobs, transcribed, awaiting)
+    return _State(actas, inputs, blobs, transcribed, awaiting, origins)
 
 
 # --- rows ------------------------------------------------------------------------------------------
@@ -368,6 +370,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
                                 "owner_status": k.owner_status} for k in election.cards]
             tables["images"] = [image_rows[s] for s in sorted(image_rows)]
+            tables["team_bundles"] = provenance.annotate(state.provenance, actas, new_id)
             tables["actas"] = actas
             tables["votes"] = [{"acta_id": a["id"], "position": i, "votes": n}
                                for a in actas if a["counts"] for i, n in enumerate(a["counts"], 1)]
@@ -401,6 +404,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
+                "teams": provenance.summary(tables["team_bundles"], actas),
             }
             if pk:
                 (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(pk))

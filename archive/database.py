@@ -42,7 +42,12 @@ COUNTING_RULE = {
            "for the separate line 'actas outside the registry' (table outside_registry_totals). Its mesa "
            "and centre rows carry outside_registry = 1 with electores NULL; the centre's estado, "
            "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else "
-           "NULL."),
+           "NULL. "
+           "Actas taken in from other teams' "
+           "signed bundles (see team_bundles and actas.provenance) follow the same rule as this archive's "
+           "own: the same mesa from two teams with the same numbers is a duplicate (both rows kept, each "
+           "with its provenance); with different numbers it is a conflict naming both teams, and neither "
+           "team is preferred."),
     "es": ("Por mesa, el acta contada es la fila transcrita de la hoja (origen 'csv', estado 'ok') si "
            "existe; si no, la lectura del QR con estado 'ok'. Una mesa sin fila de la hoja ni lectura "
            "alguna del QR se cuenta con la foto transcrita por voluntarios (origen 'transcribed-photo': "
@@ -60,7 +65,11 @@ COUNTING_RULE = {
            "del registro: la misma regla elige un acta por mesa así (counted_outside = 1) para la línea "
            "aparte 'actas fuera del registro' (tabla outside_registry_totals). Sus filas de mesa y centro "
            "llevan outside_registry = 1 y electores NULL; el estado, municipio y parroquia del centro "
-           "salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL."),
+           "salen de su código (EEMMPPCCC) donde el registro los conoce; si no, quedan NULL. "
+           "Las actas recibidas de paquetes firmados de otros equipos (ver team_bundles y "
+           "actas.provenance) siguen la misma regla que las propias: la misma mesa de dos equipos con los "
+           "mismos números es un duplicado (se conservan ambas filas, cada una con su procedencia); con "
+           "números distintos es un conflicto que nombra a ambos equipos, y no se prefiere a ninguno."),
 }
 
 TABLE_DESCRIPTIONS = {
@@ -75,6 +84,7 @@ TABLE_DESCRIPTIONS = {
     "cards": "The 38 ballot cards in the QR payload's order and the candidate each one belongs to.",
     "images": "Published acta photos: metadata (EXIF/GPS) stripped losslessly, named by their own sha256, "
               "kept in the bundle's zip shards (column shard).",
+    "team_bundles": "Other teams' signed bundles whose actas this bundle took in (relay), with their keys.",
     "actas": "Every accepted reading of a mesa: QR readings of photos, transcribed sheet rows, and photos "
              "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
@@ -161,7 +171,18 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "outside_registry": "1 when the acta's mesa is not in the registry (never counted in the "
                                   "registry totals; see the counting rule), else 0.",
               "counted_outside": "1 when this acta is the one counted for its outside-registry mesa in "
-                                 "the separate line 'actas outside the registry'."},
+                                 "the separate line 'actas outside the registry'.",
+              "team_bundle_id": "The team bundle this acta came from; NULL for the publisher's own inputs.",
+              "provenance": "Where the acta came from, in words: 'own' (the publisher's own inputs) or "
+                            "the team labels, origin first ('bolivar via estado')."},
+    "team_bundles": {"id": "Id, ordered by the chain of bundle hashes (stable for the same inputs).",
+                     "label": "The team's name, as the coordinator who trusted its key labelled it.",
+                     "key_id": "Id of the minisign key that signed the team's bundle.",
+                     "public_key": "That public key (base64, as `minisign -P` takes it).",
+                     "bundle_hash": "sha256 of the team bundle's SHA256SUMS (identifies the exact bundle).",
+                     "name": "The team bundle's name (its database file without .db).",
+                     "via": "The team bundle that carried this one; NULL when taken in directly.",
+                     "provenance": "The chain in words, origin first ('bolivar via estado')."},
     "votes": {"acta_id": "The QR acta.", "position": "Ballot card (position in the payload).",
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
@@ -169,8 +190,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                "outcome": "unreadable, invalid, duplicate, conflict or rejected-file.",
                "code": "Short stable code of the reason (e.g. unknown_mesa, same_file).",
                "reason": "What was wrong, in words (local folder names removed).",
-               "file": "File name, 'archive.zip!member' or 'sheet.csv#row=N'; never a volunteer's local path.",
-               "original_sha256": "sha256 of the input file (for sheet rows: of the sheet).",
+               "file": "File name, 'archive.zip!member', 'sheet.csv#row=N' or, for a team bundle's acta, "
+                       "'team-bundle:LABEL:HASH!acta=N'; never a volunteer's local path.",
+               "original_sha256": "sha256 of the input file (for sheet rows: of the sheet; for a team "
+                                  "bundle's actas: of its SHA256SUMS).",
                "acta_id": "The acta this input duplicates or conflicts with, when there is one."},
     "transcriptions": {"acta_id": "The acta of source 'transcribed-photo'.",
                        "entries": "Independent entries volunteers made for the photo before it was decided: "
@@ -231,15 +254,21 @@ TABLES: dict[str, TableSpec] = {
                          "size": int, "width": int, "height": int, "orientation": int}, "sha256",
                         not_null=("original_sha256", "path", "shard", "media_type", "size"),
                         indexes=(("shard",),), unique=(("original_sha256",),)),
+    "team_bundles": TableSpec({"id": int, "label": str, "key_id": str, "public_key": str, "bundle_hash": str,
+                               "name": str, "via": int, "provenance": str}, "id",
+                              (("via", "team_bundles", "id"),), ("label", "key_id", "bundle_hash", "provenance"),
+                              (("via",), ("key_id",))),
     "actas": TableSpec({"id": int, "mesa_id": str, "source": str, "image_sha256": str, "payload": str,
                         "validos": int, "nulos": int, "status": str, "duplicate_of": int,
                         "counted": int, "crosscheck": str, "crosscheck_diff": str,
-                        "outside_registry": int, "counted_outside": int}, "id",
+                        "outside_registry": int, "counted_outside": int,
+                        "team_bundle_id": int, "provenance": str}, "id",
                        (("mesa_id", "mesas", "id"), ("image_sha256", "images", "sha256"),
-                        ("duplicate_of", "actas", "id")),
-                       ("mesa_id", "source", "validos", "status", "counted", "outside_registry", "counted_outside"),
+                        ("duplicate_of", "actas", "id"), ("team_bundle_id", "team_bundles", "id")),
+                       ("mesa_id", "source", "validos", "status", "counted", "outside_registry", "counted_outside",
+                        "provenance"),
                        (("mesa_id",), ("image_sha256",), ("duplicate_of",), ("counted",), ("status",),
-                        ("crosscheck",), ("outside_registry",), ("counted_outside",))),
+                        ("crosscheck",), ("outside_registry",), ("counted_outside",), ("team_bundle_id",))),
     "votes": TableSpec({"acta_id": int, "position": int, "votes": int}, ("acta_id", "position"),
                        (("acta_id", "actas", "id"), ("position", "cards", "position")),
                        ("votes",), (("position",),)),

@@ -88,6 +88,7 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
             "cards_note": meta.get("party_note"),
             "owner_status": meta.get("owner_status"),
             "software": info["software"],
+            "team_bundles": info.get("teams") or [],
             "reproducible": "Same workdir, same key and the same software versions give byte-identical files.",
         },
     }

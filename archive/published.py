@@ -114,6 +114,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
     out: dict[str, dict] = {}
     published: dict[str, dict] = {}
     stripped = 0
+    used_originals: dict[str, str] = {}   # original sha256 -> the published sha256 that names it
     if not originals:
         return out, published, 0, []
     places = _places(state, election)
@@ -142,15 +143,24 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                 size_wh = (blob["width"], blob["height"]) if blob else (None, None)
                 if turn >= 5:                          # 5-8 turn by 90°: displayed sides swap
                     size_wh = size_wh[::-1]
-                out[original] = row = {"sha256": sha, "original_sha256": original, "path": rel,
+                # a team's photo is stored as the team published it: name the original it came from
+                first = state.provenance.original_of(original)
+                if used_originals.get(first, sha) != sha:  # stripped differently elsewhere: keep ours
+                    first = original
+                if first != original:  # the shards are planned by the place of each row's original
+                    places[first] = min(places.get(first, places[original]), places[original])
+                out[original] = row = {"sha256": sha, "original_sha256": first, "path": rel,
                                        "media_type": media_type, "size": size,
                                        "width": size_wh[0], "height": size_wh[1], "orientation": turn}
-                if sha in published:
+                if sha in published and published[sha]["original_sha256"] == first:
+                    pass  # one photo that reached us twice (own and through a team): published once
+                elif sha in published:
                     warnings.append(f"photos {published[sha]['original_sha256']} and {original} differ only "
                                     f"in metadata; published once as {rel} (images.original_sha256 keeps "
                                     "the first)")
                 else:
                     published[sha] = row
+                    used_originals[first] = sha
                 bar.update(1)
             written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes)
             bar.update(len(originals) - len(published))   # one bar: originals stripped, then zipped

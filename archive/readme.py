@@ -166,7 +166,7 @@ cmp B2/SHA256SUMS SHA256SUMS && echo identical
 ## Public key / Clave pública
 
 {key}
-## Schema / Esquema
+{_teams_section(info.get("teams") or [])}## Schema / Esquema
 
 | Table | |
 |---|---|
@@ -178,3 +178,25 @@ Column descriptions: `datapackage.json`. Software: {', '.join(f'{k} {v}' for k, 
 License / Licencia: CC0-1.0 (see `LICENSE`).
 """
 
+
+
+def _teams_section(teams: list[dict]) -> str:
+    """The contributing team bundles (relay), or nothing for a bundle made from own inputs only."""
+    if not teams:
+        return ""
+    rows = "\n".join(f"| {t['team']} | `{t['key_id']}` | `{t['public_key']}` | `{t['bundle_hash']}` | {t['actas']:,} |"
+                     for t in teams)
+    return f"""## Paquetes de otros equipos / Contributing team bundles
+
+Parte de las actas vienen de paquetes firmados por otros equipos, verificados (firma con una
+clave de confianza y cada suma sha256) antes de recibirlas. La columna `actas.provenance` dice
+de dónde viene cada acta (`own`: entradas propias de quien publica); la tabla `team_bundles`
+da el detalle. / Some actas come from bundles signed by other teams, verified (signature by a
+trusted key, every sha256) before they were taken in. `actas.provenance` says where each acta
+came from (`own`: the publisher's own inputs); the `team_bundles` table has the details.
+
+| Equipo / Team | Key id | Public key | Bundle (sha256 of its SHA256SUMS) | Actas |
+|---|---|---|---|---:|
+{rows}
+
+"""
