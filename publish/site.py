@@ -74,6 +74,8 @@ TABLE_DESCRIPTIONS = {
               "or a photo transcribed by volunteers."),
     "votes": ("Votos por tarjeta de cada acta leída del QR.", "Votes per ballot card, QR readings."),
     "acta_votes": ("Votos por candidato de cada acta.", "Votes per candidate, every acta."),
+    "team_bundles": ("Paquetes firmados de otros equipos de los que vienen actas, con sus claves.",
+                     "Other teams' signed bundles this archive took actas from, with their keys."),
     "issues": ("Entradas que no dieron un acta (ilegibles, inválidas, rechazadas...), con el motivo.",
                "Inputs that did not give an acta (unreadable, invalid, rejected...), with the reason."),
     "transcriptions": ("Actas transcritas de una foto por voluntarios: cuántas entradas hicieron falta y los "
@@ -322,6 +324,7 @@ def build_metadata(bundle: Bundle) -> dict:
         tables[t] = entry
     tables.setdefault("centros", {})["label_column"] = "codigo"
     tables.setdefault("candidates", {})["label_column"] = "name"
+    tables.setdefault("team_bundles", {})["label_column"] = "provenance"
     tables.setdefault("centros", {})["searchmode"] = "escaped"
     tables.setdefault("actas", {})["facets"] = ["source", "status", "crosscheck", "outside_registry"]
     tables.setdefault("issues", {})["facets"] = ["outcome", "code"]

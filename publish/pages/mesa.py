@@ -8,6 +8,7 @@ from datasette.utils.asgi import Response
 
 from ..site_state import state_of
 from .common import as_json, bars, error_page, helpers, normal_mesa_id, query, render
+from .provenance import add_provenance
 
 
 async def mesa_redirect(datasette, request):
@@ -115,6 +116,7 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
         for f in a["flags"]:
             if f["code"] not in {x["code"] for x in flags}:
                 flags.append(f)
+    await add_provenance(datasette, actas, flags)
     return {"mesa": mesa, "counted_acta": counted["id"] if counted else None, "actas": actas, "flags": flags,
             "issues": issues}
 
