@@ -30,7 +30,7 @@ class Provenance:
     def chain(self, team_bundle_id: int | None) -> list[dict]:
         """The team bundles an acta passed through, origin first, the one ingested here last."""
         out, seen = [], set()
-        while team_bundle_id is not None and team_bundle_id not in seen:
+        while team_bundle_id in self.bundles and team_bundle_id not in seen:  # a damaged via ends the walk
             seen.add(team_bundle_id)
             row = self.bundles[team_bundle_id]
             out.append(row)

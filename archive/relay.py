@@ -139,7 +139,9 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
     rep.bundle_hash = sha256_bytes(sums)
     entries, _ = manifest.parse_manifest(sums)
     dp = json.loads((root / DATAPACKAGE).read_text(encoding="utf-8"))
-    election = (dp.get("testigo") or {}).get("election")
+    if not isinstance(dp, dict) or not isinstance(dp.get("testigo"), dict):
+        raise _Refused(f"its {DATAPACKAGE} is not a testigo datapackage")
+    election = dp["testigo"].get("election")
     if election != ing.election_id:
         raise _Refused(f"the bundle is of election {election!r}, this workdir of {ing.election_id!r}")
     db_rel = next((r.get("path") for r in dp.get("resources", []) if r.get("name") == "database"), None)
@@ -152,12 +154,14 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
     if db.execute("SELECT 1 FROM team_bundles WHERE bundle_hash = ? AND via IS NULL",
                   (rep.bundle_hash,)).fetchone():
         rep.already = True
-        n = _open(db_bytes).execute("SELECT count(*) FROM actas").fetchone()[0]
-        rep.teams[tk.label] = Counter(known=n)
+        team = _open(db_bytes)
+        rep.teams[tk.label] = Counter(known=team.execute("SELECT count(*) FROM actas").fetchone()[0])
+        team.close()
         return
     team = _open(db_bytes)
     before = db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
-    db.execute("SAVEPOINT team_bundle")  # a transaction of its own, or part of the caller's dry run
+    outer = not db.in_transaction  # else: part of the caller's dry run, which rolls back at its end
+    db.execute("BEGIN IMMEDIATE" if outer else "SAVEPOINT team_bundle")
     try:
         if not dry_run:
             for data in (sums, sig_raw, db_bytes):
@@ -166,10 +170,13 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
                               entries[db_rel])
         known = _take_actas(wd, ing, team, root, tk, rep, ids, dry_run, progress_factory)
         _summarize(wd, rep, before, known)
-        db.execute("RELEASE team_bundle")
+        db.execute("COMMIT" if outer else "RELEASE team_bundle")
     except BaseException:
-        db.execute("ROLLBACK TO team_bundle")
-        db.execute("RELEASE team_bundle")
+        if outer:
+            db.execute("ROLLBACK")
+        else:
+            db.execute("ROLLBACK TO team_bundle")
+            db.execute("RELEASE team_bundle")
         raise
     finally:
         team.close()
@@ -203,10 +210,7 @@ def _record_bundles(db, team, tk: trust.TrustedKey, bundle_hash: str, name: str 
                      "signature_sha256, database_sha256) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
                      (tk.label, tk.key_id, tk.base64, bundle_hash, name, sig_sha, db_sha))
     ids: dict[int | None, int] = {None: cur.lastrowid}
-    if "team_bundles" not in {r[0] for r in team.execute("SELECT name FROM sqlite_master")}:
-        return ids
-    pending = [dict(r) for r in team.execute("SELECT id, label, key_id, public_key, bundle_hash, name, via "
-                                              "FROM team_bundles ORDER BY id")]
+    pending = list(_carried(team).bundles.values())
     while pending:
         ready = [r for r in pending if r["via"] is None or r["via"] in ids]
         if not ready:
@@ -244,16 +248,12 @@ def _acta_of(row, votes: dict[str, int], election) -> acta_mod.Acta:
     return a
 
 
-def _chain_keys(team, their_id, tk: trust.TrustedKey) -> list[str]:
-    """Key ids an acta passed through, origin first, ending with the key that signed this bundle."""
-    out = []
-    while their_id is not None:
-        r = team.execute("SELECT key_id, via FROM team_bundles WHERE id = ?", (their_id,)).fetchone()
-        if r is None or r["key_id"] in out:
-            break
-        out.append(r["key_id"])
-        their_id = r["via"]
-    return out + [tk.key_id]
+def _carried(team) -> provenance.Provenance:
+    """The team bundles the team's own bundle carried (its team_bundles table; none if absent)."""
+    if "team_bundles" not in {r[0] for r in team.execute("SELECT name FROM sqlite_master")}:
+        return provenance.Provenance()
+    return provenance.Provenance(bundles={r["id"]: dict(r) for r in team.execute(
+        "SELECT id, label, key_id, public_key, bundle_hash, name, via FROM team_bundles ORDER BY id")})
 
 
 def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedKey, rep: TeamReport,
@@ -267,13 +267,15 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
         votes[r[0]][r[1]] = r[2]
     images = {r["sha256"]: r for r in team.execute("SELECT * FROM images")}
     has_team = "team_bundle_id" in _columns(team, "actas")
+    carried = _carried(team)
     rows = team.execute("SELECT * FROM actas ORDER BY id").fetchall()
     seen: Counter = Counter()
     with progress(progress_factory, len(rows)) as bar:
         for r in rows:
             their = r["team_bundle_id"] if has_team else None
             image = images.get(r["image_sha256"]) if r["image_sha256"] else None
-            ident = json.dumps([_chain_keys(team, their, tk), r["mesa_id"], r["source"],
+            chain = [b["key_id"] for b in carried.chain(their)] + [tk.key_id]  # origin first, then this bundle
+            ident = json.dumps([chain, r["mesa_id"], r["source"],
                                 image["original_sha256"] if image else r["image_sha256"], r["payload"],
                                 sorted(votes[r["id"]].items()), r["validos"], r["nulos"]])
             seen[ident] += 1

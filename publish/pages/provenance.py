@@ -5,6 +5,8 @@ the publisher's own and the block is not shown.
 """
 from __future__ import annotations
 
+from archive.provenance import OWN, Provenance
+
 from .common import query
 
 
@@ -18,16 +20,14 @@ async def add_provenance(datasette, actas: list[dict], flags: list[dict]) -> Non
     own = await query(datasette, f"select id, team_bundle_id, provenance from actas where id in ({marks})",
                       [a["id"] for a in actas])
     of = {r["id"]: r for r in own}
-    teams = {r["id"]: r for r in await query(
-        datasette, "select id, label, key_id, bundle_hash, via, provenance from team_bundles")}
+    teams = Provenance(bundles={r["id"]: r for r in await query(
+        datasette, "select id, label, key_id, bundle_hash, via from team_bundles")})
     for a in actas:
         r = of.get(a["id"]) or {}
-        chain, t = [], r.get("team_bundle_id")
-        while t is not None and t in teams and len(chain) < 32:
-            chain.append({k: teams[t][k] for k in ("id", "label", "key_id", "bundle_hash")})
-            t = teams[t]["via"]
-        a["provenance"] = {"text": r.get("provenance") or "own", "team_bundle_id": r.get("team_bundle_id"),
-                           "chain": chain}
+        tb = r.get("team_bundle_id")
+        chain = teams.chain(tb) if tb in teams.bundles else []
+        a["provenance"] = {"text": r.get("provenance") or OWN, "team_bundle_id": tb,
+                           "chain": [{k: t[k] for k in ("id", "label", "key_id", "bundle_hash")} for t in chain]}
     for source in sorted({a["source"] for a in actas}):
         named = sorted({a["provenance"]["text"] for a in actas
                         if a["source"] == source and a["status"] == "conflict"})
@@ -42,6 +42,6 @@ async def add_provenance(datasette, actas: list[dict], flags: list[dict]) -> Non
 
 
 def _name(text: str, lang: str) -> str:
-    if text == "own":
+    if text == OWN:
         return "este archivo (entradas propias)" if lang == "es" else "this archive (own inputs)"
     return text if lang == "en" else text.replace(" via ", " vía ")
