@@ -47,10 +47,12 @@ def is_bundle(path) -> bool:
     return p.is_dir() and (p / manifest.MANIFEST).is_file() and _is_previous_bundle(p)
 
 
-def read_image(bundle_dir: Path, row) -> bytes:
-    """The bytes of a team bundle's image given its ``images`` row: THE one place that knows
-    how a bundle stores its photos (switch to the zip-shard reader here when it lands)."""
-    return (Path(bundle_dir) / row["path"]).read_bytes()
+def image_reader(bundle_dir) -> Callable[[dict], bytes]:
+    """``read(images_row) -> bytes`` for a team bundle's photos: THE one place that knows how a
+    bundle stores them (loose files named by the ``images`` table's ``path``; when the zip-shard
+    layout lands: ``idx = shards.open_images(bundle_dir)`` and ``idx.read(row["sha256"])``)."""
+    root = Path(bundle_dir)
+    return lambda row: (root / row["path"]).read_bytes()
 
 
 @dataclass
@@ -268,6 +270,7 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
     images = {r["sha256"]: r for r in team.execute("SELECT * FROM images")}
     has_team = "team_bundle_id" in _columns(team, "actas")
     carried = _carried(team)
+    read = image_reader(root)
     rows = team.execute("SELECT * FROM actas ORDER BY id").fetchall()
     seen: Counter = Counter()
     with progress(progress_factory, len(rows)) as bar:
@@ -291,7 +294,7 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
                 if r["image_sha256"] and image is None:
                     raise PayloadError("team_inconsistent", f"its photo {r['image_sha256']} is not in its "
                                        "images table")
-                image_sha = _take_image(wd, root, image, dry_run) if image else None
+                image_sha = _take_image(wd, read, image, dry_run) if image else None
             except (PayloadError, RejectedFile) as e:
                 outcome = "rejected-file" if isinstance(e, RejectedFile) else "invalid"
                 ing._input(source, locator, rep.bundle_hash, outcome, e.code,
@@ -304,7 +307,7 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
     return known
 
 
-def _take_image(wd: Workdir, root: Path, row, dry_run: bool) -> str:
+def _take_image(wd: Workdir, read: Callable[[dict], bytes], row, dry_run: bool) -> str:
     """The workdir sha256 for a team photo: the same photo already here (by its original's or
     its own sha256) is reused, never stored twice; else the team's published copy is stored."""
     db = wd.db
@@ -316,7 +319,7 @@ def _take_image(wd: Workdir, root: Path, row, dry_run: bool) -> str:
             return hit[0]
     if db.execute("SELECT 1 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'", (published,)).fetchone():
         return published
-    data = read_image(root, row)
+    data = read(row)
     if sha256_bytes(data) != published:
         raise RejectedFile("team_image_changed", f"{row['path']} changed after the bundle was verified; "
                            "copy the bundle again")
