@@ -1,8 +1,5 @@
 """Team bundles as sources (`testigo ingest B --trust KEYS`): a relay of three teams, merged.
 
-(Named to run after test_site*.py: the session-wide Playwright browser keeps an event loop
-running that test_site.SiteClient cannot share, so browser tests must come after it.)
-
 Three teams ingest disjoint and overlapping parts of the shipped sample (real QR decoding),
 one of them also a transcribed sheet and one a photo with a conflicting reading; each builds a
 bundle signed with its own key. A national workdir with its own sheet and photo takes them in;
