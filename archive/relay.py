@@ -271,7 +271,8 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
     has_team = "team_bundle_id" in _columns(team, "actas")
     carried = _carried(team)
     read = image_reader(root)
-    rows = team.execute("SELECT * FROM actas ORDER BY id").fetchall()
+    # duplicates after the readings they repeat, so the team's own first readings stay first here
+    rows = team.execute("SELECT * FROM actas ORDER BY status = 'duplicate', id").fetchall()
     seen: Counter = Counter()
     with progress(progress_factory, len(rows)) as bar:
         for r in rows:
@@ -342,20 +343,21 @@ def _summarize(wd: Workdir, rep: TeamReport, before: int, known: Counter) -> Non
         rep.teams.setdefault(team_of(tb), Counter())["known"] += n
     rows = db.execute("SELECT i.outcome, i.reason, i.acta_id, t.team_bundle_id FROM inputs i "
                       "JOIN team_actas t ON t.input_id = i.id WHERE i.id > ? ORDER BY i.id", (before,)).fetchall()
+    conflicts = []
     for outcome, reason, acta_id, tb in rows:
         rep.teams.setdefault(team_of(tb), Counter())[OUTCOME_COLUMNS.get(outcome, outcome)] += 1
         if outcome in ("invalid", "rejected-file"):
             rep.reasons.append(f"refused: {reason}")
         elif outcome == "conflict":
-            a = db.execute("SELECT centro, mesa, source_kind FROM actas WHERE id = ?", (acta_id,)).fetchone()
-            others = db.execute(
-                "SELECT a.id, p.team_bundle_id FROM actas a LEFT JOIN team_actas p ON p.acta_id = a.id "
-                "WHERE a.centro = ? AND a.mesa = ? AND a.source_kind = ? AND a.status = 'conflict' "
-                "AND a.id != ? ORDER BY a.id", (a[0], a[1], a[2], acta_id)).fetchall()
-            named = sorted({team_of(o[1]) if o[1] is not None else "this workdir's own inputs" for o in others})
-            rep.reasons.append(f"conflict: mesa {format_mesa_id(a[0], a[1])} ({a[2]}): {team_of(tb)} read "
-                               f"numbers that differ from {', '.join(named) or 'another reading'}; "
-                               "all readings kept and flagged, none preferred")
+            mesa = tuple(db.execute("SELECT centro, mesa, source_kind FROM actas WHERE id = ?", (acta_id,)).fetchone())
+            if mesa not in conflicts:
+                conflicts.append(mesa)
+    for centro, mesa, source in conflicts:  # once per mesa, naming every team whose reading disagrees
+        teams = sorted({team_of(r[0]) if r[0] is not None else "this workdir's own inputs" for r in db.execute(
+            "SELECT p.team_bundle_id FROM actas a LEFT JOIN team_actas p ON p.acta_id = a.id WHERE a.centro = ? "
+            "AND a.mesa = ? AND a.source_kind = ? AND a.status = 'conflict'", (centro, mesa, source))})
+        rep.reasons.append(f"conflict: mesa {format_mesa_id(centro, mesa)} ({source}): {' / '.join(teams)} read "
+                           "different numbers; all readings kept and flagged, none preferred")
 
 
 def ingest_bundles(paths: list[str], workdir, keys: list[trust.TrustedKey], *, dry_run: bool = False,

@@ -216,7 +216,7 @@ def test_the_cross_team_conflict_is_flagged_with_both_teams(national, relay_setu
                           (mesa,)).fetchall()
     conflicting = {r["provenance"] for r in rows if r["status"] == "conflict"}
     assert conflicting == {"bolivar", "zulia"} and not any(r["counted"] for r in rows)
-    assert re.search(rf"conflict: mesa {re.escape(mesa)} \(qr\): zulia read numbers that differ from bolivar",
+    assert re.search(rf"conflict: mesa {re.escape(mesa)} \(qr\): bolivar / zulia read different numbers",
                      national["real"])
 
 
@@ -453,3 +453,38 @@ def test_browser_mesa_page_shows_provenance_and_the_team_conflict(national_serve
     page.goto(f"{national_server}/mesa/{mesa}?lang=en")
     assert "Conflict between teams" in page.inner_text("#flags")
     assert "Where each reading came from" in page.inner_text("#provenance")
+
+
+def test_a_team_bundle_alone_gives_its_own_totals_including_transcribed_photos(transcribe_workdir, copy_tree,
+                                                                                tmp_path):
+    """One team's bundle (QR photos, sheet rows, a photo transcribed by its volunteers) merged into
+    an empty workdir: every acta comes through with its source, the same totals and counted mesas."""
+    from archive.transcription import Transcriptions
+    from test_transcription import fields_of
+    work = copy_tree(transcribe_workdir.path)
+    sha, row = transcribe_workdir.photos["t_new1.jpg"]
+    queue = Transcriptions(work)
+    try:
+        for name in ("Ana", "Beto"):
+            queue.save(sha, queue.volunteer(name).id, fields_of(row))
+    finally:
+        queue.close()
+    key = signing.keygen(tmp_path / "keys" / "lara", unencrypted=True)
+    team = tmp_path / "lara-bundle"
+    build_bundle(work, team, key=key.secret)
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"lara {key.public}\n")
+    merged_work, merged = tmp_path / "w", tmp_path / "merged"
+    res = merge([str(team), "--workdir", str(merged_work), "--trust", str(keys)])
+    assert res.exit_code == 0 and re.search(r"lara\s+accepted [1-9]\d*\s+duplicates \d+\s+conflicts \d+\s+refused 0",
+                                            res.output), res.output
+    build_bundle(merged_work, merged, key=key.secret)
+    a, b = db(team), db(merged)
+    for sql in ("SELECT * FROM totals_nacional", "SELECT * FROM totals_centro",
+                "SELECT mesa_id, source, status, counted, validos, nulos, crosscheck FROM actas ORDER BY 1, 2, 5",
+                "SELECT sha256, original_sha256 FROM images ORDER BY 1"):
+        assert a.execute(sql).fetchall() == b.execute(sql).fetchall(), sql
+    t = b.execute("SELECT a.provenance, a.counted, i.original_sha256 FROM actas a JOIN images i "
+                  "ON i.sha256 = a.image_sha256 WHERE a.source = 'transcribed-photo'").fetchall()
+    assert [tuple(x) for x in t] == [("lara", 1, sha)]
+    assert {r[0] for r in b.execute("SELECT DISTINCT provenance FROM actas")} == {"lara"}
