@@ -25,7 +25,7 @@ from PIL import Image
 
 from . import acta as acta_mod
 from . import image as image_mod
-from . import manifest, provenance, signing, trust
+from . import manifest, provenance, shards, signing, trust
 from .bundle import DATAPACKAGE, _is_previous_bundle
 from .database import mesa_id as format_mesa_id
 from .errors import PayloadError, RejectedFile
@@ -48,11 +48,19 @@ def is_bundle(path) -> bool:
 
 
 def image_reader(bundle_dir) -> Callable[[dict], bytes]:
-    """``read(images_row) -> bytes`` for a team bundle's photos: THE one place that knows how a
-    bundle stores them (loose files named by the ``images`` table's ``path``; when the zip-shard
-    layout lands: ``idx = shards.open_images(bundle_dir)`` and ``idx.read(row["sha256"])``)."""
-    root = Path(bundle_dir)
-    return lambda row: (root / row["path"]).read_bytes()
+    """``read(images_row) -> bytes`` for a team bundle's photos, checked against their sha256:
+    THE one place that reads them (through ``archive.shards``; the shards are indexed on the
+    first photo needed, so a bundle with nothing new opens none)."""
+    index: list[shards.ShardIndex] = []
+
+    def read(row) -> bytes:
+        if not index:
+            index.append(shards.open_images(bundle_dir))
+        try:
+            return index[0].read(row["sha256"])
+        except shards.ShardError as e:
+            raise RejectedFile("team_image_unreadable", f"{row['path']}: {e}") from None
+    return read
 
 
 @dataclass
@@ -320,10 +328,7 @@ def _take_image(wd: Workdir, read: Callable[[dict], bytes], row, dry_run: bool) 
             return hit[0]
     if db.execute("SELECT 1 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'", (published,)).fetchone():
         return published
-    data = read(row)
-    if sha256_bytes(data) != published:
-        raise RejectedFile("team_image_changed", f"{row['path']} changed after the bundle was verified; "
-                           "copy the bundle again")
+    data = read(row)   # checked against its sha256 by the shard reader
     with image_mod.open_image(data, row["path"]) as im:
         media_type, (width, height) = Image.MIME[im.format], im.size
     if not dry_run:
