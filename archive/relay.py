@@ -234,8 +234,9 @@ def _record_bundles(db, team, tk: trust.TrustedKey, bundle_hash: str, name: str 
     return ids
 
 
-def _acta_of(row, votes: dict[str, int], election) -> acta_mod.Acta:
-    """Rebuild and re-validate an acta from the team's row (the team's word is checked, not copied)."""
+def _acta_of(row, votes: dict[str, int], election) -> tuple[acta_mod.Acta, tuple[str, ...]]:
+    """Rebuild and re-validate an acta from the team's row (the team's word is checked, not
+    copied). Returns it with ``acta.validate``'s flags (outside_registry)."""
     source = row["source"]
     if source not in SOURCES:
         raise PayloadError("unknown_source", f"source {source!r} is not one this testigo knows ({', '.join(SOURCES)})")
@@ -254,8 +255,7 @@ def _acta_of(row, votes: dict[str, int], election) -> acta_mod.Acta:
             raise PayloadError("team_inconsistent", f"the team's row has no votes for {', '.join(missing)}")
         a = acta_mod.Acta(centro, mesa, source, {c.code: votes[c.code] for c in election.candidates},
                           None, row["validos"], row["nulos"], row["payload"], {})
-    acta_mod.validate(a, election)
-    return a
+    return a, acta_mod.validate(a, election)
 
 
 def _carried(team) -> provenance.Provenance:
@@ -299,7 +299,7 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
             locator = f"{KIND}:{tk.label}:{rep.bundle_hash[:16]}!acta={r['id']}"
             source = str(root)
             try:
-                a = _acta_of(r, votes[r["id"]], ing.election)
+                a, flags = _acta_of(r, votes[r["id"]], ing.election)
                 if r["image_sha256"] and image is None:
                     raise PayloadError("team_inconsistent", f"its photo {r['image_sha256']} is not in its "
                                        "images table")
@@ -309,7 +309,7 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
                 ing._input(source, locator, rep.bundle_hash, outcome, e.code,
                            f"{tk.label}'s acta {r['id']} (mesa {r['mesa_id']}): {e}", kind=KIND)
             else:
-                ing._add_acta(a, source, locator, rep.bundle_hash, image_sha, kind=KIND)
+                ing._add_acta(a, source, locator, rep.bundle_hash, image_sha, kind=KIND, flags=flags)
             inp = db.execute("SELECT id, acta_id FROM inputs WHERE locator = ? AND sha256 = ?",
                              (locator, rep.bundle_hash)).fetchone()
             db.execute("INSERT INTO team_actas VALUES (?, ?, ?, ?)", (key, ids[their], inp[0], inp[1]))
@@ -346,10 +346,11 @@ def _summarize(wd: Workdir, rep: TeamReport, before: int, known: Counter) -> Non
     rep.teams.setdefault(rep.label, Counter())
     for tb, n in known.items():
         rep.teams.setdefault(team_of(tb), Counter())["known"] += n
-    rows = db.execute("SELECT i.outcome, i.reason, i.acta_id, t.team_bundle_id FROM inputs i "
+    rows = db.execute("SELECT i.outcome, i.reason, i.acta_id, t.team_bundle_id, i.code FROM inputs i "
                       "JOIN team_actas t ON t.input_id = i.id WHERE i.id > ? ORDER BY i.id", (before,)).fetchall()
-    conflicts = []
-    for outcome, reason, acta_id, tb in rows:
+    conflicts, outside = [], 0
+    for outcome, reason, acta_id, tb, code in rows:
+        outside += code == acta_mod.OUTSIDE_REGISTRY
         rep.teams.setdefault(team_of(tb), Counter())[OUTCOME_COLUMNS.get(outcome, outcome)] += 1
         if outcome in ("invalid", "rejected-file"):
             rep.reasons.append(f"refused: {reason}")
@@ -363,6 +364,9 @@ def _summarize(wd: Workdir, rep: TeamReport, before: int, known: Counter) -> Non
             "AND a.mesa = ? AND a.source_kind = ? AND a.status = 'conflict'", (centro, mesa, source))})
         rep.reasons.append(f"conflict: mesa {format_mesa_id(centro, mesa)} ({source}): {' / '.join(teams)} read "
                            "different numbers; all readings kept and flagged, none preferred")
+    if outside:
+        rep.reasons.append(f"{outside} accepted acta(s) name a mesa outside the registry: kept, flagged "
+                           "outside_registry, counted apart from the registry totals")
 
 
 def ingest_bundles(paths: list[str], workdir, keys: list[trust.TrustedKey], *, dry_run: bool = False,

@@ -488,3 +488,34 @@ def test_a_team_bundle_alone_gives_its_own_totals_including_transcribed_photos(t
                   "ON i.sha256 = a.image_sha256 WHERE a.source = 'transcribed-photo'").fetchall()
     assert [tuple(x) for x in t] == [("lara", 1, sha)]
     assert {r[0] for r in b.execute("SELECT DISTINCT provenance FROM actas")} == {"lara"}
+
+
+def test_outside_registry_actas_of_a_team_stay_flagged_and_apart(csv_rows, tmp_path):
+    """A team's QR acta of a mesa the registry lacks comes through kept and flagged, counted in
+    the separate line, never in the registry totals (decision 3), and names its team."""
+    from conftest import make_photo, payload_for_row
+    from test_registry import PHOTO_WIDTH, _as_mesa
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    outside = _as_mesa(csv_rows[4321], 21201999, 1)
+    (inbox / "fuera.jpg").write_bytes(make_photo(payload_for_row(outside), width=PHOTO_WIDTH))
+    (inbox / "dentro.jpg").write_bytes(make_photo(payload_for_row(csv_rows[4322]), width=PHOTO_WIDTH))
+    ingest([str(inbox)], tmp_path / "team", jobs=1)
+    key = signing.keygen(tmp_path / "sucre", unencrypted=True)
+    build_bundle(tmp_path / "team", tmp_path / "B", key=key.secret)
+    (tmp_path / "keys").write_text(f"sucre {key.public}\n")
+    res = merge([str(tmp_path / "B"), "--workdir", str(tmp_path / "w"), "--trust", str(tmp_path / "keys")])
+    assert res.exit_code == 0 and re.search(r"sucre\s+accepted 2 ", res.output), res.output
+    assert "1 accepted acta(s) name a mesa outside the registry" in res.output
+    build_bundle(tmp_path / "w", tmp_path / "M", key=key.secret)
+    team, merged = db(tmp_path / "B"), db(tmp_path / "M")
+    for sql in ("SELECT * FROM totals_nacional", "SELECT * FROM outside_registry_totals",
+                "SELECT mesa_id, outside_registry, counted, counted_outside FROM actas ORDER BY 1"):
+        assert team.execute(sql).fetchall() == merged.execute(sql).fetchall(), sql
+    row = merged.execute("SELECT outside_registry, counted_outside, provenance FROM actas WHERE mesa_id = ?",
+                         ("21201999.01",)).fetchone()
+    assert tuple(row) == (1, 1, "sucre")
+    with Workdir(tmp_path / "w") as wd:  # the input says so too, as for an own photo
+        assert [r[0] for r in wd.db.execute("SELECT locator FROM inputs WHERE code = 'outside_registry'")] == \
+            [f"team-bundle:sucre:{sha256((tmp_path / 'B' / 'SHA256SUMS').read_bytes())[:16]}!acta="
+             f"{team.execute('SELECT id FROM actas WHERE outside_registry = 1').fetchone()[0]}"]
