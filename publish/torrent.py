@@ -677,8 +677,12 @@ class Seeder:
         on_status: Callable[[SeedStatus], None] | None = None,
         interval: float = 1.0,
         peer_retry: float = 5.0,
+        on_start: Callable[[], None] | None = None,
     ) -> SeedSummary:
-        """Seed until ``stop`` is set, ``max_seconds`` pass, or SIGINT/SIGTERM (main thread)."""
+        """Seed until ``stop`` is set, ``max_seconds`` pass, or SIGINT/SIGTERM (main thread).
+
+        ``on_start`` is called once Ctrl-C is handled, so a caller that announces "seeding" there
+        never tells a user to press Ctrl-C a moment before pressing it would abort instead."""
         if self.ses is None:
             self.start()
         stop = stop or threading.Event()
@@ -691,6 +695,8 @@ class Seeder:
         max_peers = 0
         interrupted = False
         try:
+            if on_start:
+                on_start()
             while not stop.is_set():
                 now = time.monotonic()
                 if max_seconds is not None and now - t0 >= max_seconds:

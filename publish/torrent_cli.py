@@ -180,8 +180,8 @@ def seed(bundle, torrents, listen, no_dht, no_lsd, no_port_mapping, no_utp, peer
         with seeder:
             for info in seeder.infos:
                 _err(f"  {info.path.name}: {info.kind}, {len(info.files)} files OK, info-hash {_info_hashes(info)}")
-            _err(f"seeding on port {seeder.port} (Ctrl-C to stop)")
-            summary = seeder.run(max_seconds=duration, on_status=lambda st: line.show(st.line()))
+            summary = seeder.run(max_seconds=duration, on_status=lambda st: line.show(st.line()),
+                                 on_start=lambda: _err(f"seeding on port {seeder.port} (Ctrl-C to stop)"))
         line.done()
         _err(f"stopped{' (interrupted)' if summary.interrupted else ''}: sent {summary.uploaded / 1048576:.1f} MiB "
              f"in {summary.seconds:.0f}s, up to {summary.max_peers} peer(s) at once")
