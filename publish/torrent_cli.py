@@ -106,7 +106,9 @@ def _with(options):
 @click.option("--archive-item", metavar="ID",
               help="The Internet Archive item holding this bundle (`testigo upload B --identifier ID`): "
                    "names the torrent ID and adds the item as a web seed, so downloads work even with "
-                   "no peer online. Same as --name ID --web-seed https://archive.org/download/.")
+                   "no peer online. Same as --name ID --web-seed https://archive.org/download/. Refused "
+                   "when the upload is spread over several items (ID-part-01, ...): one web seed URL "
+                   "cannot serve files kept in several items.")
 def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archive_item):
     """Make the .torrent files of a signed BUNDLE and print their magnet links.
 
@@ -124,7 +126,7 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
     if v1_only and hybrid_only:
         raise click.UsageError("--v1-only and --hybrid-only exclude each other")
     if archive_item:
-        from .internet_archive import ARCHIVE_DOWNLOAD_URL, validate_identifier
+        from .internet_archive import torrent_web_seed, validate_identifier
         try:
             archive_item = validate_identifier(archive_item)
         except TestigoError as e:
@@ -132,8 +134,12 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
         if name and name != archive_item:
             raise click.UsageError("--archive-item names the torrent after the item; drop --name "
                                    "or give the same value")
+        with _library_errors(_Line(every=10.0)):    # refuses a bundle spread over several items
+            seed, note = torrent_web_seed(bundle, archive_item)
+        if note:
+            _err(note)
         # clients fetch WEBSEED/NAME/<file>; the archive serves download/ITEM/<file>
-        name, web_seeds = archive_item, (*web_seeds, ARCHIVE_DOWNLOAD_URL)
+        name, web_seeds = archive_item, (*web_seeds, seed)
     kinds = ("v1",) if v1_only else ("hybrid",) if hybrid_only else T.KINDS
     line = _Line(every=10.0)
     with _library_errors(line):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from internetarchive import Item
+from internetarchive import ArchiveSession, Item
 
 from archive import errors
 from publish import internet_archive as ia
@@ -123,9 +123,10 @@ def fake(monkeypatch, tmp_path):
         return _real_make_session(merged)
 
     monkeypatch.setattr(ia, "make_session", make_session)
+    monkeypatch.setattr(ia.client, "make_session", make_session)  # where the package looks it up
 
     # The library patches socket.connect once per process; wrap whatever is there now.
-    ia.ArchiveSession(config={"general": {"secure": False}})
+    ArchiveSession(config={"general": {"secure": False}})
     real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
     loopback = {"127.0.0.1", "::1", "localhost"}
 

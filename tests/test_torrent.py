@@ -31,6 +31,8 @@ from click.testing import CliRunner
 
 from publish import torrent as T
 from publish import torrent_cli
+# the local fake archive (tests/iaserver.py), for --archive-item
+from test_internet_archive import fake  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = dict(dht=False, lsd=False, upnp=False, natpmp=False)
@@ -424,7 +426,8 @@ def test_torrent_cli_prints_magnets(fake_bundle, tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_torrent_cli_archive_item_names_the_torrent_and_seeds_from_the_item(fake_bundle, tmp_path):
+def test_torrent_cli_archive_item_names_the_torrent_and_seeds_from_the_item(fake, fake_bundle, tmp_path):  # noqa: F811
+    """(``fake``: the item's layout is read from the local fake archive, never archive.org.)"""
     runner = CliRunner()
     out = tmp_path / "ia.torrent"
     res = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--out", str(out), "--archive-item",
@@ -435,6 +438,8 @@ def test_torrent_cli_archive_item_names_the_torrent_and_seeds_from_the_item(fake
     assert info.name == "testigo-ve-2024-20240801"
     assert info.web_seeds == ("https://archive.org/download/",)
     assert "ws=https%3A%2F%2Farchive.org%2Fdownload%2F" in res.stdout.splitlines()[0]
+    # the item was asked whether it holds the whole bundle (a split upload has no web seed)
+    assert [r.path for r in fake.requests] == ["/metadata/testigo-ve-2024-20240801"]
     bad = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--archive-item", "no spaces"])
     assert bad.exit_code == 2 and "--archive-item" in bad.output
     clash = runner.invoke(torrent_cli.torrent, [str(fake_bundle), "--archive-item", "abc-1", "--name", "x"])
