@@ -2,13 +2,20 @@
 
 Static content (photos and assets named by hash) gets an immutable Cache-Control; repeated
 anonymous GETs of pages are answered from memory; identical requests in flight are coalesced;
-anything but GET/HEAD/OPTIONS is refused (the site is read-only).
+anything but GET/HEAD/OPTIONS is refused (the site is read-only); every answer carries the
+security headers (publish.headers); Datasette's own data-browser pages wait for a turn at the
+gate (publish.gate) so that they can never crowd out the public's pages.
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections import OrderedDict
 
+from .browser import DataBrowserDown
+from .gate import RETRY_AFTER_S, Busy, Gate
+from .headers import FILE_POLICY, add_security_headers
 from .site import IMMUTABLE_TTL
 from .site_state import SiteState
 
@@ -53,14 +60,46 @@ class ResponseCache:
 
 COALESCE_WAIT_S = 15.0
 NO_CACHE_PREFIXES = (b"/-/", b"/descargas/", b"/images/", b"/assets/")
+#: Files served as they are (no SQL, no rendering): never held at the gate.
+FILE_PREFIXES = (b"/assets/", b"/images/", b"/-/static/", b"/-/static-plugins/", b"/descargas/")
+
+
+async def send_simple(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], policy: str,
+                      content_type: bytes = b"text/plain; charset=utf-8") -> None:
+    """A complete small answer (refusals, busy), with the security headers."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store")] + headers
+    await send({"type": "http.response.start", "status": status, "headers": add_security_headers(headers, policy)})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def busy_body(path: bytes) -> tuple[bytes, bytes]:
+    """(body, content type) of the 503 the gate gives: JSON for JSON URLs, text otherwise."""
+    es = ("El explorador de datos está muy solicitado ahora: inténtelo en unos segundos, o descargue "
+          "la base de datos completa en /descargas y explórela en su computadora.")
+    en = ("The data browser is in heavy demand right now: try again in a few seconds, or download the "
+          "whole database from /descargas and explore it on your own computer.")
+    if path.endswith(b".json"):
+        return (json.dumps({"ok": False, "status": 503, "error": en, "error_es": es}, ensure_ascii=False).encode(),
+                b"application/json; charset=utf-8")
+    return f"503: {es}\n{en}\n".encode(), b"text/plain; charset=utf-8"
 
 
 class CacheLayer:
-    """ASGI middleware: Cache-Control for static content, and the response cache."""
+    """ASGI middleware: headers, the read-only rule, the response cache and the data gate."""
 
-    def __init__(self, app, st: SiteState):
+    def __init__(self, app, st: SiteState, site_paths: list[str], gate: Gate | None = None):
         self.app = app
         self.st = st
+        self.site_paths = [re.compile(p) for p in site_paths]
+        self.gate = gate or Gate()
+
+    def is_data_browser(self, path: bytes) -> bool:
+        """Is this one of Datasette's own pages (table, query, row, database...)?"""
+        if path.startswith(FILE_PREFIXES) or path == b"/favicon.ico" or path.endswith(b".db"):
+            return False
+        text = path.decode("utf-8", "replace")
+        return not any(p.match(text) for p in self.site_paths)
 
     def _static_headers(self, path: bytes, query: bytes, status: int) -> list[tuple[bytes, bytes]]:
         if status not in (200, 304):
@@ -68,7 +107,7 @@ class CacheLayer:
         immutable = (b"cache-control", f"public, max-age={IMMUTABLE_TTL}, immutable".encode())
         if path.startswith(b"/images/"):
             # named by the sha256 of their bytes: they can never change
-            return [immutable, (b"content-security-policy", b"default-src 'none'; sandbox")]
+            return [immutable, (b"content-security-policy", FILE_POLICY.encode())]
         if path.startswith(b"/assets/") and b"v=" in query:
             return [immutable]
         if path.startswith((b"/assets/", b"/-/static/")) or path == b"/favicon.ico" or path.endswith(b".db"):
@@ -81,16 +120,12 @@ class CacheLayer:
         path = (scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")).partition(b"?")[0]
         query = scope.get("query_string") or b""
         method = scope.get("method", "GET")
+        policy = self.st.policy
         if method not in ("GET", "HEAD", "OPTIONS"):
             # The site is read-only: no logins, no writes, no canned write queries. Refusing
             # here also spares Datasette's POST handlers (a POST to a table page is a 500 there).
-            body = b"405: this site is read-only / este sitio es de solo lectura\n"
-            await send({"type": "http.response.start", "status": 405,
-                        "headers": [(b"allow", b"GET, HEAD, OPTIONS"), (b"content-type", b"text/plain; charset=utf-8"),
-                                    (b"content-length", str(len(body)).encode()),
-                                    (b"cache-control", b"no-store")]})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
+            return await send_simple(send, 405, b"405: this site is read-only / este sitio es de solo lectura\n",
+                                     [(b"allow", b"GET, HEAD, OPTIONS")], policy)
         req_headers = {k.lower() for k, _ in scope.get("headers") or []}
         personal = b"cookie" in req_headers or b"authorization" in req_headers
         cache = self.st.cache
@@ -129,8 +164,7 @@ class CacheLayer:
                 if extra:
                     drop = {k for k, _ in extra}
                     headers = [(k, v) for k, v in headers if k.lower() not in drop] + extra
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
+                headers = add_security_headers(headers, policy)
                 if captured["ok"] and (status != 200 or b"set-cookie" in names):
                     captured["ok"] = False
                 for k, v in headers:
@@ -154,7 +188,21 @@ class CacheLayer:
             await send(message)
 
         try:
-            await self.app(scope, receive, wrapped_send)
+            if self.is_data_browser(path):
+                browser = self.st.browser
+                try:
+                    async with self.gate.turn():
+                        if browser is None:
+                            await self.app(scope, receive, wrapped_send)
+                        else:
+                            await browser.forward(scope, receive, wrapped_send)
+                except (Busy, DataBrowserDown):
+                    body, ctype = busy_body(path)
+                    await send_simple(send, 503, body, [(b"retry-after", str(RETRY_AFTER_S).encode())],
+                                      policy, ctype)
+                    return
+            else:
+                await self.app(scope, receive, wrapped_send)
             if captured["ok"] and captured["done"]:
                 cache.put(key, captured["status"], captured["headers"], b"".join(captured["body"]))
         finally:

@@ -21,6 +21,8 @@ from archive import manifest, shards, signing
 from archive.database import COLUMN_DESCRIPTIONS, VIEWS
 from archive.errors import TestigoError
 
+from .gate import DATA_CONCURRENCY
+
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -41,7 +43,7 @@ DEFAULT_SETTINGS = {
     "facet_time_limit_ms": 200,
     "facet_suggest_time_limit_ms": 50,
     "suggest_facets": False,        # suggested facets cost queries on every table page
-    "allow_facet": True,
+    "allow_facet": True,            # on indexed columns and the tables' own facets (publish.cache)
     "allow_download": True,
     "allow_csv_stream": True,
     "max_csv_mb": 100,
@@ -288,6 +290,42 @@ CANNED_QUERIES = {
 }
 
 
+def _sqlite_readonly(db_path: Path):
+    import sqlite3
+    return sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
+
+
+def relation_names(db_path: Path) -> list[str]:
+    """Tables and views a visitor can browse (not the full-text index's own tables)."""
+    conn = _sqlite_readonly(db_path)
+    try:
+        rows = conn.execute("select name, sql from sqlite_master where type in ('table', 'view') "
+                            "and name not like 'sqlite_%' order by name").fetchall()
+    finally:
+        conn.close()
+    fts = [n for n, sql in rows if "virtual table" in (sql or "").lower()]
+    return [n for n, _ in rows if not any(n == f or n.startswith(f + "_") for f in fts)]
+
+
+def indexed_columns(db_path: Path) -> dict[str, set[str]]:
+    """{table: columns an index can sort or group by}: every column of an index, and the
+    primary key (or rowid). Views have none."""
+    conn = _sqlite_readonly(db_path)
+    try:
+        out: dict[str, set[str]] = {}
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+        for t in tables:
+            cols = out.setdefault(t, set())
+            info = conn.execute("select name, pk from pragma_table_info(?)", (t,)).fetchall()
+            pks = [n for n, pk in sorted(info, key=lambda r: r[1]) if pk]
+            cols |= set(pks) or {"rowid"}
+            for (index,) in conn.execute("select name from pragma_index_list(?)", (t,)).fetchall():
+                cols |= {r[0] for r in conn.execute("select name from pragma_index_info(?)", (index,)) if r[0]}
+        return out
+    finally:
+        conn.close()
+
+
 def build_metadata(bundle: Bundle) -> dict:
     """Datasette metadata for a bundle: titles, licence, sources, descriptions, canned queries."""
     dp = bundle.datapackage
@@ -333,6 +371,11 @@ def build_metadata(bundle: Bundle) -> dict:
         if area != "candidate":
             tables.setdefault(t, {})["facets"] = [c for c in ("candidate", "estado")
                                                   if c in cols and not (c == "estado" and area == "cod_edo")]
+    # Sorts only where an index answers them (publish.cache refuses facets elsewhere too): a sort
+    # on any other column is a full scan per visitor, the cheapest way to keep a Datasette busy.
+    indexed = indexed_columns(bundle.db_path)
+    for t in relation_names(bundle.db_path):
+        tables.setdefault(t, {})["sortable_columns"] = sorted(indexed.get(t, ()))
     return {
         "title": title,
         "description_html": description_html,
@@ -352,7 +395,7 @@ def build_metadata(bundle: Bundle) -> dict:
     }
 
 
-def build_settings(cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = True, **overrides) -> dict:
+def build_settings(cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = False, **overrides) -> dict:
     s = dict(DEFAULT_SETTINGS)
     s["default_cache_ttl"] = int(cache_ttl)
     s["default_allow_sql"] = bool(allow_sql)
@@ -369,20 +412,24 @@ def register_plugin() -> None:
 
 
 def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
-                   cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = True,
-                   response_cache_mb: int = 64, settings: dict | None = None):
+                   cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = False,
+                   response_cache_mb: int = 64, data_concurrency: int = DATA_CONCURRENCY,
+                   settings: dict | None = None):
     """A Datasette serving ``bundle_dir`` read-only (immutable mode), with the site's pages.
 
     ``torrent``: a .torrent of the bundle to offer (default: ``<bundle>.torrent`` beside the
     folder when it exists). ``cache_ttl``: Cache-Control max-age of pages and downloads.
-    ``response_cache_mb``: memory for the in-process cache of repeated answers (0: none).
+    ``allow_sql``: let visitors run their own SQL (a private instance). ``response_cache_mb``:
+    memory for the in-process cache of repeated answers (0: none). ``data_concurrency``: how
+    many of Datasette's own pages are computed at once (publish.gate).
     """
     from datasette.app import Datasette
 
     bundle = load_bundle(bundle_dir, torrent)
     register_plugin()
     from .site_state import SiteState
-    state = SiteState(bundle=bundle, cache_ttl=int(cache_ttl), response_cache_bytes=int(response_cache_mb) * 2**20)
+    state = SiteState(bundle=bundle, cache_ttl=int(cache_ttl), response_cache_bytes=int(response_cache_mb) * 2**20,
+                      data_concurrency=int(data_concurrency))
 
     class SiteDatasette(Datasette):
         # The hooks find the site's state on the instance; Datasette builds its app (and so
@@ -440,7 +487,7 @@ def check_database(bundle: Bundle) -> None:
     """Open the bundle's database read-only and look for the tables the site needs."""
     import sqlite3
     try:
-        conn = sqlite3.connect(f"file:{bundle.db_path}?immutable=1", uri=True)
+        conn = _sqlite_readonly(bundle.db_path)
         try:
             names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
         finally:
@@ -454,23 +501,37 @@ def check_database(bundle: Bundle) -> None:
 
 def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
           torrent: str | Path | None = None, cache_ttl: int = DEFAULT_CACHE_TTL,
-          allow_sql: bool = True, echo=None, log_level: str = "warning") -> None:
+          allow_sql: bool = False, response_cache_mb: int = 64,
+          data_concurrency: int = DATA_CONCURRENCY, echo=None, log_level: str = "warning") -> None:
     """Serve a bundle until interrupted (blocking).
 
     Once listening, calls ``echo(url)`` (default: print it), e.g. ``http://127.0.0.1:8001/``;
     with ``port=0`` the URL tells which port was given.
     """
-    ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql)
+    ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
+                        response_cache_mb=response_cache_mb, data_concurrency=data_concurrency)
     check_database(ds.testigo_site.bundle)
-    # invoke_startup loads the small tables before the first visitor
-    serve_app(ds.app(), host, port, echo=echo, startup=ds.invoke_startup, log_level=log_level)
+    from .browser import DataBrowser
+    browser = DataBrowser(ds.testigo_site.bundle.path, [
+        *(["--torrent", str(torrent)] if torrent else []), "--cache-ttl", str(int(cache_ttl)),
+        *(["--allow-sql"] if allow_sql else [])])
+    try:
+        browser.start()                  # Datasette's own pages, in a process of their own
+        ds.testigo_site.browser = browser
+        # invoke_startup loads the small tables before the first visitor
+        serve_app(ds.app(), host, port, echo=echo, startup=ds.invoke_startup, shutdown=browser.stop,
+                  log_level=log_level)
+    finally:
+        browser.stop()
 
 
-def serve_app(app, host: str, port: int, *, echo=None, startup=None, log_level: str = "warning") -> None:
+def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=None,
+              log_level: str = "warning") -> None:
     """Run an ASGI app with uvicorn until interrupted; ``echo(url)`` once it listens.
 
-    ``startup``: an async callable awaited before the socket opens. With ``port=0`` the URL
-    tells which port the system gave.
+    ``startup``: an async callable awaited before the socket opens; ``shutdown``: a callable
+    run once the server has stopped (also after a signal, which uvicorn re-raises once it has
+    shut down). With ``port=0`` the URL tells which port the system gave.
     """
     import uvicorn
 
@@ -486,6 +547,11 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, log_level: 
                     for sock in srv.sockets:
                         h, p = sock.getsockname()[:2]
                         echo(f"http://{f'[{h}]' if ':' in h else h}:{p}/")
+
+        async def shutdown(self, sockets=None):
+            await super().shutdown(sockets=sockets)
+            if shutdown is not None:
+                shutdown()
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                             server_header=False, timeout_keep_alive=10, backlog=2048)

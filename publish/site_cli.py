@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import click
 
+from .gate import DATA_CONCURRENCY
 from .site import DEFAULT_CACHE_TTL
 
 
@@ -36,8 +37,17 @@ def server_errors(host: str, port: int):
 @click.option("--cache-ttl", default=DEFAULT_CACHE_TTL, show_default=True, type=click.IntRange(0),
               help="Cache-Control max-age in seconds for pages, JSON and downloads "
                    "(photos and static files, named by their hash, get a year).")
-@click.option("--no-sql", is_flag=True, help="Do not let visitors run their own SQL queries.")
-def serve(bundle, host, port, torrent, cache_ttl, no_sql):
+@click.option("--allow-sql", is_flag=True,
+              help="Let visitors run their own SQL (off by default: a public site's SQL is the easiest "
+                   "way to starve it). For a private instance; the database is downloadable for anyone "
+                   "who wants all of Datasette on their own machine.")
+@click.option("--response-cache-mb", default=64, show_default=True, type=click.IntRange(0),
+              help="Memory for answers kept to serve again (0: compute every request).")
+@click.option("--data-concurrency", default=DATA_CONCURRENCY, show_default=True, type=click.IntRange(1),
+              help="How many of Datasette's own pages (tables, facets, CSV) are computed at once; "
+                   "more wait a few seconds or get 503 with Retry-After. The site's own pages "
+                   "(home, buscar, mesa, totales...) never wait for these.")
+def serve(bundle, host, port, torrent, cache_ttl, allow_sql, response_cache_mb, data_concurrency):
     """Serve a bundle as a public, read-only website (Datasette, immutable mode).
 
     Spanish first (?lang=en for English): find a centre, open a mesa with its acta photo,
@@ -46,7 +56,8 @@ def serve(bundle, host, port, torrent, cache_ttl, no_sql):
     from .site import serve as run
 
     with server_errors(host, port):
-        run(bundle, host, port, torrent=torrent, cache_ttl=cache_ttl, allow_sql=not no_sql,
+        run(bundle, host, port, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
+            response_cache_mb=response_cache_mb, data_concurrency=data_concurrency,
             echo=lambda url: click.echo(f"Serving {bundle} at {url}  (Ctrl+C to stop)"))
 
 

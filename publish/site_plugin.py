@@ -15,13 +15,14 @@ Pages (``?lang=en`` for English; ``.json`` for the data of the page):
   /images/SHA256.EXT  an acta photo, read out of the bundle's zip shards
 """
 from __future__ import annotations
-from __future__ import annotations
 
 from datasette import hookimpl
 
 from .cache import CacheLayer, ResponseCache
+from .gate import Gate
+from .headers import page_policy
 from .pages import areas, check, home, mesa, photos, search
-from .pages.common import helpers
+from .pages.common import answers_when_busy, helpers
 from .site_state import state_of
 
 
@@ -55,25 +56,30 @@ def startup(datasette):
     return inner
 
 
+#: The site's own pages (everything else is Datasette's data browser). publish.cache tells the
+#: two apart with these same patterns.
+ROUTES = [
+    (r"^/$", home.home),
+    (r"^/robots\.txt$", home.robots),
+    (r"^/buscar(?P<fmt>\.json)?$", search.buscar),
+    (r"^/centro/(?P<centro>[^/]*?)(?P<fmt>\.json)?$", areas.centro_page),
+    (r"^/mesa$", mesa.mesa_redirect),
+    (r"^/mesa/(?P<id>[^/]*?)(?P<fmt>\.json)?$", mesa.mesa_page),
+    (r"^/totales(?P<fmt>\.json)?$", areas.totales),
+    (r"^/totales/(?P<nivel>[a-z]+)/(?P<id>[^/]*?)(?P<fmt>\.json)?$", areas.totales),
+    (r"^/comprobar(?P<fmt>\.json)?$", check.comprobar),
+    (r"^/descargas$", home.descargas),
+    (r"^/descargas/(?P<name>[^/]+)$", home.descarga_file),
+    (r"^/acerca$", home.acerca),
+    (r"^/images/(?P<name>[^/]+)$", photos.photo),
+]
+
+
 @hookimpl
 def register_routes(datasette):
     if state_of(datasette) is None:
         return []
-    return [
-        (r"^/$", home.home),
-        (r"^/robots\.txt$", home.robots),
-        (r"^/buscar(?P<fmt>\.json)?$", search.buscar),
-        (r"^/centro/(?P<centro>[^/]*?)(?P<fmt>\.json)?$", areas.centro_page),
-        (r"^/mesa$", mesa.mesa_redirect),
-        (r"^/mesa/(?P<id>[^/]*?)(?P<fmt>\.json)?$", mesa.mesa_page),
-        (r"^/totales(?P<fmt>\.json)?$", areas.totales),
-        (r"^/totales/(?P<nivel>[a-z]+)/(?P<id>[^/]*?)(?P<fmt>\.json)?$", areas.totales),
-        (r"^/comprobar(?P<fmt>\.json)?$", check.comprobar),
-        (r"^/descargas$", home.descargas),
-        (r"^/descargas/(?P<name>[^/]+)$", home.descarga_file),
-        (r"^/acerca$", home.acerca),
-        (r"^/images/(?P<name>[^/]+)$", photos.photo),
-    ]
+    return [(pattern, answers_when_busy(view)) for pattern, view in ROUTES]
 
 
 @hookimpl
@@ -84,5 +90,18 @@ def asgi_wrapper(datasette):
 
     def wrap(app):
         st.cache = ResponseCache(st.response_cache_bytes)
-        return CacheLayer(app, st)
+        dirs = tuple(str(d) for d in [datasette.template_dir] if d)
+        st.policy = page_policy(bool(datasette.setting("allow_facet")), dirs)
+        return CacheLayer(app, st, [pattern for pattern, _ in ROUTES], Gate(st.data_concurrency))
     return wrap
+
+
+@hookimpl
+def handle_exception(datasette, request, exception):
+    """Datasette answers a sort the metadata does not allow with a 500; it is the visitor's
+    request that is wrong (400), and a 5xx must mean the server failed."""
+    from datasette.views.base import DatasetteError
+    if state_of(datasette) is not None and isinstance(exception, DatasetteError) \
+            and str(exception.message).startswith("Cannot sort table by"):
+        exception.status = 400
+    return None

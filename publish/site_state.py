@@ -34,6 +34,10 @@ class SiteState:
     _warmed: bool = False
     _warm_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cache: object = None        # publish.cache.ResponseCache, set by the ASGI wrapper
+    pool: object = None         # publish.pool.SitePool: the site's own SQL threads (first query)
+    policy: str = ""            # Content-Security-Policy of pages (publish.headers), set by the ASGI wrapper
+    data_concurrency: int = 1   # Datasette pages computed at once (publish.gate)
+    browser: object = None      # publish.browser.DataBrowser: Datasette's pages in their own process
     level_cache: dict = field(default_factory=dict)
     level_locks: dict = field(default_factory=dict)
     national: dict | None = None

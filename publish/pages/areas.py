@@ -72,10 +72,10 @@ class Level:
 
 LEVELS = {
     "estado": Level("cod_edo", r"\d{1,3}", "select cod_edo, nombre from estados where cod_edo = :k"),
-    "municipio": Level("municipio_id", r"\d{1,3}\.\d{1,3}",
+    "municipio": Level("municipio_id", r"\d{1,4}\.\d{1,4}",
                        "select m.id, m.nombre, m.cod_edo, e.nombre as estado from municipios m "
                        "left join estados e on e.cod_edo = m.cod_edo where m.id = :k"),
-    "parroquia": Level("parroquia_id", r"\d{1,3}\.\d{1,3}\.\d{1,3}",
+    "parroquia": Level("parroquia_id", r"\d{1,4}\.\d{1,4}\.\d{1,4}",
                        "select p.id, p.nombre, p.cod_edo, p.municipio_id, e.nombre as estado, "
                        "m.nombre as municipio from parroquias p left join estados e on e.cod_edo = p.cod_edo "
                        "left join municipios m on m.id = p.municipio_id where p.id = :k"),
@@ -142,8 +142,7 @@ async def _children(datasette, nivel: str | None, key) -> tuple[str | None, list
     names = await query(datasette, names_sql, {"k": key})
     if child == "centro":   # a parish's centres only, not the whole table
         by = _votes_by_area(await query(datasette, "select centro as k, candidate, votes from totals_centro "
-                                     "where centro in (select centro from centros where parroquia_id = :k)",
-                                     {"k": key}))
+                                     "where parroquia_id = :k", {"k": key}))
     else:
         by = await level_totals(datasette, child)
     out = []

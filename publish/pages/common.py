@@ -1,14 +1,18 @@
 """What every page shares: language and number formatting, rendering, JSON, errors, charts."""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import urllib.parse
 
+from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response
 
 from archive.database import mesa_id as format_mesa_id
 
+from ..gate import RETRY_AFTER_S
 from ..site_state import SiteState, state_of
 
 MESA_RE = re.compile(r"^\s*(\d{1,12})\s*[.\-/ ]\s*(\d{1,3})\s*$")
@@ -73,16 +77,19 @@ def helpers(request, lang: str | None = None) -> dict:
 
 
 def page_headers(st: SiteState, status: int = 200, lang: str = "es") -> dict:
+    if status >= 500:   # a busy or failing server: no cache may keep that answer
+        return {"Cache-Control": "no-store", "Content-Language": lang, "Retry-After": str(RETRY_AFTER_S)}
     ttl = st.cache_ttl if status == 200 else min(60, st.cache_ttl)
-    return {"Cache-Control": f"public, max-age={ttl}", "Content-Language": lang,
-            "Referrer-Policy": "no-referrer"}
+    return {"Cache-Control": f"public, max-age={ttl}", "Content-Language": lang}
 
 
 async def query(datasette, sql: str, params=None) -> list[dict]:
+    """Rows as dicts, from the site's own SQL threads (see publish.pool)."""
     st = state_of(datasette)
-    db = datasette.get_database(st.bundle.db_name)
-    res = await db.execute(sql, params or {}, log_sql_errors=False)
-    return [dict(r) for r in res.rows]
+    if st.pool is None:
+        from ..pool import SitePool
+        st.pool = SitePool(datasette, st.bundle.db_name)
+    return await st.pool.query(sql, params or {})
 
 
 async def render(datasette, request, template: str, context: dict, status: int = 200) -> Response:
@@ -107,6 +114,24 @@ async def error_page(datasette, request, status: int, es: str, en: str, fmt: str
         return as_json(st, {"ok": False, "status": status, "error": en, "error_es": es}, status)
     return await render(datasette, request, "testigo_error.html",
                         {"status": status, "message_es": es, "message_en": en}, status)
+
+
+def answers_when_busy(handler):
+    """A page handler that answers 503 (try again shortly) when one of its queries hits the time
+    limit, instead of a 500: the site says it is busy, it never looks broken."""
+    sig = inspect.signature(handler)
+
+    @functools.wraps(handler)
+    async def wrapper(*args):
+        try:
+            return await handler(*args)
+        except QueryInterrupted:
+            arg = sig.bind(*args).arguments
+            fmt = (getattr(arg.get("request"), "url_vars", None) or {}).get("fmt")
+            return await error_page(arg["datasette"], arg.get("request"), 503,
+                                    "El servidor está muy ocupado; inténtelo de nuevo en unos segundos.",
+                                    "The server is very busy; try again in a few seconds.", fmt)
+    return wrapper
 
 
 def clean_text(value: str | None, limit: int) -> tuple[str, bool]:

@@ -1,0 +1,157 @@
+"""The data browser in a process of its own, at a lower CPU priority.
+
+`testigo serve` answers the public's pages (home, buscar, mesa, totales, comprobar, descargas,
+photos) itself, and hands Datasette's own pages (tables, facets, filters, CSV, visitors' SQL
+when allowed) to a second process that runs the same site over a Unix socket, ``nice``\\ d, so
+that a crowd sending the expensive requests only ever slows that process down: it has its own
+interpreter (rendering a 1,000-row table takes half a second of one), its own SQL threads and
+the scheduler's leftovers. The front still counts how many of those requests are in flight
+(publish.gate) and keeps the rest waiting or refuses them.
+
+Run as ``python -m publish.browser BUNDLE --uds PATH [serve options]`` by :class:`DataBrowser`;
+it exits when the process that started it is gone.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+#: How much lower the data browser's CPU priority is (nice value added; 19 is the lowest).
+NICE = 10
+START_TIMEOUT_S = 60.0
+#: Headers that belong to one connection, not to the request (RFC 9110, section 7.6.1).
+HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+              b"trailer", b"transfer-encoding", b"upgrade"}
+
+
+class DataBrowserDown(Exception):
+    """The data browser process cannot answer now (starting again)."""
+
+
+class DataBrowser:
+    """Start, watch and talk to the data browser process."""
+
+    def __init__(self, bundle_dir: str | Path, serve_args: list[str], nice: int = NICE):
+        self.bundle_dir = str(bundle_dir)
+        self.serve_args = list(serve_args)
+        self.nice = nice
+        self.dir = Path(tempfile.mkdtemp(prefix="testigo-data-"))
+        self.socket = str(self.dir / "data.sock")
+        self.proc: subprocess.Popen | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._lock = threading.Lock()
+
+    def start(self, wait: bool = True) -> None:
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return
+            Path(self.socket).unlink(missing_ok=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "publish.browser", self.bundle_dir, "--uds", self.socket,
+                 "--nice", str(self.nice), "--parent", str(os.getpid()), *self.serve_args],
+                stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DataBrowserDown(f"the data browser process exited with code {self.proc.returncode}")
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise DataBrowserDown(f"the data browser process did not start within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.socket),
+                                             timeout=httpx.Timeout(120.0, connect=5.0))
+        return self._client
+
+    async def forward(self, scope, receive, send) -> None:
+        """Answer an ASGI HTTP request with the data browser's answer, streamed."""
+        raw = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string") or b""
+        url = "http://data" + raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() not in HOP_BY_HOP]
+        request = self.client().build_request(scope["method"], url, headers=headers)
+        try:
+            response = await self.client().send(request, stream=True)
+        except httpx.TransportError as e:
+            if self.proc is None or self.proc.poll() is not None:   # it died: bring it back
+                await asyncio.get_running_loop().run_in_executor(None, self.start, False)
+            raise DataBrowserDown(str(e)) from e
+        try:
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit when the front process is gone (even if it was killed without a chance to stop us)."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True, name="testigo-parent-watch").start()
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    import uvicorn
+
+    from .site import make_datasette
+
+    ap = argparse.ArgumentParser(description="testigo's data browser process (started by `testigo serve`)")
+    ap.add_argument("bundle")
+    ap.add_argument("--uds", required=True)
+    ap.add_argument("--nice", type=int, default=NICE)
+    ap.add_argument("--parent", type=int)
+    ap.add_argument("--torrent")
+    ap.add_argument("--cache-ttl", type=int)
+    ap.add_argument("--allow-sql", action="store_true")
+    a = ap.parse_args(argv)
+    if a.parent:
+        _exit_with_parent(a.parent)
+    if a.nice:
+        os.nice(a.nice)
+    kw = {"cache_ttl": a.cache_ttl} if a.cache_ttl is not None else {}
+    # No response cache here (the front keeps one) and no gate of its own (the front's counts).
+    ds = make_datasette(a.bundle, torrent=a.torrent, allow_sql=a.allow_sql, response_cache_mb=0,
+                        data_concurrency=1_000, **kw)
+    config = uvicorn.Config(ds.app(), uds=a.uds, log_level="warning", lifespan="on", server_header=False,
+                            timeout_keep_alive=30)
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
