@@ -13,7 +13,6 @@ it exits when the process that started it is gone.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -103,7 +102,7 @@ class DataBrowser:
             response = await self.client().send(request, stream=True)
         except httpx.TransportError as e:
             if self.proc is None or self.proc.poll() is not None:   # it died: bring it back
-                await asyncio.get_running_loop().run_in_executor(None, self.start, False)
+                self.start(wait=False)          # a fork, not a wait: the requests meanwhile get 503
             raise DataBrowserDown(str(e)) from e
         try:
             await send({"type": "http.response.start", "status": response.status_code,
@@ -119,7 +118,7 @@ def _exit_with_parent(parent: int) -> None:
     """Exit when the front process is gone (even if it was killed without a chance to stop us)."""
     def watch():
         while os.getppid() == parent:
-            time.sleep(1.0)
+            time.sleep(0.5)
         os._exit(0)
     threading.Thread(target=watch, daemon=True, name="testigo-parent-watch").start()
 

@@ -538,6 +538,10 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
     echo = echo or (lambda url: print(url, flush=True))
 
     class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            await super().shutdown(sockets=sockets)
+            browser.stop()      # here: after a signal, uvicorn re-raises it once it has shut down
+
         async def startup(self, sockets=None):
             if startup is not None:
                 await startup()

@@ -92,7 +92,8 @@ def asgi_wrapper(datasette):
         st.cache = ResponseCache(st.response_cache_bytes)
         dirs = tuple(str(d) for d in [datasette.template_dir] if d)
         st.policy = page_policy(bool(datasette.setting("allow_facet")), dirs)
-        return CacheLayer(app, st, [pattern for pattern, _ in ROUTES], Gate(st.data_concurrency))
+        st.gate = Gate(st.data_concurrency)
+        return CacheLayer(app, st, [pattern for pattern, _ in ROUTES], st.gate)
     return wrap
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from datasette.utils.asgi import Response, asgi_send_file
 
+from ..headers import FILE_POLICY
 from ..site_state import state_of
 from .common import bars, error_page, query, render
 
@@ -62,7 +63,7 @@ async def descarga_file(datasette, request, send):
                                 "That file is not one of the downloads.")
     suffix = Path(name).suffix
     ctype = DOWNLOAD_TYPES.get(suffix, "text/plain; charset=utf-8")
-    headers = {"cache-control": f"public, max-age={st.cache_ttl}", "content-security-policy": "default-src 'none'; sandbox",
+    headers = {"cache-control": f"public, max-age={st.cache_ttl}", "content-security-policy": FILE_POLICY,
                "access-control-allow-origin": "*"}
     if d.sha256:
         headers["etag"] = f'"{d.sha256}"'
