@@ -6,9 +6,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: zbar for QR decoding at run time; the rest only for the test suite
 # (minisign: stock signature check; chromium: browser tests; transmission-cli and
 # aria2: non-libtorrent BitTorrent clients for interoperability tests; unzip: stock reader of
-# the photo shards).
+# the photo shards; nginx: the caching reverse proxy of deploy/nginx.conf, started on loopback
+# by its test).
 APT_RUN  := libzbar0
-APT_TEST := minisign chromium transmission-cli aria2 unzip
+APT_TEST := minisign chromium transmission-cli aria2 unzip nginx
 PORT ?= 8001
 
 .PHONY: install install-test demo test bench vendor boundaries clean
