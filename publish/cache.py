@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import urllib.parse
 from collections import OrderedDict
 
 from .browser import DataBrowserDown
@@ -71,6 +72,24 @@ async def send_simple(send, status: int, body: bytes, headers: list[tuple[bytes,
                (b"cache-control", b"no-store")] + headers
     await send({"type": "http.response.start", "status": status, "headers": add_security_headers(headers, policy)})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+#: Query parameters that ask Datasette for a facet (a GROUP BY over the filtered table).
+FACET_PARAMS = ("_facet", "_facet_array", "_facet_date")
+
+
+def refused_facets(st: SiteState, path: bytes, query: bytes) -> list[str]:
+    """The facets a data-browser request asks for on a column without an index (and not among
+    the table's own facets): each is a full scan per visitor, so they are not offered."""
+    if not st.facetable or b"_facet" not in query:
+        return []
+    parts = urllib.parse.unquote(path.decode("utf-8", "replace")).strip("/").split("/")
+    if len(parts) != 2 or parts[0] != st.bundle.db_name:
+        return []
+    table = re.sub(r"\.(json|csv)$", "", parts[1])
+    allowed = st.facetable.get(table, set())
+    return [v for k, v in urllib.parse.parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True)
+            if k in FACET_PARAMS and v not in allowed]
 
 
 def busy_body(path: bytes) -> tuple[bytes, bytes]:
@@ -189,6 +208,16 @@ class CacheLayer:
 
         try:
             if self.is_data_browser(path):
+                refused = refused_facets(self.st, path, query)
+                if refused:
+                    msg = (f"No facet by {', '.join(refused)}: facets are offered on indexed columns only. "
+                           "Download the database (/descargas) to group by anything. / Sin facetas por esas "
+                           "columnas: descargue la base de datos para agrupar por cualquiera.")
+                    body = (json.dumps({"ok": False, "status": 400, "error": msg}).encode()
+                            if b".json" in path else msg.encode() + b"\n")
+                    await send_simple(send, 400, body, [], policy, b"application/json; charset=utf-8"
+                                      if b".json" in path else b"text/plain; charset=utf-8")
+                    return
                 browser = self.st.browser
                 try:
                     async with self.gate.turn():

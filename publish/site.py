@@ -438,9 +438,12 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
             self.testigo_site = state
             super().__init__(*args, **kwargs)
 
+    metadata = build_metadata(bundle)
+    state.facetable = {t: set(m.get("sortable_columns", ())) | set(m.get("facets", ()))
+                       for t, m in metadata["databases"][bundle.db_name]["tables"].items()}
     ds = SiteDatasette(
         immutables=[str(bundle.db_path)],
-        metadata=build_metadata(bundle),
+        metadata=metadata,
         settings=build_settings(cache_ttl, allow_sql, **(settings or {})),
         template_dir=str(TEMPLATES),
         static_mounts=[("assets", str(STATIC))],

@@ -37,6 +37,7 @@ class SiteState:
     pool: object = None         # publish.pool.SitePool: the site's own SQL threads (first query)
     policy: str = ""            # Content-Security-Policy of pages (publish.headers), set by the ASGI wrapper
     data_concurrency: int = 1   # Datasette pages computed at once (publish.gate)
+    facetable: dict = field(default_factory=dict)   # {table: columns a visitor may facet by}
     gate: object = None         # publish.gate.Gate of the data browser's pages, set by the ASGI wrapper
     browser: object = None      # publish.browser.DataBrowser: Datasette's pages in their own process
     level_cache: dict = field(default_factory=dict)
