@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "seed": "publish.torrent_cli:seed",
     "fetch": "publish.torrent_cli:fetch",
     "upload": "publish.upload_cli:upload",
+    "mirror": "publish.mirror_cli:mirror",
     "check": "publish.check_cli:check",
     "transcribe": "publish.transcribe_cli:transcribe",
 }

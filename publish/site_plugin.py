@@ -62,6 +62,7 @@ ROUTES = [
     (r"^/$", home.home),
     (r"^/robots\.txt$", home.robots),
     (r"^/buscar(?P<fmt>\.json)?$", search.buscar),
+    (r"^/buscar/centros\.json$", search.centros_index),
     (r"^/centro/(?P<centro>[^/]*?)(?P<fmt>\.json)?$", areas.centro_page),
     (r"^/mesa$", mesa.mesa_redirect),
     (r"^/mesa/(?P<id>[^/]*?)(?P<fmt>\.json)?$", mesa.mesa_page),

@@ -44,6 +44,7 @@ class SiteState:
     level_locks: dict = field(default_factory=dict)
     national: dict | None = None
     outside_line: dict | None = None     # the separate totals line "actas outside the registry"
+    search_index: bytes | None = None   # /buscar/centros.json, built on first request
     issues_by_acta: bool = False
 
     async def warm(self, datasette) -> None:

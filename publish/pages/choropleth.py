@@ -62,7 +62,8 @@ def estado_map(election_id: str, national_order: list[str], names: dict, votes_b
             areas.append(area)
             continue
         row = votes_by_estado.get(s.cod_edo) or {"nombre": s.name, "votes": {}, "total": 0}
-        area.update(name=row["nombre"], href=link(f"/totales/estado/{s.cod_edo}"))
+        # a link only to an estado the data has (a bundle's registry may cover part of the map)
+        area.update(name=row["nombre"], href=link(f"/totales/estado/{s.cod_edo}") if s.cod_edo in votes_by_estado else None)
         total = row["total"]
         if not total:
             area.update(fill=NO_DATA, info=f"{row['nombre']}: " + T("sin actas contadas", "no counted actas"))

@@ -1,13 +1,15 @@
 """Buscar: find a centre by code or place name (full-text search) and list its mesas."""
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 
 from datasette.database import QueryInterrupted
+from datasette.utils.asgi import Response
 
 from ..site_state import state_of
-from .common import as_json, clean_text, normal_mesa_id, query, render
+from .common import as_json, clean_text, normal_mesa_id, page_headers, query, render
 
 MAX_QUERY_CHARS = 200        # search text kept
 MAX_TOKENS = 8
@@ -77,3 +79,30 @@ async def buscar(datasette, request):
     return await render(datasette, request, "testigo_buscar.html",
                         {"q": q, "cut": cut, "rows": rows, "total": total, "problem": problem,
                          "mesa_hint": mesa_hint, "max_results": MAX_RESULTS})
+
+
+async def centros_index(datasette, request):
+    """/buscar/centros.json: every centre with its place and mesas, for searching in the browser
+    (the static mirror has no server to ask). Same file on the site and in the mirror.
+
+    {"places": [[estado, municipio, parroquia], ...],
+     "centros": [[centro, place index, electores, mesas], ...]}  where mesas is n for mesas
+    1..n (almost every centre) or the list of mesa numbers.
+    """
+    st = state_of(datasette)
+    if st.search_index is None:
+        places: dict[tuple, int] = {}
+        centros = []
+        mesas: dict[int, list[int]] = {}
+        for r in await query(datasette, "select centro, mesa from mesas order by centro, mesa"):
+            mesas.setdefault(r["centro"], []).append(r["mesa"])
+        for r in await query(datasette, "select centro, estado, municipio, parroquia, electores from centros "
+                                        "order by centro"):
+            place = places.setdefault((r["estado"], r["municipio"], r["parroquia"]), len(places))
+            ms = mesas.get(r["centro"], [])
+            centros.append([r["centro"], place, r["electores"], len(ms) if ms == list(range(1, len(ms) + 1)) else ms])
+        st.search_index = json.dumps({"places": list(places), "centros": centros}, ensure_ascii=False,
+                                     separators=(",", ":")).encode()
+    headers = page_headers(st)
+    headers["Access-Control-Allow-Origin"] = "*"
+    return Response(st.search_index, headers=headers, content_type="application/json; charset=utf-8")
