@@ -22,6 +22,8 @@ class Page:
     content_type: str
     text: str
     found_on: str | None = None
+    depth: int = 0
+    via: "Page | None" = field(default=None, repr=False)     # the page the link was found on
 
 
 @dataclass
@@ -50,27 +52,28 @@ def same_site_links(text: str, base: str) -> list[str]:
     return out
 
 
-def crawl(get, start: list[str], follow=lambda path, depth: True, limit: int = 5000) -> Crawl:
-    """Breadth-first from ``start``: ``get(path)`` -> (status, content type, text); the links of
-    an HTML page fetched at depth d are fetched when ``follow(link, d + 1)`` says so (the start
-    pages are at depth 0). More than ``limit`` pages is an error: the site exposes that many."""
+def crawl(get, start: list[str], follow=lambda link, parent: True, limit: int = 5000) -> Crawl:
+    """Breadth-first from ``start`` (depth 0): ``get(path)`` -> (status, content type, text); a
+    link of an HTML page is fetched when ``follow(link, page)`` says so. More than ``limit``
+    pages is an error: the site exposes that many."""
     result = Crawl()
-    queue = deque((p, None, 0) for p in start)
+    queue = deque((p, None) for p in start)
     seen = set(start)
     while queue:
-        path, parent, depth = queue.popleft()
+        path, parent = queue.popleft()
         if len(result.pages) >= limit:
-            raise AssertionError(f"more than {limit} pages reachable; last from {parent}: {path}")
+            raise AssertionError(f"more than {limit} pages reachable; last from {parent.path}: {path}")
         status, ctype, text = get(path)
-        result.pages[path] = Page(path, status, ctype, text, parent)
+        page = result.pages[path] = Page(path, status, ctype, text, parent.path if parent else None,
+                                         parent.depth + 1 if parent else 0, parent)
         if not ctype.startswith("text/html") or status >= 400:
             continue
         for link in same_site_links(text, path):
             if link in seen:
                 continue
             seen.add(link)
-            if follow(link, depth + 1):
-                queue.append((link, path, depth + 1))
+            if follow(link, page):
+                queue.append((link, page))
             else:
                 result.skipped.add(link)
     return result
