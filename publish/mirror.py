@@ -177,15 +177,11 @@ def _write(root: Path, rel: str, data: bytes) -> int:
     return len(data)
 
 
-def _published_images(bundle) -> Iterator[tuple[str, Path]]:
-    """(mirror path, file) of every published photo. THE one place that knows where a bundle
-    keeps its photos (decision 1: becomes the shard reader when that lands)."""
-    conn = sqlite3.connect(f"file:{bundle.db_path}?immutable=1", uri=True)
-    try:
-        for (path,) in conn.execute("select path from images order by path"):
-            yield path, bundle.path / path
-    finally:
-        conn.close()
+def _published_images(bundle) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(mirror path, reader of its bytes) of every published photo, out of the bundle's shards
+    (each read checked against its sha256 name)."""
+    for m in bundle.images or ():
+        yield f"images/{m.name}", lambda m=m: bundle.images.read(m)
 
 
 def _check_output(out: Path) -> None:
@@ -368,9 +364,7 @@ def _copy_files(client: InProcessClient, bundle, root: Path, used: set[str], rep
             shutil.copyfile(d.path, target)
             report.files += 1
             bar.update(1)
-        for rel, src in images:
-            target = root / file_for("/" + rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
+        for rel, read in images:
+            _write(root, file_for("/" + rel), read())
             report.images += 1
             bar.update(1)
