@@ -439,8 +439,7 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
             super().__init__(*args, **kwargs)
 
     metadata = build_metadata(bundle)
-    state.facetable = {t: set(m.get("sortable_columns", ())) | set(m.get("facets", ()))
-                       for t, m in metadata["databases"][bundle.db_name]["tables"].items()}
+    state.facetable = facetable_columns(metadata, bundle)
     ds = SiteDatasette(
         immutables=[str(bundle.db_path)],
         metadata=metadata,
@@ -484,6 +483,33 @@ class InProcessClient:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+def state_from_config(datasette):
+    """The site's state on a plain `datasette serve BUNDLE/DB.db --metadata M.json` whose
+    metadata has ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (the route of
+    `datasette publish`, see deploy/README.md); None without that configuration."""
+    config = datasette.plugin_config(PLUGIN_NAME) or {}
+    if not config.get("bundle"):
+        return None
+    from .gate import DATA_CONCURRENCY
+    from .site_state import SiteState
+    bundle = load_bundle(config["bundle"], config.get("torrent"))
+    if bundle.db_name not in datasette.databases:
+        raise SiteError(f"datasette serves {', '.join(datasette.databases)}, not the bundle's "
+                        f"{bundle.db_path.name}: pass that file to datasette")
+    state = SiteState(bundle=bundle, cache_ttl=int(datasette.setting("default_cache_ttl")),
+                      response_cache_bytes=int(config.get("response_cache_mb", 64)) * 2**20,
+                      data_concurrency=int(config.get("data_concurrency", DATA_CONCURRENCY)))
+    state.metadata = build_metadata(bundle)
+    state.facetable = facetable_columns(state.metadata, bundle)
+    return state
+
+
+def facetable_columns(metadata: dict, bundle: Bundle) -> dict[str, set[str]]:
+    """{table: columns a visitor may facet by}: the indexed ones and the table's own facets."""
+    return {t: set(m.get("sortable_columns", ())) | set(m.get("facets", ()))
+            for t, m in metadata["databases"][bundle.db_name]["tables"].items()}
 
 
 def check_database(bundle: Bundle) -> None:

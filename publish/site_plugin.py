@@ -78,9 +78,33 @@ ROUTES = [
 
 @hookimpl
 def register_routes(datasette):
-    if state_of(datasette) is None:
+    st = state_of(datasette)
+    if st is None:
         return []
-    return [(pattern, answers_when_busy(view)) for pattern, view in ROUTES]
+    routes = [(pattern, answers_when_busy(view)) for pattern, view in ROUTES]
+    if st.metadata is not None:     # a plain `datasette serve`: the site's own files too
+        from datasette.utils.asgi import asgi_static
+        from .site import STATIC
+        routes.append((r"^/assets/(?P<path>.*)$", asgi_static(str(STATIC))))
+    return routes
+
+
+@hookimpl
+def get_metadata(datasette, key, database, table):
+    """On a plain `datasette serve`, the site's metadata (titles, descriptions, canned queries,
+    sortable columns); a metadata.json given to Datasette still wins where it says otherwise."""
+    st = vars(datasette).get("testigo_site")        # never configure from here: reading the
+    return st.metadata if st is not None and st.metadata else {}   # config calls this hook
+
+
+@hookimpl
+def prepare_jinja2_environment(env, datasette):
+    """On a plain `datasette serve`, the site's templates without --template-dir."""
+    st = state_of(datasette)
+    if st is not None and st.metadata is not None:
+        import jinja2
+        from .site import TEMPLATES
+        env.loader = jinja2.ChoiceLoader([env.loader, jinja2.FileSystemLoader(str(TEMPLATES))])
 
 
 @hookimpl

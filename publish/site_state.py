@@ -37,6 +37,7 @@ class SiteState:
     pool: object = None         # publish.pool.SitePool: the site's own SQL threads (first query)
     policy: str = ""            # Content-Security-Policy of pages (publish.headers), set by the ASGI wrapper
     data_concurrency: int = 1   # Datasette pages computed at once (publish.gate)
+    metadata: dict | None = None   # only on a plain `datasette serve`: given through get_metadata
     facetable: dict = field(default_factory=dict)   # {table: columns a visitor may facet by}
     gate: object = None         # publish.gate.Gate of the data browser's pages, set by the ASGI wrapper
     browser: object = None      # publish.browser.DataBrowser: Datasette's pages in their own process
@@ -97,4 +98,11 @@ class SiteState:
 
 
 def state_of(datasette) -> SiteState | None:
-    return getattr(datasette, "testigo_site", None)
+    """The site's state, or None on a Datasette that is not the site. A plain `datasette serve`
+    (as `datasette publish` deploys it) becomes the site when its metadata names the bundle:
+    ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (publish.site.state_from_config)."""
+    if "testigo_site" not in vars(datasette):
+        datasette.testigo_site = None            # set first: reading the config reads metadata
+        from .site import state_from_config
+        datasette.testigo_site = state_from_config(datasette)
+    return datasette.testigo_site
