@@ -68,6 +68,7 @@ def cli():
       build   workdir -> signed, reproducible bundle (SQLite + images + SHA256SUMS)
       verify  check a bundle's signature, checksums and database
       serve   the bundle as a public Datasette site
+      mirror  the site as static files anyone can host
       torrent / seed / fetch / upload   share the bundle
       check   does my photo of an acta match the archive (a bundle or a site)?
       transcribe  volunteers type in the photos whose QR could not be read

@@ -210,6 +210,7 @@ class CacheLayer:
             if self.is_data_browser(path):
                 refused = refused_facets(self.st, path, query)
                 if refused:
+                    await asyncio.sleep(self.gate.refusal_delay_s)    # as the gate's refusals: no instant retry
                     msg = (f"No facet by {', '.join(refused)}: facets are offered on indexed columns only. "
                            "Download the database (/descargas) to group by anything. / Sin facetas por esas "
                            "columnas: descargue la base de datos para agrupar por cualquiera.")
