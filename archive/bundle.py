@@ -14,6 +14,7 @@ too (``published/``), so a rebuild after more photos strips only the new ones.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -311,6 +312,21 @@ def _check_output(out: Path) -> None:
                              "rebuild would delete; move those files away first")
 
 
+@contextlib.contextmanager
+def staged_folder(out: Path, purpose: str):
+    """A fresh hidden folder beside ``out`` to write into (``.OUT.<purpose>-PID``): when the block
+    ends normally it replaces ``out`` whole; on any failure it is deleted and ``out`` is untouched."""
+    staging = out.with_name(f".{out.name}.{purpose}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_into_place(staging, out)
+
+
 def _swap_into_place(staging: Path, out: Path) -> None:
     """Replace ``out`` by the finished ``staging`` folder; a stale file can never survive."""
     if out.exists():
@@ -354,11 +370,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             raise BundleError(f"bundle name {name!r}: use letters, digits, '.', '_' and '-' only")
         _check_output(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.with_name(f".{out.name}.building-{os.getpid()}")
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
-        try:
+        with staged_folder(out, "building") as staging:
             state = _read_workdir(wd)
             images, image_rows, stripped, written = publish_images(
                 wd, state, staging, election, progress_factory, warnings,
@@ -428,11 +440,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings,
                 outside_registry=info["counts"]["outside_registry"],
                 totals_outside_registry=info["totals_outside_registry"])
-            _swap_into_place(staging, out)
             return report
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     finally:
         if sk is not None:
             sk.wipe()

@@ -31,7 +31,6 @@ import multiprocessing
 import random
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -204,7 +203,7 @@ async def measure(host: str, port: int, db_name: str, mesas: list[str], totals: 
 
 
 def run_config(bundle: Path, label: str, extra: list[str], a, mesas: list[str], totals: list[str], db_name: str) -> dict:
-    from publish.site import start_in_subprocess
+    from publish.site import start_in_subprocess, stop_process
     proc, url = start_in_subprocess(bundle, "--response-cache-mb", "0", *extra)
     try:
         u = urllib.parse.urlsplit(url)
@@ -217,11 +216,7 @@ def run_config(bundle: Path, label: str, extra: list[str], a, mesas: list[str], 
         res["server_cpu_pct"] = [round(100 * (c1 - c0) / dt, 1) if c0 is not None and c1 is not None else None
                                  for c0, c1 in zip(cpu0, cpu1)]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     res["config"] = f"testigo serve {' '.join(extra) or '(defaults)'}"
     if not a.json:
         report(label, res, a)

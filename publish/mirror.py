@@ -200,7 +200,7 @@ def make_mirror(bundle_dir: str | Path, out: str | Path, *, key=None, password: 
     rendering pages (default: one per core). ``progress_factory(n)`` -> a context with
     ``.update(k)`` (pages, then files).
     """
-    from archive.bundle import _swap_into_place
+    from archive.bundle import staged_folder
 
     out = Path(out)
     _check_output(out)
@@ -212,47 +212,41 @@ def make_mirror(bundle_dir: str | Path, out: str | Path, *, key=None, password: 
     report = MirrorReport(path=out, signed=sk is not None,
                           key_id=signing.key_id(sk.get_public_key()) if sk is not None else None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.mirroring-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     client = InProcessClient(ds)
     try:
-        with progress(progress_factory, count_paths(bundle.db_path)) as bar:
-            if jobs == 1:
-                counts = [_render_share(client, staging, 0, 1, bar.update)]
+        with staged_folder(out, "mirroring") as staging:
+            with progress(progress_factory, count_paths(bundle.db_path)) as bar:
+                if jobs == 1:
+                    counts = [_render_share(client, staging, 0, 1, bar.update)]
+                else:
+                    counts = _render_in_processes(bundle.path, torrent, staging, jobs, bar.update)
+            used: set[str] = set()
+            for pages, json_files, files in counts:
+                report.pages += pages
+                report.json += json_files
+                used |= files
+            _copy_files(client, bundle, staging, used, report, progress_factory)
+            (staging / INFO).write_text(json.dumps({
+                "what": "static mirror of a testigo site (testigo mirror)",
+                "bundle": bundle.db_name, "election": bundle.election_id,
+                "bundle_manifest_sha256": manifest.sha256_file(bundle.path / manifest.MANIFEST)
+                if (bundle.path / manifest.MANIFEST).is_file() else None,
+                "bundle_key_id": bundle.key_id, "mirror_key_id": report.key_id,
+                "verify": ["sha256sum -c SHA256SUMS", "minisign -Vm SHA256SUMS -p minisign.pub"],
+            }, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            if sk is not None:
+                (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(sk.get_public_key()))
+            manifest.write_manifest(staging)
+            if sk is not None:
+                signing.sign_file(sk, staging / manifest.MANIFEST,
+                                  f"file:SHA256SUMS\tmirror-of:{bundle.db_name}\telection:{bundle.election_id}"
+                                  "\tsigned-by:testigo")
             else:
-                counts = _render_in_processes(bundle.path, torrent, staging, jobs, bar.update)
-        used: set[str] = set()
-        for pages, json_files, files in counts:
-            report.pages += pages
-            report.json += json_files
-            used |= files
-        _copy_files(client, bundle, staging, used, report, progress_factory)
-        (staging / INFO).write_text(json.dumps({
-            "what": "static mirror of a testigo site (testigo mirror)",
-            "bundle": bundle.db_name, "election": bundle.election_id,
-            "bundle_manifest_sha256": manifest.sha256_file(bundle.path / manifest.MANIFEST)
-            if (bundle.path / manifest.MANIFEST).is_file() else None,
-            "bundle_key_id": bundle.key_id, "mirror_key_id": report.key_id,
-            "verify": ["sha256sum -c SHA256SUMS", "minisign -Vm SHA256SUMS -p minisign.pub"],
-        }, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if sk is not None:
-            (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(sk.get_public_key()))
-        manifest.write_manifest(staging)
-        if sk is not None:
-            signing.sign_file(sk, staging / manifest.MANIFEST,
-                              f"file:SHA256SUMS\tmirror-of:{bundle.db_name}\telection:{bundle.election_id}"
-                              "\tsigned-by:testigo")
-        else:
-            report.warnings.append("the mirror is not signed (no --key): visitors can check its files "
-                                   "against SHA256SUMS but not who made it")
-        report.bytes = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        report.manifest_sha256 = manifest.sha256_file(staging / manifest.MANIFEST)
-        _swap_into_place(staging, out)
+                report.warnings.append("the mirror is not signed (no --key): visitors can check its files "
+                                       "against SHA256SUMS but not who made it")
+            report.bytes = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+            report.manifest_sha256 = manifest.sha256_file(staging / manifest.MANIFEST)
         return report
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     finally:
         client.close()
         if st.pool is not None:

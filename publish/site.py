@@ -591,6 +591,17 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
     Server(config).run()
 
 
+def stop_process(proc, timeout: float = 10) -> None:
+    """Stop a server started by start_in_subprocess / start_command: SIGTERM, then SIGKILL."""
+    import subprocess
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def start_in_subprocess(bundle_dir: str | Path, *args: str, timeout: float = 60):
     """Run `testigo serve BUNDLE --port 0 ARGS` in a child process; return (process, URL).
 

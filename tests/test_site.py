@@ -513,12 +513,7 @@ def start_server(bundle: Path, *extra: str) -> tuple[subprocess.Popen, str]:
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    site_mod.stop_process(proc)
 
 
 def test_real_server_over_http(bundle, facts):
