@@ -204,6 +204,9 @@ def test_mirror_in_a_browser_search_open_a_mesa_see_photo_numbers_totals(static_
     mesa_id, centro, validos = db_rows(mirror_bundle, "select p.mesa_id, m.centro, c.validos from actas p "
                                        "join mesas m on m.id = p.mesa_id join actas c on c.mesa_id = p.mesa_id "
                                        "and c.counted = 1 where p.image_sha256 is not null order by 1 limit 1")[0]
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+            and "frame-ancestors" not in m.text else None)
     page.goto(static_server + "/")
     page.fill("#q", str(centro))
     with page.expect_navigation():
@@ -238,3 +241,4 @@ def test_mirror_in_a_browser_search_open_a_mesa_see_photo_numbers_totals(static_
     page.goto(static_server + "/buscar/?q=" + urllib.parse.quote(word))
     page.wait_for_selector("#results")
     assert f"Centro {centro}" in page.inner_text("#results")
+    assert blocked == []                    # the mirror's <meta> policy let every script it needs run
