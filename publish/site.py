@@ -22,6 +22,7 @@ from archive.database import COLUMN_DESCRIPTIONS, VIEWS
 from archive.errors import TestigoError
 
 from .gate import DATA_CONCURRENCY
+from .indexes import facetable_columns, indexed_columns, readonly, relation_names
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -290,42 +291,6 @@ CANNED_QUERIES = {
 }
 
 
-def _sqlite_readonly(db_path: Path):
-    import sqlite3
-    return sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
-
-
-def relation_names(db_path: Path) -> list[str]:
-    """Tables and views a visitor can browse (not the full-text index's own tables)."""
-    conn = _sqlite_readonly(db_path)
-    try:
-        rows = conn.execute("select name, sql from sqlite_master where type in ('table', 'view') "
-                            "and name not like 'sqlite_%' order by name").fetchall()
-    finally:
-        conn.close()
-    fts = [n for n, sql in rows if "virtual table" in (sql or "").lower()]
-    return [n for n, _ in rows if not any(n == f or n.startswith(f + "_") for f in fts)]
-
-
-def indexed_columns(db_path: Path) -> dict[str, set[str]]:
-    """{table: columns an index can sort or group by}: every column of an index, and the
-    primary key (or rowid). Views have none."""
-    conn = _sqlite_readonly(db_path)
-    try:
-        out: dict[str, set[str]] = {}
-        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
-        for t in tables:
-            cols = out.setdefault(t, set())
-            info = conn.execute("select name, pk from pragma_table_info(?)", (t,)).fetchall()
-            pks = [n for n, pk in sorted(info, key=lambda r: r[1]) if pk]
-            cols |= set(pks) or {"rowid"}
-            for (index,) in conn.execute("select name from pragma_index_list(?)", (t,)).fetchall():
-                cols |= {r[0] for r in conn.execute("select name from pragma_index_info(?)", (index,)) if r[0]}
-        return out
-    finally:
-        conn.close()
-
-
 def build_metadata(bundle: Bundle) -> dict:
     """Datasette metadata for a bundle: titles, licence, sources, descriptions, canned queries."""
     dp = bundle.datapackage
@@ -439,7 +404,7 @@ def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
             super().__init__(*args, **kwargs)
 
     metadata = build_metadata(bundle)
-    state.facetable = facetable_columns(metadata, bundle)
+    state.facetable = facetable_columns(metadata, bundle.db_name)
     ds = SiteDatasette(
         immutables=[str(bundle.db_path)],
         metadata=metadata,
@@ -485,38 +450,11 @@ class InProcessClient:
         self.loop.close()
 
 
-def state_from_config(datasette):
-    """The site's state on a plain `datasette serve BUNDLE/DB.db --metadata M.json` whose
-    metadata has ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (the route of
-    `datasette publish`, see deploy/README.md); None without that configuration."""
-    config = datasette.plugin_config(PLUGIN_NAME) or {}
-    if not config.get("bundle"):
-        return None
-    from .gate import DATA_CONCURRENCY
-    from .site_state import SiteState
-    bundle = load_bundle(config["bundle"], config.get("torrent"))
-    if bundle.db_name not in datasette.databases:
-        raise SiteError(f"datasette serves {', '.join(datasette.databases)}, not the bundle's "
-                        f"{bundle.db_path.name}: pass that file to datasette")
-    state = SiteState(bundle=bundle, cache_ttl=int(datasette.setting("default_cache_ttl")),
-                      response_cache_bytes=int(config.get("response_cache_mb", 64)) * 2**20,
-                      data_concurrency=int(config.get("data_concurrency", DATA_CONCURRENCY)))
-    state.metadata = build_metadata(bundle)
-    state.facetable = facetable_columns(state.metadata, bundle)
-    return state
-
-
-def facetable_columns(metadata: dict, bundle: Bundle) -> dict[str, set[str]]:
-    """{table: columns a visitor may facet by}: the indexed ones and the table's own facets."""
-    return {t: set(m.get("sortable_columns", ())) | set(m.get("facets", ()))
-            for t, m in metadata["databases"][bundle.db_name]["tables"].items()}
-
-
 def check_database(bundle: Bundle) -> None:
     """Open the bundle's database read-only and look for the tables the site needs."""
     import sqlite3
     try:
-        conn = _sqlite_readonly(bundle.db_path)
+        conn = readonly(bundle.db_path)
         try:
             names = {r[0] for r in conn.execute("select name from sqlite_master where type in ('table', 'view')")}
         finally:

@@ -100,9 +100,30 @@ class SiteState:
 def state_of(datasette) -> SiteState | None:
     """The site's state, or None on a Datasette that is not the site. A plain `datasette serve`
     (as `datasette publish` deploys it) becomes the site when its metadata names the bundle:
-    ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (publish.site.state_from_config)."""
+    ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (state_from_config, below)."""
     if "testigo_site" not in vars(datasette):
         datasette.testigo_site = None            # set first: reading the config reads metadata
-        from .site import state_from_config
         datasette.testigo_site = state_from_config(datasette)
     return datasette.testigo_site
+
+
+def state_from_config(datasette):
+    """The site's state on a plain `datasette serve BUNDLE/DB.db --metadata M.json` whose
+    metadata has ``{"plugins": {"testigo_site": {"bundle": "PATH"}}}`` (the route of
+    `datasette publish`, see deploy/README.md); None without that configuration."""
+    from .gate import DATA_CONCURRENCY
+    from .indexes import facetable_columns
+    from .site import PLUGIN_NAME, SiteError, build_metadata, load_bundle
+    config = datasette.plugin_config(PLUGIN_NAME) or {}
+    if not config.get("bundle"):
+        return None
+    bundle = load_bundle(config["bundle"], config.get("torrent"))
+    if bundle.db_name not in datasette.databases:
+        raise SiteError(f"datasette serves {', '.join(datasette.databases)}, not the bundle's "
+                        f"{bundle.db_path.name}: pass that file to datasette")
+    state = SiteState(bundle=bundle, cache_ttl=int(datasette.setting("default_cache_ttl")),
+                      response_cache_bytes=int(config.get("response_cache_mb", 64)) * 2**20,
+                      data_concurrency=int(config.get("data_concurrency", DATA_CONCURRENCY)))
+    state.metadata = build_metadata(bundle)
+    state.facetable = facetable_columns(state.metadata, bundle.db_name)
+    return state
