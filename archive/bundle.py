@@ -15,25 +15,26 @@ too (``published/``), so a rebuild after more photos strips only the new ones.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
 import shutil
 import sqlite3
 import tomllib
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
 from . import manifest, provenance, shards, signing, transcription
-from .database import mesa_id, municipio_id, national_totals, parroquia_id, write_database
+from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
+from .progress import counted
 from .published import IMAGES_DIR, publish_images
 from .readme import LICENSE_TEXT, readme_text
 from .workdir import Workdir
@@ -96,7 +97,7 @@ def public_file_name(locator: str) -> str:
     return _split_locator(locator)[1]
 
 
-def _local_prefixes(locators: list[str]) -> list[str]:
+def _local_prefixes(locators: Iterable[str]) -> list[str]:
     """Folder prefixes ('/home/ana/fotos/') of every locator, longest first, to scrub from texts."""
     prefixes = {_split_locator(loc)[0] for loc in locators} - {""}
     return sorted(prefixes, key=lambda p: (-len(p), p))
@@ -112,8 +113,18 @@ def _scrub(text: str | None, prefixes: list[str]) -> str | None:
     return text
 
 
-def _natural(text: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+def natural_key(text: str) -> str:
+    """A string that sorts (code point or UTF-8 byte order, as SQLite does) like people sort file
+    names: numbers by value ('foto 9' before 'foto 10'). Text runs end with NUL, so a shorter run
+    sorts first; a number is its digit count (5 digits) then its digits."""
+    out = []
+    for k, t in enumerate(re.split(r"(\d+)", text)):
+        if k % 2:
+            d = str(int(t))
+            out.append(f"{len(d):05d}{d}")
+        else:
+            out.append(t + "\0")
+    return "".join(out)
 
 
 def _software_versions() -> dict[str, str]:
@@ -139,46 +150,67 @@ def _dist(name: str) -> str:
 
 # --- reading the workdir ---------------------------------------------------------------------------
 
-@dataclass
-class _State:
-    actas: list[dict]
-    issues: list[dict]
-    blobs: dict[str, sqlite3.Row]
-    transcriptions: list[dict] = field(default_factory=list)   # transcription.published()
-    awaiting_transcription: int = 0
-    provenance: provenance.Provenance = field(default_factory=provenance.Provenance)
+class _Rows:
+    """Rows of one query, read afresh on every iteration (a pass), never held all at once."""
+
+    def __init__(self, db: sqlite3.Connection, sql: str, params=()):
+        self.db, self.sql, self.params = db, sql, params
+
+    def __iter__(self):
+        return iter(self.db.execute(self.sql, self.params))
 
 
-def _read_workdir(wd: Workdir) -> _State:
-    """One consistent snapshot of the workdir state (a read transaction)."""
-    db = wd.db
-    db.execute("BEGIN")
-    try:
-        actas = [dict(r) for r in db.execute("SELECT * FROM actas")]
-        inputs = [dict(r) for r in db.execute(
-            "SELECT id, locator, sha256, outcome, code, reason, acta_id FROM inputs "
-            "WHERE outcome NOT IN ('decoded', 'transcribed')")]
-        locators = [r[0] for r in db.execute("SELECT DISTINCT locator FROM inputs")]
-        shas = {a["image_sha256"] for a in actas if a["image_sha256"]}
-        blobs = {}
-        for r in db.execute("SELECT * FROM blobs WHERE media_type LIKE 'image/%'"):
-            if r["sha256"] in shas:
-                blobs[r["sha256"]] = r
-        transcribed, awaiting = transcription.published(db), transcription.awaiting(db)
-        origins = provenance.read(db)
-    finally:
-        db.execute("COMMIT")
-    prefixes = _local_prefixes(locators)
-    for i in inputs:
-        i["file"] = public_file_name(i["locator"])
-        i["reason"] = _scrub(i["reason"], prefixes)
-    return _State(actas, inputs, blobs, transcribed, awaiting, origins)
+class _Blobs:
+    """The workdir's blob rows by sha256, looked up one at a time."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def get(self, sha: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+
+
+class _Snapshot:
+    """The workdir as one read transaction, so that every pass of a build sees the same state
+    (an ingest may write meanwhile). Rows are streamed in the order the bundle needs them, so
+    a build's memory does not grow with the number of actas or inputs."""
+
+    def __init__(self, wd: Workdir):
+        self.db = wd.db
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("SELECT count(*) FROM meta").fetchone()    # the read transaction starts here
+            prefixes = _local_prefixes(r[0] for r in self.db.execute("SELECT DISTINCT locator FROM inputs"))
+            self.transcriptions = transcription.published(self.db)  # one row per agreed photo: few
+            self.awaiting_transcription = transcription.awaiting(self.db)
+            self.provenance = provenance.read(self.db)      # lookups by acta and photo (team ones only)
+            self.team_ids = provenance.bundle_ids(self.provenance)
+        except BaseException:
+            self.db.execute("COMMIT")
+            raise
+        self.db.create_function("testigo_file_order", 1, lambda loc: natural_key(public_file_name(loc)),
+                                deterministic=True)
+        self.db.create_function("testigo_scrub", 1, lambda text: _scrub(text, prefixes), deterministic=True)
+        self.actas = _Rows(self.db, "SELECT * FROM actas")
+        # by mesa (the index actas_mesa): the bundle's order within a mesa is settled per mesa
+        self.actas_by_mesa = _Rows(self.db, "SELECT * FROM actas ORDER BY centro, mesa")
+        self.mesas_read = _Rows(self.db, "SELECT DISTINCT centro, mesa FROM actas")
+        self.blobs = _Blobs(self.db)
+        self.issues = _Rows(self.db, """
+            SELECT id, locator, sha256, outcome, code, testigo_scrub(reason) AS reason, acta_id FROM inputs
+            WHERE outcome NOT IN ('decoded', 'transcribed')
+            ORDER BY testigo_file_order(locator), sha256, outcome, coalesce(code, ''),
+                     coalesce(testigo_scrub(reason), ''), id""")
+
+    def close(self) -> None:
+        self.db.execute("COMMIT")
 
 
 # --- rows ------------------------------------------------------------------------------------------
 
-def _geography(election, actas: list[dict] = ()) -> dict[str, list[dict]]:
-    """Registry rows, plus flagged rows for the mesas and centres outside it that ``actas`` name."""
+def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
+    """Registry rows, plus flagged rows for the mesas and centres outside it among ``read``, the
+    (centro, mesa) of every mesa with an acta."""
     centros: dict[int, dict] = {}
     mesas = []
     for (centro, mesa), m in sorted(election.mesas.items()):
@@ -196,7 +228,7 @@ def _geography(election, actas: list[dict] = ()) -> dict[str, list[dict]]:
                 "mesas": 0, "electores": 0, "outside_registry": 0}
         c["mesas"] += 1
         c["electores"] += m.electores
-    outside = sorted({(a["centro"], a["mesa"]) for a in actas if a["outside_registry"]})
+    outside = sorted({(c, m) for c, m in read if (c, m) not in election.mesas})
     for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
         mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": None,
                       "outside_registry": 1})
@@ -232,54 +264,125 @@ def _crosscheck(a: dict, others: list[dict]) -> tuple[str | None, str | None]:
     return "agree", None
 
 
-def _acta_rows(state: _State, images: dict[str, dict], election) -> tuple[list[dict], dict[int, int]]:
-    """Actas with bundle ids, counted flags and cross-checks. Returns (rows, workdir id -> bundle id)."""
-    def key(a):  # the published image's sha256, so readers of the bundle can check the order
-        published = images[a["image_sha256"]]["sha256"] if a["image_sha256"] else ""
-        return (a["centro"], a["mesa"], a["source_kind"], published, a["payload"] or "", a["numbers"],
-                a["image_sha256"] or "", a["id"])
-    ordered = sorted(state.actas, key=key)
-    new_id = {a["id"]: i for i, a in enumerate(ordered, 1)}
-    rows = []
-    for a in ordered:
-        rows.append({
-            "id": new_id[a["id"]], "mesa_id": mesa_id(a["centro"], a["mesa"]), "source": a["source_kind"],
-            "image_sha256": images[a["image_sha256"]]["sha256"] if a["image_sha256"] else None,
-            "payload": a["payload"], "validos": a["validos"], "nulos": a["nulos"], "status": a["status"],
-            "duplicate_of": new_id.get(a["duplicate_of"]),
-            "counted": 0, "crosscheck": None, "crosscheck_diff": None,
-            "votes": json.loads(a["votes"]), "counts": json.loads(a["counts"]) if a["counts"] else None,
-            "centro": a["centro"], "mesa": a["mesa"],
-            "outside_registry": int((a["centro"], a["mesa"]) not in election.mesas), "counted_outside": 0,
-        })
-    by_mesa: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_mesa[r["mesa_id"]].append(r)
-    for mid, group in by_mesa.items():
-        ok = {source: [r for r in group if r["source"] == source and r["status"] == "ok"]
-              for source in ("csv", "qr", transcription.SOURCE_KIND)}
-        for source, readings in ok.items():
-            if len(readings) > 1:
-                raise WorkdirInconsistent(f"mesa {mid} has {len(readings)} {source} readings with status ok; "
-                                          "the workdir is inconsistent")
-        # the counting rule (database.COUNTING_RULE): a transcription counts only where nothing was read
-        chosen = ok["csv"] or ok["qr"] or (
-            [] if any(r["source"] != transcription.SOURCE_KIND for r in group) else ok[transcription.SOURCE_KIND])
-        if chosen:  # outside the registry: counted in its own line, never in the registry totals
-            chosen[0]["counted_outside" if chosen[0]["outside_registry"] else "counted"] = 1
-        for r in group:
-            others = [o for o in group if o["source"] != r["source"] and o["status"] != "duplicate"]
-            r["crosscheck"], r["crosscheck_diff"] = _crosscheck(r, others)
-    return rows, new_id
+def _acta_order(a, images: dict[str, dict]) -> tuple:
+    """An acta's place in the bundle (ids follow it): by mesa, source, the published image's
+    sha256 (so readers of the bundle can check the order), payload, numbers."""
+    published = images[a["image_sha256"]]["sha256"] if a["image_sha256"] else ""
+    return (a["centro"], a["mesa"], a["source_kind"], published, a["payload"] or "", a["numbers"],
+            a["image_sha256"] or "", a["id"])
 
 
-def _issue_rows(state: _State, new_id: dict[int, int]) -> list[dict]:
-    ordered = sorted(state.issues, key=lambda i: (_natural(i["file"]), i["sha256"], i["outcome"],
-                                                  i["code"] or "", i["reason"] or "", i["id"]))
-    return [{"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"], "file": i["file"],
-             "original_sha256": i["sha256"],
-             "acta_id": new_id.get(i["acta_id"])}
-            for n, i in enumerate(ordered, 1)]
+def _acta_row(a, bundle_id: int, images: dict[str, dict], election, state: _Snapshot) -> dict:
+    """One workdir acta as a bundle row, before its mesa's decisions (counted, cross-check).
+    ``votes`` and ``counts`` (parsed) feed the votes tables; they and ``centro``/``mesa`` are not
+    actas columns. ``duplicate_of`` is still the workdir id here (see ``_acta_rows``)."""
+    team = state.provenance.of_acta.get(a["id"])
+    return {
+        "id": bundle_id, "mesa_id": mesa_id(a["centro"], a["mesa"]), "source": a["source_kind"],
+        "image_sha256": images[a["image_sha256"]]["sha256"] if a["image_sha256"] else None,
+        "payload": a["payload"], "validos": a["validos"], "nulos": a["nulos"], "status": a["status"],
+        "duplicate_of": a["duplicate_of"],
+        "counted": 0, "crosscheck": None, "crosscheck_diff": None,
+        "votes": json.loads(a["votes"]), "counts": json.loads(a["counts"]) if a["counts"] else None,
+        "centro": a["centro"], "mesa": a["mesa"],
+        "outside_registry": int((a["centro"], a["mesa"]) not in election.mesas), "counted_outside": 0,
+        "team_bundle_id": state.team_ids.get(team), "provenance": state.provenance.text(team),
+    }
+
+
+def _decide_mesa(mid: str, group: list[dict]) -> None:
+    """The counting rule and the cross-checks, over the rows of one mesa (in bundle order)."""
+    ok = {source: [r for r in group if r["source"] == source and r["status"] == "ok"]
+          for source in ("csv", "qr", transcription.SOURCE_KIND)}
+    for source, readings in ok.items():
+        if len(readings) > 1:
+            raise WorkdirInconsistent(f"mesa {mid} has {len(readings)} {source} readings with status ok; "
+                                      "the workdir is inconsistent")
+    # the counting rule (database.COUNTING_RULE): a transcription counts only where nothing was read
+    chosen = ok["csv"] or ok["qr"] or (
+        [] if any(r["source"] != transcription.SOURCE_KIND for r in group) else ok[transcription.SOURCE_KIND])
+    if chosen:  # outside the registry: counted in its own line, never in the registry totals
+        chosen[0]["counted_outside" if chosen[0]["outside_registry"] else "counted"] = 1
+    for r in group:
+        others = [o for o in group if o["source"] != r["source"] and o["status"] != "duplicate"]
+        r["crosscheck"], r["crosscheck_diff"] = _crosscheck(r, others)
+
+
+def _acta_rows(state: _Snapshot, images: dict[str, dict], election,
+               new_id: dict[int, int] | None = None) -> Iterator[dict]:
+    """Every acta as a bundle row, mesa by mesa in bundle order (one pass over the workdir).
+    ``new_id`` (workdir id -> bundle id) is filled along the way when given."""
+    next_id = 1
+    for (centro, mesa), acts in itertools.groupby(state.actas_by_mesa, key=lambda a: (a["centro"], a["mesa"])):
+        ordered = sorted(acts, key=lambda a: _acta_order(a, images))
+        ids = {a["id"]: n for n, a in enumerate(ordered, next_id)}
+        next_id += len(ordered)
+        group = [_acta_row(a, ids[a["id"]], images, election, state) for a in ordered]
+        for r in group:     # a duplicate is of an earlier reading of the same mesa and source
+            r["duplicate_of"] = ids.get(r["duplicate_of"]) if r["duplicate_of"] is not None else None
+        _decide_mesa(mesa_id(centro, mesa), group)
+        if new_id is not None:
+            new_id.update(ids)
+        yield from group
+
+
+def _vote_rows(actas: Iterable[dict]) -> Iterator[dict]:
+    """Votes per ballot card of the QR actas (the payload's counts)."""
+    for a in actas:
+        for i, n in enumerate(a["counts"] or (), 1):
+            yield {"acta_id": a["id"], "position": i, "votes": n}
+
+
+def _acta_vote_rows(actas: Iterable[dict], election) -> Iterator[dict]:
+    """Votes per candidate of every acta, in the election's candidate order."""
+    for a in actas:
+        for c in election.candidates:
+            yield {"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
+
+
+def _issue_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
+    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1."""
+    for n, i in enumerate(state.issues, 1):
+        yield {"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"],
+               "file": public_file_name(i["locator"]), "original_sha256": i["sha256"],
+               "acta_id": new_id.get(i["acta_id"])}
+
+
+def _transcription_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
+    """Agreed transcriptions by bundle acta id (read once the actas have their ids)."""
+    yield from sorted(({**t, "acta_id": new_id[t["acta_id"]]} for t in state.transcriptions),
+                      key=lambda t: t["acta_id"])
+
+
+def _actas_by_team(db_path: Path) -> dict[int, int]:
+    """{team_bundles id: how many actas it brought}, read back from the written database."""
+    conn = open_readonly(db_path)
+    try:
+        return dict(conn.execute("SELECT team_bundle_id, count(*) FROM actas WHERE team_bundle_id IS NOT NULL "
+                                 "GROUP BY team_bundle_id").fetchall())
+    finally:
+        conn.close()
+
+
+def _counts(db_path: Path, tables: dict, state: _Snapshot, election) -> dict:
+    """The bundle's counts for datapackage.json and the README, read back from its database."""
+    conn = open_readonly(db_path)
+    try:
+        one = lambda sql: conn.execute(sql).fetchone()[0] or 0  # noqa: E731
+        by_status = dict(conn.execute("SELECT status, count(*) FROM actas GROUP BY status").fetchall())
+        return {"mesas_registry": len(election.mesas), "actas": one("SELECT count(*) FROM actas"),
+                "mesas_counted": one("SELECT count(*) FROM actas WHERE counted = 1"),
+                "actas_by_status": {s: by_status.get(s, 0) for s in ("ok", "duplicate", "conflict")},
+                "images": one("SELECT count(*) FROM images"), "issues": one("SELECT count(*) FROM issues"),
+                "photos_awaiting_transcription": state.awaiting_transcription,
+                "outside_registry": {
+                    "mesas": sum(m["outside_registry"] for m in tables["mesas"]),
+                    "actas": one("SELECT sum(outside_registry) FROM actas"),
+                    "counted": one("SELECT sum(counted_outside) FROM actas"),
+                    "centros_unplaced": sum(bool(c["outside_registry"] and c["cod_edo"] is None)
+                                            for c in tables["centros"])}}
+    finally:
+        conn.close()
 
 # --- output folder ---------------------------------------------------------------------------------
 
@@ -349,7 +452,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
     TESTIGO_KEY_PASSWORD env var). ``public_key`` (without ``key``): embed that public key but
     do not sign, so anyone can rebuild and compare SHA256SUMS with a published bundle.
-    ``progress_factory(n)`` -> context with ``.update(k)``, as for ingest (used for the images).
+    ``progress_factory(n, label=None)`` -> context with ``.update(k)`` (``archive.progress``): one
+    bar per stage (photos, each streamed table, hashing).
     ``shard_size`` / ``shard_bytes``: most photos / bytes per zip shard (``archive.shards``);
     they are recorded in datapackage.json, since a rebuild must use the same to compare.
     """
@@ -371,52 +475,47 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         _check_output(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with staged_folder(out, "building") as staging:
-            state = _read_workdir(wd)
-            images, image_rows, stripped, written = publish_images(
-                wd, state, staging, election, progress_factory, warnings,
-                max_members=shard_size, max_bytes=shard_bytes)
-            actas, new_id = _acta_rows(state, images, election)
-            tables = _geography(election, actas)
-            tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
-                                    for i, c in enumerate(election.candidates, 1)]
-            tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
-                                "owner_status": k.owner_status} for k in election.cards]
-            tables["images"] = [image_rows[s] for s in sorted(image_rows)]
-            tables["team_bundles"] = provenance.annotate(state.provenance, actas, new_id)
-            tables["actas"] = actas
-            tables["votes"] = [{"acta_id": a["id"], "position": i, "votes": n}
-                               for a in actas if a["counts"] for i, n in enumerate(a["counts"], 1)]
-            tables["acta_votes"] = [{"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
-                                    for a in actas for c in election.candidates]
-            tables["issues"] = _issue_rows(state, new_id)
-            tables["transcriptions"] = sorted(({**t, "acta_id": new_id[t["acta_id"]]} for t in state.transcriptions),
-                                              key=lambda t: t["acta_id"])
-            db_file = f"{name}.db"
-            db_path = staging / db_file
-            write_database(db_path, tables)
+            state = _Snapshot(wd)
+            try:
+                images, image_rows, stripped, written = publish_images(
+                    wd, state, staging, election, progress_factory, warnings,
+                    max_members=shard_size, max_bytes=shard_bytes)
+                n_actas = wd.db.execute("SELECT count(*) FROM actas").fetchone()[0]
+                new_id: dict[int, int] = {}
+                tables = _geography(election, state.mesas_read)
+                tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
+                                        for i, c in enumerate(election.candidates, 1)]
+                tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
+                                    "owner_status": k.owner_status} for k in election.cards]
+                tables["images"] = [image_rows[s] for s in sorted(image_rows)]
+                tables["team_bundles"] = provenance.team_rows(state.provenance, state.team_ids)
+                # streamed, one pass over the workdir's actas per table: memory does not grow with them
+                tables["actas"] = counted(_acta_rows(state, images, election, new_id), progress_factory,
+                                          n_actas, "database: actas")
+                tables["votes"] = _vote_rows(counted(_acta_rows(state, images, election), progress_factory,
+                                                     n_actas, "database: votes per card"))
+                tables["acta_votes"] = _acta_vote_rows(counted(
+                    _acta_rows(state, images, election), progress_factory, n_actas,
+                    "database: votes per candidate"), election)
+                tables["issues"] = _issue_rows(state, new_id)
+                tables["transcriptions"] = _transcription_rows(state, new_id)
+                db_file = f"{name}.db"
+                db_path = staging / db_file
+                write_database(db_path, tables)
+            finally:
+                state.close()
             totals = national_totals(db_path)
             outside_totals = national_totals(db_path, "outside_registry_totals")
             info = {
                 "key_id": signing.key_id(pk) if pk else None,
                 "public_key": signing.public_key_base64(pk) if pk else None,
                 "public_key_file": signing.public_key_bytes(pk).decode() if pk else None,
-                "counts": {"mesas_registry": len(election.mesas), "actas": len(actas),
-                           "mesas_counted": sum(a["counted"] for a in actas),
-                           "actas_by_status": {s: sum(a["status"] == s for a in actas)
-                                               for s in ("ok", "duplicate", "conflict")},
-                           "images": len(image_rows), "issues": len(tables["issues"]),
-                           "photos_awaiting_transcription": state.awaiting_transcription,
-                           "outside_registry": {
-                               "mesas": sum(m["outside_registry"] for m in tables["mesas"]),
-                               "actas": sum(a["outside_registry"] for a in actas),
-                               "counted": sum(a["counted_outside"] for a in actas),
-                               "centros_unplaced": sum(c["outside_registry"] and c["cod_edo"] is None
-                                                       for c in tables["centros"])}},
+                "counts": _counts(db_path, tables, state, election),
                 "totals": {c.code: totals.get(c.code, 0) for c in election.candidates},
                 "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
-                "teams": provenance.summary(tables["team_bundles"], actas),
+                "teams": provenance.summary(tables["team_bundles"], _actas_by_team(db_path)),
             }
             if pk:
                 (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(pk))
@@ -433,9 +532,10 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             files = [p for p in staging.rglob("*") if p.is_file()]
             report = BuildReport(
                 path=out, name=name, database=out / db_file, files=len(files),
-                bytes=sum(p.stat().st_size for p in files), actas=len(actas),
+                bytes=sum(p.stat().st_size for p in files), actas=info["counts"]["actas"],
                 mesas_counted=info["counts"]["mesas_counted"], images=len(image_rows),
-                images_stripped=stripped, shards=len(written), issues=len(tables["issues"]), totals=info["totals"],
+                images_stripped=stripped, shards=len(written), issues=info["counts"]["issues"],
+                totals=info["totals"],
                 key_id=info["key_id"], signed=sk is not None,
                 manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings,
                 outside_registry=info["counts"]["outside_registry"],

@@ -15,8 +15,12 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def progress_bar(label: str):
-    """A ``progress_factory`` for the libraries: n -> a click progress bar on stderr."""
-    return lambda n: click.progressbar(length=n, label=label, file=sys.stderr, show_pos=True, show_eta=True)
+    """A ``progress_factory`` for the libraries: (n, label=None) -> a click progress bar with an
+    ETA on stderr; a library names its stages with ``label``, else this one is shown."""
+    def factory(n: int, label: str | None = None):
+        return click.progressbar(length=n, label=label or default, file=sys.stderr, show_pos=True, show_eta=True)
+    default = label
+    return factory
 
 
 # Commands that live beside the library they drive; imported only when used, so that

@@ -58,32 +58,28 @@ def read(db: sqlite3.Connection) -> Provenance:
     return p
 
 
-def annotate(prov: Provenance, actas: list[dict], new_id: dict[int, int]) -> list[dict]:
-    """Set ``team_bundle_id`` and ``provenance`` on the bundle's acta rows; return the
-    bundle's ``team_bundles`` rows. Ids follow the chain of bundle hashes from the bundle
+def bundle_ids(prov: Provenance) -> dict[int, int]:
+    """{workdir team_bundles id: bundle id}. Ids follow the chain of bundle hashes from the bundle
     ingested here down to the origin, so they depend on content only."""
     def path(wid: int) -> tuple[str, ...]:
         return tuple(r["bundle_hash"] for r in reversed(prov.chain(wid)))
     ordered = sorted(prov.bundles, key=lambda wid: (path(wid), wid))
-    ids = {wid: n for n, wid in enumerate(ordered, 1)}
-    rows = [{"id": ids[wid], "label": b["label"], "key_id": b["key_id"], "public_key": b["public_key"],
+    return {wid: n for n, wid in enumerate(ordered, 1)}
+
+
+def team_rows(prov: Provenance, ids: dict[int, int]) -> list[dict]:
+    """The bundle's ``team_bundles`` rows (``ids`` from :func:`bundle_ids`). Each acta row gets
+    ``team_bundle_id = ids.get(prov.of_acta.get(workdir acta id))`` and ``provenance =
+    prov.text(that)`` (the build does it acta by acta)."""
+    return [{"id": ids[wid], "label": b["label"], "key_id": b["key_id"], "public_key": b["public_key"],
              "bundle_hash": b["bundle_hash"], "name": b["name"], "via": ids.get(b["via"]),
              "provenance": prov.text(wid)}
-            for wid, b in ((w, prov.bundles[w]) for w in ordered)]
-    workdir_id = {v: k for k, v in new_id.items()}
-    for a in actas:
-        tb = prov.of_acta.get(workdir_id[a["id"]])
-        a["team_bundle_id"] = ids.get(tb)
-        a["provenance"] = prov.text(tb)
-    return rows
+            for wid, b in sorted(((w, prov.bundles[w]) for w in prov.bundles), key=lambda wb: ids[wb[0]])]
 
 
-def summary(team_rows: list[dict], actas: list[dict]) -> list[dict]:
-    """Contributing bundles for the README and datapackage.json, with how many actas each brought."""
-    brought: dict[int, int] = {}
-    for a in actas:
-        if a.get("team_bundle_id") is not None:
-            brought[a["team_bundle_id"]] = brought.get(a["team_bundle_id"], 0) + 1
+def summary(team_rows: list[dict], brought: dict[int, int]) -> list[dict]:
+    """Contributing bundles for the README and datapackage.json, with how many actas each brought
+    (``brought``: {team_bundles id: actas})."""
     return [{"id": r["id"], "team": r["provenance"], "label": r["label"], "key_id": r["key_id"],
              "public_key": r["public_key"], "bundle_hash": r["bundle_hash"], "via": r["via"],
              "actas": brought.get(r["id"], 0)}

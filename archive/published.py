@@ -52,13 +52,22 @@ class _ImageCache:
             return None
         return r[0], r[1]
 
-    def put(self, original: str, data: bytes) -> tuple[str, int]:
+    def put(self, original: str, data: bytes, source: Path | None = None) -> tuple[str, int]:
+        """Keep ``data``, the published copy of ``original``. When stripping changed nothing (no
+        metadata: most messenger-forwarded photos), ``source`` (the workdir's object, immutable
+        like this cache) is hard-linked instead of written again: no second copy on disk."""
         sha = sha256_bytes(data)
         p = self.path(sha)
         if not (p.is_file() and p.stat().st_size == len(data)):
             p.parent.mkdir(exist_ok=True)
             tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
+            tmp.unlink(missing_ok=True)
+            try:
+                if source is None or sha != original:
+                    raise OSError("not the same bytes")
+                os.link(source, tmp)
+            except OSError:                     # other bytes, or no hard links here: a copy
+                tmp.write_bytes(data)
             os.replace(tmp, p)
         self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?)",
                         (original, sha, len(data), STRIP_CACHE_VERSION))
@@ -137,7 +146,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                         data = image_mod.strip_metadata(src.read_bytes())
                     except TestigoError as e:
                         raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
-                    hit = cache.put(original, data)
+                    hit = cache.put(original, data, src)
                     stripped += 1
                 sha, size = hit
                 with open(cache.path(sha), "rb") as f:

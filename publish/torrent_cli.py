@@ -51,6 +51,33 @@ class _Line:
             self.width = 0
 
 
+class _PieceBars:
+    """A progress bar with an ETA for each torrent being hashed (``make_torrents``' progress)."""
+
+    def __init__(self):
+        self.kind, self.bar = None, None
+
+    def update(self, kind: str, done: int, total: int) -> None:
+        if kind != self.kind:
+            from archive.cli import progress_bar
+            self.close()
+            self.kind, self.bar = kind, progress_bar(f"hashing pieces ({kind} torrent)")(total)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 @contextlib.contextmanager
 def _library_errors(line: _Line):
     """A library error ends the status line and becomes ``Error: ...`` with exit code 1."""
@@ -142,12 +169,9 @@ def torrent(bundle, out, web_seeds, trackers, v1_only, hybrid_only, name, archiv
         name, web_seeds = archive_item, (*web_seeds, seed)
     kinds = ("v1",) if v1_only else ("hybrid",) if hybrid_only else T.KINDS
     line = _Line(every=10.0)
-    with _library_errors(line):
+    with _library_errors(line), _PieceBars() as bars:
         t0 = time.monotonic()
-        infos = T.make_torrents(bundle, out, web_seeds, trackers, kinds=kinds, name=name,
-                                progress=lambda k, done, n: line.show(f"hashing {bundle} for the {k} torrent: "
-                                                                      f"{done}/{n} pieces", force=done == n))
-        line.done()
+        infos = T.make_torrents(bundle, out, web_seeds, trackers, kinds=kinds, name=name, progress=bars.update)
         for info in infos:
             _err(f"wrote {info.path} ({'hybrid v1+v2' if info.kind == 'hybrid' else 'v1 only'}, "
                  f"{len(info.files)} files, {info.piece_length // 1024} KiB pieces) info-hash {_info_hashes(info)}")

@@ -280,6 +280,46 @@ def test_rebuild_strips_only_new_photos(photo_workdir, copy_tree, stub_ingest, p
                                                        "given: the signature cannot be checked"]
 
 
+def test_a_photo_without_metadata_is_not_stored_twice(photo_workdir, copy_tree, stub_ingest, payload_for,
+                                                     csv_rows, tmp_path):
+    """Stripping a photo that has no metadata changes nothing: the published-photo cache then
+    shares the workdir's object (a hard link) instead of holding a second copy."""
+    from archive.image import strip_metadata
+    from archive.render import render_jpeg
+    wd = copy_tree(photo_workdir.path)
+    row = csv_rows[-2]
+    photo = render_jpeg(payload_for(row), seed=5)          # no EXIF, no comment
+    assert strip_metadata(photo) == photo
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "plain.jpg").write_bytes(photo)
+    stub_ingest([tmp_path / "new"], wd, {sha256(photo): payload_for(row)})
+    build_bundle(wd, tmp_path / "b")
+    obj = wd / "objects" / sha256(photo)[:2] / sha256(photo)
+    cached = wd / published.CACHE_DIR / "objects" / sha256(photo)[:2] / sha256(photo)
+    assert cached.stat().st_ino == obj.stat().st_ino and obj.stat().st_nlink == 2
+    assert (tmp_path / "b" / "images" / f"{sha256(photo)}.jpg").read_bytes() == photo
+    # a photo with metadata gets its own, stripped, file
+    exif_sha = photo_workdir.facts["photos"]["agree.jpg"]
+    published_sha = db_of(tmp_path / "b").execute("SELECT sha256 FROM images WHERE original_sha256 = ?",
+                                                  (exif_sha,)).fetchone()[0]
+    assert published_sha != exif_sha
+    assert (wd / published.CACHE_DIR / "objects" / published_sha[:2] / published_sha).stat().st_nlink == 1
+
+
+def test_issue_files_sort_as_people_sort_names():
+    names = ["lote 10.zip!b.jpg", "foto 10.jpg", "foto 9.jpg", "foto 009.jpg", "foto.jpg", "foto-1.jpg",
+             "a", "a1", "a-", "hoja.csv#row=100", "hoja.csv#row=20", "Z 1", "é 2", "foto 10b.jpg"]
+    expected = ["Z 1", "a", "a1", "a-", "foto 009.jpg", "foto 9.jpg", "foto 10.jpg", "foto 10b.jpg",
+                "foto-1.jpg", "foto.jpg", "hoja.csv#row=20", "hoja.csv#row=100", "lote 10.zip!b.jpg", "é 2"]
+    by_key = sorted(names, key=lambda n: (bundle_mod.natural_key(n), n))
+    assert by_key == expected
+    # SQLite sorts the keys the same way (the build sorts issues in SQL)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (name TEXT, k TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(n, bundle_mod.natural_key(n)) for n in names])
+    assert [r[0] for r in db.execute("SELECT name FROM t ORDER BY k, name")] == expected
+
+
 def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, copy_tree, stub_ingest,
                                                              photo_factory, payload_for, csv_rows, tmp_path):
     from archive.image import strip_metadata
