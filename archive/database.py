@@ -359,8 +359,12 @@ def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
         for name, spec in TABLES.items():
             db[name].create(spec.columns, pk=spec.pk, foreign_keys=list(spec.foreign_keys),
                             not_null=set(spec.not_null))
+            # rows streamed straight into the table (sqlite3's executemany takes the generator as
+            # it comes): a national bundle has millions of vote rows, never all in memory
             cols = list(spec.columns)
-            db[name].insert_all(({c: r.get(c) for c in cols} for r in tables[name]), batch_size=1000)
+            conn.executemany(f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) "
+                             f"VALUES ({', '.join('?' * len(cols))})",
+                             (tuple(r.get(c) for c in cols) for r in tables[name]))
             for idx in spec.indexes:
                 db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
             for idx in spec.unique:

@@ -39,9 +39,15 @@ def area_ids(full_bundle):
                                      "GROUP BY parroquia_id ORDER BY count(*) DESC LIMIT 1").fetchone()
         centro = conn.execute("SELECT min(centro) FROM centros WHERE parroquia_id = ?", (par,)).fetchone()[0]
         mesa = conn.execute("SELECT min(id) FROM mesas WHERE centro = ?", (centro,)).fetchone()[0]
+        # the longest codes of the registry (parroquia 21.14.1050 has a four-digit code)
+        longest = {level: conn.execute(f"SELECT {col} FROM {table} ORDER BY length({col}) DESC, {col} "
+                                       "LIMIT 1").fetchone()[0]
+                   for level, col, table in (("estado", "cod_edo", "estados"), ("municipio", "id", "municipios"),
+                                             ("parroquia", "id", "parroquias"), ("centro", "centro", "centros"))}
     finally:
         conn.close()
-    return {"estado": edo, "municipio": mun, "parroquia": par, "centro": centro, "mesa": mesa}
+    return {"estado": edo, "municipio": mun, "parroquia": par, "centro": centro, "mesa": mesa,
+            "longest": longest}
 
 
 @pytest.mark.slow
@@ -49,7 +55,8 @@ def test_every_datasette_page_the_site_links_to_answers_200(client, area_ids):
     ids = area_ids
     pages = ["/", "/?lang=en", "/totales", "/buscar?q=libertador", "/descargas", "/acerca", "/comprobar",
              f"/centro/{ids['centro']}", f"/mesa/{ids['mesa']}"]
-    pages += [f"/totales/{level}/{ids[level]}" for level in ("estado", "municipio", "parroquia", "centro")]
+    pages += [f"/totales/{level}/{key}" for level in ("estado", "municipio", "parroquia", "centro")
+              for key in (ids[level], ids["longest"][level])]
     linked: set[str] = set()
     for page in pages:
         r = client.get(page)
