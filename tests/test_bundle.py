@@ -14,7 +14,7 @@ from archive import database, published, shards
 from archive import manifest, signing
 from archive.bundle import build_bundle
 from archive.verify import verify_bundle
-from conftest import CSV_TOTALS, KEY_PASSWORD, sha256
+from conftest import CSV_TOTALS, KEY_PASSWORD, bundle_image, sha256
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -297,7 +297,8 @@ def test_a_photo_without_metadata_is_not_stored_twice(photo_workdir, copy_tree, 
     obj = wd / "objects" / sha256(photo)[:2] / sha256(photo)
     cached = wd / published.CACHE_DIR / "objects" / sha256(photo)[:2] / sha256(photo)
     assert cached.stat().st_ino == obj.stat().st_ino and obj.stat().st_nlink == 2
-    assert (tmp_path / "b" / "images" / f"{sha256(photo)}.jpg").read_bytes() == photo
+    row = db_of(tmp_path / "b").execute("SELECT * FROM images WHERE original_sha256 = ?", (sha256(photo),)).fetchone()
+    assert row["sha256"] == sha256(photo) and bundle_image(tmp_path / "b", row) == photo
     # a photo with metadata gets its own, stripped, file
     exif_sha = photo_workdir.facts["photos"]["agree.jpg"]
     published_sha = db_of(tmp_path / "b").execute("SELECT sha256 FROM images WHERE original_sha256 = ?",
