@@ -195,18 +195,24 @@ class Ingester:
     # ---- images -------------------------------------------------------------
     def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
                      batch: int = 32) -> None:
+        """Decode in the pool while the chunk before is stored and recorded (in order): the
+        workers never wait for the fsyncs and transactions of this process."""
         pool = (ProcessPoolExecutor(self.jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
                 if self.jobs > 1 and len(items) > 1 else None)
         try:
-            for start in range(0, len(items), batch):
-                chunk = items[start:start + batch]
-                self._ingest_chunk(chunk, pool)
-                progress(len(chunk))
+            pending = None
+            for start in range(0, len(items) + batch, batch):
+                started = self._start_chunk(items[start:start + batch], pool) if start < len(items) else None
+                if pending is not None:
+                    self._finish_chunk(*pending)
+                    progress(len(pending[0]))
+                pending = started
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
 
-    def _ingest_chunk(self, chunk: list[Item], pool) -> None:
+    def _start_chunk(self, chunk: list[Item], pool) -> tuple[list, list, dict]:
+        """Read and hash a chunk; send what has not been decoded before (by content) to the pool."""
         db = self.wd.db
         prepared = []
         for item in chunk:
@@ -218,8 +224,7 @@ class Ingester:
             except OSError as e:
                 data, problem = b"", RejectedFile("unreadable_file", f"could not read the file: {e}")
             sha = sha256_bytes(data)
-            if db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?",
-                          (item.locator, sha)).fetchone():
+            if self._seen(item, sha):
                 self.skipped += 1
                 continue
             prepared.append((item, data, sha, problem))
@@ -229,12 +234,27 @@ class Ingester:
             if problem is None and sha not in todo and not db.execute(
                     "SELECT 1 FROM readings WHERE sha256 = ?", (sha,)).fetchone():
                 todo[sha] = (data, item.locator, self.election_id)
-        jobs = list(todo.values())
-        results = list(pool.map(_decode_job, jobs)) if pool and len(jobs) > 1 else [_decode_job(j) for j in jobs]
-        decoded = dict(zip(todo.keys(), results))
+        if pool and len(todo) > 1:
+            decoding = {sha: pool.submit(_decode_job, job) for sha, job in todo.items()}
+        else:
+            decoding = {sha: _decode_job(job) for sha, job in todo.items()}
+        return chunk, prepared, decoding
+
+    def _finish_chunk(self, chunk: list[Item], prepared: list, decoding: dict) -> None:
+        """Store and record a chunk's inputs in order, once their decoding is done."""
         for item, data, sha, problem in prepared:
+            fresh = decoding.get(sha)
+            if fresh is not None and not isinstance(fresh, dict):
+                fresh = fresh.result()
+            if self._seen(item, sha):       # the same file named twice in this run
+                self.skipped += 1
+                continue
             self.wd.store(data, sha)
-            self._record_image(item, data, sha, problem, decoded.get(sha))
+            self._record_image(item, data, sha, problem, fresh)
+
+    def _seen(self, item: Item, sha: str) -> bool:
+        return self.wd.db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?",
+                                  (item.locator, sha)).fetchone() is not None
 
     def _record_image(self, item: Item, data: bytes, sha: str, problem, fresh: dict | None) -> None:
         db = self.wd.db

@@ -279,6 +279,32 @@ def test_parallel_decoding_gives_the_same_outcomes(tmp_path):
     assert all(row[3] for row in one)  # every sample rendering decoded
 
 
+def test_pipelined_chunks_record_in_order_and_a_file_named_twice_is_skipped(tmp_path):
+    """Chunks are decoded while the one before is recorded; inputs keep the order they were given
+    in, and a file given twice in one run is skipped, not a crash."""
+    from archive import election
+    from archive.ingest import Ingester, expand_sources
+    sample = election.load().folder / "sample"
+    images = sorted(str(p) for p in sample.glob("*.jpg"))[:11]
+    sources = images + images[2:4]          # two files named again, in a later chunk
+    serial = ingest(sources, tmp_path / "one", jobs=1)
+    items, _ = expand_sources(sources)
+    with Workdir(tmp_path / "two") as wd:
+        ing = Ingester(wd, jobs=2)
+        ing.ingest_items(items, batch=4)     # chunks of 4, 4, 4, 1: three overlap with the next
+        assert ing.skipped == serial.skipped == 2
+
+    def table(w):
+        db = sqlite3.connect(w / "state.db")
+        return db.execute("SELECT i.id, i.locator, i.outcome, i.code, a.payload FROM inputs i "
+                          "LEFT JOIN actas a ON a.id = i.acta_id ORDER BY i.id").fetchall()
+    one, two = table(tmp_path / "one"), table(tmp_path / "two")
+    assert one == two and [r[1] for r in one] == images
+    r = subprocess.run([sys.executable, "-m", "archive", "ingest", images[0], images[0], "-w", str(tmp_path / "cli")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "1 new inputs, 1 already ingested (skipped)" in r.stdout, r.stderr[-500:]
+
+
 def test_damaged_and_oversized_zip_members_are_recorded_and_the_rest_ingested(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
