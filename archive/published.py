@@ -132,6 +132,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
     if not originals:
         return out, published, 0, []
     places = _places(state, election)
+    hashed: set[str] = set()     # published copies hashed in this build (stripped just now)
     cache = _ImageCache(wd)
     try:
         with progress(progress_factory, 2 * len(originals)) as bar:
@@ -148,6 +149,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                         raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
                     hit = cache.put(original, data, src)
                     stripped += 1
+                    hashed.add(hit[0])
                 sha, size = hit
                 with open(cache.path(sha), "rb") as f:
                     media_type, ext = _media_type(f.read(16))
@@ -176,7 +178,7 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
                     published[sha] = row
                     used_originals[first] = sha
                 bar.update(1)
-            written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes)
+            written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes, hashed)
             bar.update(len(originals) - len(published))   # one bar: originals stripped, then zipped
     finally:
         cache.close()
@@ -184,7 +186,10 @@ def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_fact
 
 
 def _write_shards(bundle_dir: Path, published: dict[str, dict], places: dict[str, tuple], cache: _ImageCache,
-                  bar, max_members: int, max_bytes: int) -> list[Shard]:
+                  bar, max_members: int, max_bytes: int, hashed: set[str] = frozenset()) -> list[Shard]:
+    """Zip the published copies into shards, each read back once: its hash for SHA256SUMS, and
+    the members taken from the cache checked against their names (those in ``hashed`` were
+    hashed from their bytes in this build already: a third hash would only cost time)."""
     photos = [shards_mod.ShardPhoto(row["path"].rsplit("/", 1)[1], row["size"], places[row["original_sha256"]][0],
                                     places[row["original_sha256"]][1:]) for row in published.values()]
     plan = shards_mod.plan_shards(photos, max_members, max_bytes)
@@ -196,7 +201,7 @@ def _write_shards(bundle_dir: Path, published: dict[str, dict], places: dict[str
         index = shards_mod.open_images(bundle_dir, [rel])
         if index.problems or len(index) != len(names):
             raise BundleError(f"{rel} was written but cannot be read back: {'; '.join(index.problems[:3])}")
-        digest, members = shards_mod.digest_shard(path, list(index))
+        digest, members = shards_mod.digest_shard(path, [m for m in index if m.sha256 not in hashed])
         bad = sorted(n for n, d in members.items() if not n.startswith(d + "."))
         if bad:
             raise BundleError(f"{bad[0]} does not hash to its name: the published-image cache in "
