@@ -386,9 +386,10 @@ def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
     os.replace(final_tmp, path)
 
 
-# Columns of totals tables that only label a key beside them (estado beside cod_edo, ...): not
-# indexed, since scanning a whole totals table for them takes milliseconds.
-LABEL_COLUMNS = frozenset({"name", "codigo", "estado", "municipio", "parroquia"})
+# Columns of totals tables that only label a key beside them (municipio beside municipio_id, ...):
+# not indexed, since scanning a whole totals table for them takes milliseconds. ``estado`` is
+# indexed: the site's Datasette pages facet the totals by it on every visit (publish.site).
+LABEL_COLUMNS = frozenset({"name", "codigo", "municipio", "parroquia"})
 
 
 def totals_indexes(columns: dict[str, type]) -> list[tuple[str, ...]]:

@@ -124,7 +124,8 @@ def test_every_totals_entry_is_materialized_the_same_way(tmp_path, monkeypatch):
     assert db.execute("SELECT type FROM sqlite_master WHERE name = 'totals_centros_por_estado'").fetchone() == ("table",)
     assert db.execute("SELECT * FROM totals_centros_por_estado").fetchall() == [(1, "A", 2)]
     assert {r[1] for r in db.execute("PRAGMA index_list(totals_centros_por_estado)")} == {
-        "idx_totals_centros_por_estado_cod_edo", "idx_totals_centros_por_estado_mesas"}
+        "idx_totals_centros_por_estado_cod_edo", "idx_totals_centros_por_estado_estado",
+        "idx_totals_centros_por_estado_mesas"}
     assert database.totals_differences(db) == []
     db.execute("UPDATE totals_centros_por_estado SET mesas = 3")
     assert "totals_centros_por_estado row 1 is (1, 'A', 3), but the actas give (1, 'A', 2)" in \
