@@ -300,27 +300,29 @@ def run_size(n: int, photos: list[Path], cache: Path, jobs: int, keep: bool) -> 
     key = signing.keygen(work / "key", unencrypted=True)
     print(f"\n== {n:,} photos ({len(clean):,} clean, {len(degraded):,} degraded, "
           f"{run.photo_bytes / 1e9:.2f} GB) + the full CSV, in {work}", flush=True)
-    s = run.steps
-    s["ingest CSV"] = run_step(testigo("ingest", str(load().registry_path), "-w", str(wd), "--json"),
-                               "ingest the CSV")
-    for name in ("clean", "degraded"):
-        s[f"ingest {name}"] = run_step(testigo("ingest", "--files-from", str(work / f"{name}.txt"), "-w", str(wd),
-                                               "--jobs", str(jobs), "--json"), f"ingest {name} photos")
-    run.outcomes = json.loads(s["ingest degraded"].out)["workdir"]
-    s["pillow decode"] = run_step(child("pillow", str(work / "clean.txt"), str(jobs)),
-                                  "Pillow's decode of the clean photos (floor)")
-    s["build"] = run_step(testigo("build", "-w", str(wd), "-o", str(bundle), "--key", str(key.secret)), "build")
-    run.bundle_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
-    s["raw sha256"] = run_step(child("sha256", str(bundle)), "raw sha256 of the bundle's bytes (baseline)")
-    s["verify"] = run_step(testigo("verify", str(bundle), "--pubkey", str(key.public), "-q"), "verify")
-    s["torrent"] = run_step(testigo("torrent", str(bundle)), "torrent (hybrid + v1)")
-    dp = json.loads((bundle / "datapackage.json").read_text())
-    if dp["testigo"]["totals"] != CSV_TOTALS:
-        sys.exit(f"the bundle's national totals are not the CSV's: {dp['testigo']['totals']}")
-    print("  .. site latency (first visits, best of 2 fresh servers)", file=sys.stderr, flush=True)
-    run.pages = latency(bundle)
-    if not keep:
-        shutil.rmtree(work, ignore_errors=True)
+    try:
+        s = run.steps
+        s["ingest CSV"] = run_step(testigo("ingest", str(load().registry_path), "-w", str(wd), "--json"),
+                                   "ingest the CSV")
+        for name in ("clean", "degraded"):
+            s[f"ingest {name}"] = run_step(testigo("ingest", "--files-from", str(work / f"{name}.txt"), "-w", str(wd),
+                                                   "--jobs", str(jobs), "--json"), f"ingest {name} photos")
+        run.outcomes = json.loads(s["ingest degraded"].out)["workdir"]
+        s["pillow decode"] = run_step(child("pillow", str(work / "clean.txt"), str(jobs)),
+                                      "Pillow's decode of the clean photos (floor)")
+        s["build"] = run_step(testigo("build", "-w", str(wd), "-o", str(bundle), "--key", str(key.secret)), "build")
+        run.bundle_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+        s["raw sha256"] = run_step(child("sha256", str(bundle)), "raw sha256 of the bundle's bytes (baseline)")
+        s["verify"] = run_step(testigo("verify", str(bundle), "--pubkey", str(key.public), "-q"), "verify")
+        s["torrent"] = run_step(testigo("torrent", str(bundle)), "torrent (hybrid + v1)")
+        dp = json.loads((bundle / "datapackage.json").read_text())
+        if dp["testigo"]["totals"] != CSV_TOTALS:
+            sys.exit(f"the bundle's national totals are not the CSV's: {dp['testigo']['totals']}")
+        print("  .. site latency (first visits, best of 2 fresh servers)", file=sys.stderr, flush=True)
+        run.pages = latency(bundle)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     return run
 
 
