@@ -102,7 +102,6 @@ def _render(job: tuple[int, dict, str, str | None]) -> int:
     """Worker: photo ``i`` of ``row`` to ``path`` (atomically); returns its size. A second photo
     of a mesa (``first``: the path of the first one) is that photo as a messenger passes it
     on: scaled and recompressed, so other bytes, same sheet, same numbers."""
-    import io
 
     from PIL import Image
 

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archive import manifest  # noqa: E402
-from publish import torrent as T  # noqa: E402
+from publish import fetch as fetch_mod, seeder as seeder_mod, torrent as T  # noqa: E402
 
 LOCAL = dict(dht=False, lsd=False, upnp=False, natpmp=False)
 
@@ -76,13 +76,13 @@ def raw_hash(root: Path) -> float:
 def transfer(bundle: Path, torrent: Path, dl: Path, utp: bool, timeout: float) -> float | None:
     """Seconds from starting the download to having every piece verified, or None on timeout."""
     net = dict(LOCAL, utp=utp)
-    with T.Seeder(bundle, [torrent], "127.0.0.1:0", **net) as seeder:
+    with seeder_mod.Seeder(bundle, [torrent], "127.0.0.1:0", **net) as seeder:
         stop = threading.Event()
         th = threading.Thread(target=seeder.run, kwargs=dict(stop=stop, interval=0.5), daemon=True)
         th.start()
         try:
             t = time.perf_counter()
-            T.fetch(torrent, dl, [f"127.0.0.1:{seeder.port}"], listen="127.0.0.1:0", timeout=timeout,
+            fetch_mod.fetch(torrent, dl, [f"127.0.0.1:{seeder.port}"], listen="127.0.0.1:0", timeout=timeout,
                     verify=False, **net)
             return time.perf_counter() - t
         except T.FetchError:

@@ -38,7 +38,7 @@ from archive import manifest, signing
 from archive.errors import TestigoError
 from archive.progress import progress
 
-from .site import STATIC, InProcessClient, load_bundle, make_datasette
+from .site import STATIC, InProcessClient, make_datasette
 
 #: The mirror's description of itself (what bundle it shows, made by what), at its root.
 INFO = "testigo-mirror.json"
@@ -314,7 +314,6 @@ def _worker(bundle_dir: str, torrent, root: str, share: int, jobs: int) -> tuple
 def _render_in_processes(bundle_dir: Path, torrent, root: Path, jobs: int, update) -> list:
     """Render the pages in ``jobs`` processes (one Datasette each), reporting progress here."""
     import multiprocessing
-    import time
     from concurrent.futures import ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")

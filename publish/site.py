@@ -505,10 +505,6 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
     echo = echo or (lambda url: print(url, flush=True))
 
     class Server(uvicorn.Server):
-        async def shutdown(self, sockets=None):
-            await super().shutdown(sockets=sockets)
-            browser.stop()      # here: after a signal, uvicorn re-raises it once it has shut down
-
         async def startup(self, sockets=None):
             if startup is not None:
                 await startup()
@@ -522,7 +518,7 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
         async def shutdown(self, sockets=None):
             await super().shutdown(sockets=sockets)
             if shutdown is not None:
-                shutdown()
+                shutdown()      # here: after a signal, uvicorn re-raises it once it has shut down
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                             server_header=False, timeout_keep_alive=10, backlog=2048)

@@ -200,12 +200,12 @@ def seed(bundle, torrents, listen, no_dht, no_lsd, no_port_mapping, no_utp, peer
     match (a damaged or edited file) is refused, with the bad files named, and nothing is
     shared. The bundle is only ever read. A status line shows peers, upload rate and ratio.
     """
-    from . import torrent as T
+    from .seeder import Seeder
 
     line = _Line(every=30.0)
     with _library_errors(line):
-        seeder = T.Seeder(bundle, list(torrents) or None, listen, peers=peers,
-                          **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
+        seeder = Seeder(bundle, list(torrents) or None, listen, peers=peers,
+                        **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
         _err(f"checking {bundle} against {', '.join(p.name for p in seeder.torrent_paths)}...")
         with seeder:
             for info in seeder.infos:
@@ -237,15 +237,16 @@ def fetch(source, out_dir, peers, listen, no_dht, no_lsd, no_port_mapping, no_ut
     checksum, no missing or extra file, the database). Exit status 1 if it does not verify:
     do not use or re-share such a copy. Prints the bundle's path on success.
     """
-    from . import torrent as T
+    from .fetch import fetch as run_fetch
+    from .torrent import FetchVerifyError
 
     line = _Line(every=5.0)
     with _library_errors(line):
         try:
-            result = T.fetch(source, out_dir, peers, listen=listen, timeout=timeout, pubkey=pubkey,
-                             on_progress=lambda p: line.show(p.line(), force=p.state == "done"),
-                             **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
-        except T.FetchVerifyError as e:
+            result = run_fetch(source, out_dir, peers, listen=listen, timeout=timeout, pubkey=pubkey,
+                               on_progress=lambda p: line.show(p.line(), force=p.state == "done"),
+                               **_discovery(no_dht, no_lsd, no_port_mapping, no_utp))
+        except FetchVerifyError as e:
             line.done()
             _err(f"{e.path}: does NOT verify:")
             for p in e.problems:

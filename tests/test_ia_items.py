@@ -200,7 +200,7 @@ def test_damaged_copy_in_one_part_is_named_with_its_part(fake, keys, sharded):  
     out = run_cli(*args)
 
     assert out.exit_code != 0
-    assert f"do not match the bundle (2 differences in 1 item)" in out.output
+    assert "do not match the bundle (2 differences in 1 item)" in out.output
     lines = out.output.splitlines()
     at = lines.index(f"  {victim_item.identifier}:")
     assert lines[at + 1].startswith(f"    {victim}: md5 differs (bundle ")

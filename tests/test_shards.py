@@ -186,13 +186,13 @@ def test_shards_table_sums_and_verify_agree(sharded, signing_key):
 
 @pytest.mark.timeout(180)
 def test_torrent_of_a_sharded_bundle_transfers_and_verifies(sharded, signing_key, tmp_path):
-    from publish import torrent as T
+    from publish import fetch as fetch_mod, torrent as T
     hybrid, v1 = T.make_torrents(sharded, tmp_path / "sharded.torrent")
     sums = manifest.parse_manifest((sharded / "SHA256SUMS").read_bytes())[0]
     expected = sorted([*sums, "SHA256SUMS", "SHA256SUMS.minisig"], key=str.encode)
     assert list(hybrid.files) == list(v1.files) == expected
     with running_seeder(sharded, [hybrid.path, v1.path]) as seeder:
-        got = T.fetch(hybrid.magnet, tmp_path / "dl", [f"127.0.0.1:{seeder.port}"], listen=LISTEN, timeout=90,
+        got = fetch_mod.fetch(hybrid.magnet, tmp_path / "dl", [f"127.0.0.1:{seeder.port}"], listen=LISTEN, timeout=90,
                       pubkey=str(signing_key.public), **LOCAL)
     assert got.report.ok, got.report.problems          # fetch ran verify_bundle on the download
     for rel in sums:

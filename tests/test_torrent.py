@@ -29,7 +29,7 @@ import libtorrent as lt
 import pytest
 from click.testing import CliRunner
 
-from publish import torrent as T
+from publish import fetch as fetch_mod, seeder as seeder_mod, torrent as T
 from publish import torrent_cli
 # the local fake archive (tests/iaserver.py), for --archive-item
 from test_internet_archive import fake  # noqa: F401
@@ -108,7 +108,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_seeder(bundle: Path, torrents, peers=(), peer_retry: float = 5.0):
-    seeder = T.Seeder(bundle, torrents, LISTEN, peers=peers, **LOCAL)
+    seeder = seeder_mod.Seeder(bundle, torrents, LISTEN, peers=peers, **LOCAL)
     seeder.start()
     stop = threading.Event()
     result = {}
@@ -259,7 +259,7 @@ def test_seed_refuses_a_bundle_with_one_corrupted_byte(fake_bundle, published, t
     rel = f"images/{victim.name}"
 
     with pytest.raises(T.BundleMismatchError) as exc:
-        T.seed(b, [published["hybrid"].path, published["v1"].path], LISTEN, max_seconds=5, **LOCAL)
+        seeder_mod.seed(b, [published["hybrid"].path, published["v1"].path], LISTEN, max_seconds=5, **LOCAL)
     err = exc.value
     assert err.bad_files == {rel: "content differs"}
     assert len(err.bad_pieces) == 1
@@ -279,9 +279,9 @@ def test_seed_needs_a_torrent(fake_bundle, tmp_path):
     b = tmp_path / NAME
     shutil.copytree(fake_bundle, b)
     with pytest.raises(T.TorrentFileError, match="testigo torrent"):
-        T.Seeder(b, None, LISTEN, **LOCAL)
+        seeder_mod.Seeder(b, None, LISTEN, **LOCAL)
     with pytest.raises(T.ListenError):
-        T.Seeder(b, [b / "x"], "nonsense", **LOCAL).start()
+        seeder_mod.Seeder(b, [b / "x"], "nonsense", **LOCAL).start()
 
 
 # --- libtorrent to libtorrent on loopback ------------------------------------------------------
@@ -297,7 +297,7 @@ def test_e2e_loopback_transfer(fake_bundle, published, tmp_path, how):
         assert seeder.port > 0
         source = published["hybrid"].magnet if how == "hybrid-magnet" else str(published["v1"].path)
         seen = []
-        result = T.fetch(source, tmp_path / "dl", [f"127.0.0.1:{seeder.port}"], listen=LISTEN, timeout=60,
+        result = fetch_mod.fetch(source, tmp_path / "dl", [f"127.0.0.1:{seeder.port}"], listen=LISTEN, timeout=60,
                          verify=False, on_progress=seen.append, **LOCAL)
         status = seeder.status()
     assert result.path == (tmp_path / "dl" / NAME).resolve()
@@ -315,7 +315,7 @@ def test_fetch_gives_up_when_nobody_seeds(published, tmp_path):
     port = free_port()       # nothing listens there
     t0 = time.monotonic()
     with pytest.raises(T.FetchError, match="timed out"):
-        T.fetch(published["v1"].magnet, tmp_path / "dl", [f"127.0.0.1:{port}"], listen=LISTEN, timeout=3, **LOCAL)
+        fetch_mod.fetch(published["v1"].magnet, tmp_path / "dl", [f"127.0.0.1:{port}"], listen=LISTEN, timeout=3, **LOCAL)
     assert time.monotonic() - t0 < 30
 
 
@@ -391,7 +391,7 @@ def test_web_seed_alone_serves_the_bundle(fake_bundle, tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         info = T.make_torrent(fake_bundle, tmp_path / "ws.torrent", web_seeds=[url])
-        result = T.fetch(info.path, tmp_path / "dl", listen=LISTEN, timeout=60, verify=False, **LOCAL)
+        result = fetch_mod.fetch(info.path, tmp_path / "dl", listen=LISTEN, timeout=60, verify=False, **LOCAL)
     finally:
         server.shutdown()
         server.server_close()
@@ -673,5 +673,5 @@ def test_torrent_name_can_differ_from_the_folder(fake_bundle, published, tmp_pat
     assert info.info_hash_v2 != published["hybrid"].info_hash_v2          # the name is in the info dict
     assert calls and calls[-1][0] == calls[-1][1] == info.num_pieces
     # the seeder maps the torrent's name onto whatever the local folder is called
-    with T.Seeder(fake_bundle, [info.path], LISTEN, **LOCAL) as seeder:
+    with seeder_mod.Seeder(fake_bundle, [info.path], LISTEN, **LOCAL) as seeder:
         assert seeder.infos[0].name == "testigo-ve-2024-x"

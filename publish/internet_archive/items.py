@@ -126,7 +126,7 @@ def plan_items(identifier: str, files: Sequence[tuple[str, int]],
         raise ItemLimitError(
             f"{key} is {human_size(size)}, more than one archive item may hold "
             f"({human_size(limits.max_bytes)}), and a file is never cut across items. "
-            + (f"Rebuild the bundle with smaller photo shards (`testigo build --shard-size N`)"
+            + ("Rebuild the bundle with smaller photo shards (`testigo build --shard-size N`)"
                if key.endswith(".zip") else "Raise --max-bytes")
             + f" (the archive's own limit is {human_size(ARCHIVE_MAX_BYTES)} per item).")
     top = [(k, s) for k, s in files if k in TOP_KEYS]
