@@ -23,6 +23,7 @@ other rotations, so it works whichever way the pixels are stored.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 
@@ -195,9 +196,9 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int]:
     if fmt == "PNG" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     try:
-        for marker, seg in _jpeg_segments(data, stop_at_sos=True):
-            if marker in _SOF_MARKERS and len(seg) >= 9:
-                h, w = struct.unpack(">HH", seg[5:9])
+        for marker, start, end in _jpeg_segments(data, stop_at_sos=True):
+            if marker in _SOF_MARKERS and end - start >= 9:
+                h, w = struct.unpack(">HH", data[start + 5:start + 9])
                 return w, h
     except ValueError:
         pass
@@ -206,11 +207,13 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int]:
 
 # --- metadata -----------------------------------------------------------------------------
 
+_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def _jpeg_segments(data: bytes, *, stop_at_sos: bool = False):
-    """Yield (marker, bytes) for each piece of a JPEG from SOI to EOI, bytes included verbatim.
+    """Yield (marker, start, end) for each piece of a JPEG from SOI to EOI: ``data[start:end]``
+    is the piece verbatim (offsets, not copies: a scan is most of the file).
 
     A scan (SOS) piece carries its entropy-coded data up to the next real marker. Bytes after
     EOI (phones append previews, depth maps or a whole video there) are not yielded.
@@ -218,7 +221,7 @@ def _jpeg_segments(data: bytes, *, stop_at_sos: bool = False):
     """
     if not data.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG (no SOI marker)")
-    yield 0xD8, data[:2]
+    yield 0xD8, 0, 2
     i, n = 2, len(data)
     while True:
         start = i
@@ -231,10 +234,10 @@ def _jpeg_segments(data: bytes, *, stop_at_sos: bool = False):
         marker = data[i]
         i += 1
         if marker == 0xD9:
-            yield marker, data[start:i]
+            yield marker, start, i
             return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            yield marker, data[start:i]
+            yield marker, start, i
             continue
         if i + 2 > n:
             raise ValueError("stream ends inside a segment length")
@@ -245,23 +248,18 @@ def _jpeg_segments(data: bytes, *, stop_at_sos: bool = False):
         if marker == 0xDA:
             if stop_at_sos:
                 return
-            while True:  # entropy-coded data: ends at 0xFF followed by a real marker
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    raise ValueError("stream ends inside the image data (no EOI)")
-                nxt = data[j + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                    i = j + 2
-                elif nxt == 0xFF:
-                    i = j + 1
-                else:
-                    i = j
-                    break
-        yield marker, data[start:i]
+            # entropy-coded data: ends at 0xFF followed by a real marker (not a stuffed 0x00, a
+            # restart marker or a fill byte); one C-level search instead of a Python step per 0xFF
+            end = _SCAN_END.search(data, i)
+            if end is None:
+                raise ValueError("stream ends inside the image data (no EOI)")
+            i = end.start()
+        yield marker, start, i
 
 
 def _keep_jpeg_segment(marker: int, seg: bytes) -> bool:
-    """Keep everything needed to decode the same pixels, drop anything that describes the photo."""
+    """Keep everything needed to decode the same pixels, drop anything that describes the photo.
+    ``seg`` may be the segment's first bytes only (the longest signature checked is 16)."""
     body = seg[4:] if len(seg) >= 4 else b""
     if marker == 0xE0:                      # APP0: JFIF header only (JFXX carries a thumbnail)
         return body.startswith(b"JFIF\x00")
@@ -351,12 +349,18 @@ def strip_metadata(data: bytes) -> bytes:
     exif = _orientation_exif(turn) if turn != 1 else None
     if data.startswith(JPEG_MAGIC):
         try:
-            kept = [seg for marker, seg in _jpeg_segments(data) if _keep_jpeg_segment(marker, seg)]
+            spans = [(start, end) for marker, start, end in _jpeg_segments(data)
+                     if _keep_jpeg_segment(marker, data[start:start + 16])]
         except ValueError as e:
             raise RejectedFile("truncated", f"the JPEG file is truncated or damaged ({e}); send the "
                                "original file again") from None
+        if not exif and spans[-1][1] == len(data) and all(a[1] == b[0] for a, b in zip(spans, spans[1:])):
+            return data           # nothing to drop (most forwarded photos): no copy at all
+        view = memoryview(data)
+        kept = [view[start:end] for start, end in spans]
         if exif:
-            at = 2 if kept[1][:2] == b"\xff\xe0" and kept[1][4:9] == b"JFIF\x00" else 1
+            at = 2 if data[spans[1][0]:spans[1][0] + 2] == b"\xff\xe0" and \
+                data[spans[1][0] + 4:spans[1][0] + 9] == b"JFIF\x00" else 1
             kept.insert(at, b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif)
         return b"".join(kept)
     if data.startswith(PNG_MAGIC):
