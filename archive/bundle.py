@@ -35,7 +35,7 @@ from .database import mesa_id, municipio_id, national_totals, open_readonly, par
 from .datapackage import datapackage
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
 from .progress import counted
-from .published import IMAGES_DIR, publish_images
+from .published import IMAGES_DIR, PublishedImages, ShardWriter, publish_images
 from .readme import LICENSE_TEXT, readme_text
 from .workdir import Workdir
 
@@ -326,18 +326,16 @@ def _acta_rows(state: _Snapshot, images: dict[str, dict], election,
         yield from group
 
 
-def _vote_rows(actas: Iterable[dict]) -> Iterator[dict]:
-    """Votes per ballot card of the QR actas (the payload's counts)."""
-    for a in actas:
-        for i, n in enumerate(a["counts"] or (), 1):
-            yield {"acta_id": a["id"], "position": i, "votes": n}
+def _vote_rows(a: dict) -> Iterator[dict]:
+    """Votes per ballot card of a QR acta (the payload's counts)."""
+    for i, n in enumerate(a["counts"] or (), 1):
+        yield {"acta_id": a["id"], "position": i, "votes": n}
 
 
-def _acta_vote_rows(actas: Iterable[dict], election) -> Iterator[dict]:
-    """Votes per candidate of every acta, in the election's candidate order."""
-    for a in actas:
-        for c in election.candidates:
-            yield {"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
+def _acta_vote_rows(a: dict, election) -> Iterator[dict]:
+    """Votes per candidate of an acta, in the election's candidate order."""
+    for c in election.candidates:
+        yield {"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
 
 
 def _issue_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
@@ -443,6 +441,29 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 # --- build -----------------------------------------------------------------------------------------
 
+def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, election,
+                    progress_factory) -> tuple[Path, dict]:
+    """The bundle's SQLite file from the workdir snapshot; returns its path and the tables given
+    (the small ones are lists, counted again for the datapackage)."""
+    n_actas = state.db.execute("SELECT count(*) FROM actas").fetchone()[0]
+    new_id: dict[int, int] = {}
+    tables = _geography(election, state.mesas_read)
+    tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
+                            for i, c in enumerate(election.candidates, 1)]
+    tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
+                        "owner_status": k.owner_status} for k in election.cards]
+    tables["images"] = [images.rows[s] for s in sorted(images.rows)]
+    tables["team_bundles"] = provenance.team_rows(state.provenance, state.team_ids)
+    # streamed in one pass over the workdir's actas, their votes with them: memory does not grow
+    tables["actas"] = counted(_acta_rows(state, images.by_original, election, new_id), progress_factory,
+                              n_actas, "database: actas and their votes")
+    derived = {"votes": ("actas", _vote_rows), "acta_votes": ("actas", lambda a: _acta_vote_rows(a, election))}
+    tables["issues"] = _issue_rows(state, new_id)
+    tables["transcriptions"] = _transcription_rows(state, new_id)
+    write_database(db_path, tables, derived)
+    return db_path, tables
+
+
 def build_bundle(workdir, out, key=None, name: str | None = None, password: str | None = None, *,
                  public_key=None, progress_factory: Callable | None = None,
                  shard_size: int = shards.DEFAULT_MAX_MEMBERS,
@@ -477,33 +498,15 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         with staged_folder(out, "building") as staging:
             state = _Snapshot(wd)
             try:
-                images, image_rows, stripped, written = publish_images(
-                    wd, state, staging, election, progress_factory, warnings,
-                    max_members=shard_size, max_bytes=shard_bytes)
-                n_actas = wd.db.execute("SELECT count(*) FROM actas").fetchone()[0]
-                new_id: dict[int, int] = {}
-                tables = _geography(election, state.mesas_read)
-                tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
-                                        for i, c in enumerate(election.candidates, 1)]
-                tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
-                                    "owner_status": k.owner_status} for k in election.cards]
-                tables["images"] = [image_rows[s] for s in sorted(image_rows)]
-                tables["team_bundles"] = provenance.team_rows(state.provenance, state.team_ids)
-                # streamed, one pass over the workdir's actas per table: memory does not grow with them
-                tables["actas"] = counted(_acta_rows(state, images, election, new_id), progress_factory,
-                                          n_actas, "database: actas")
-                tables["votes"] = _vote_rows(counted(_acta_rows(state, images, election), progress_factory,
-                                                     n_actas, "database: votes per card"))
-                tables["acta_votes"] = _acta_vote_rows(counted(
-                    _acta_rows(state, images, election), progress_factory, n_actas,
-                    "database: votes per candidate"), election)
-                tables["issues"] = _issue_rows(state, new_id)
-                tables["transcriptions"] = _transcription_rows(state, new_id)
-                db_file = f"{name}.db"
-                db_path = staging / db_file
-                write_database(db_path, tables)
+                images = publish_images(wd, state, election, progress_factory, warnings,
+                                        max_members=shard_size, max_bytes=shard_bytes)
+                with ShardWriter(staging, images) as shard_writer:   # zips while the database is written
+                    db_path, tables = _write_database(staging / f"{name}.db", state, images, election,
+                                                      progress_factory)
+                    written = shard_writer.wait(progress_factory)
             finally:
                 state.close()
+            db_file = db_path.name
             totals = national_totals(db_path)
             outside_totals = national_totals(db_path, "outside_registry_totals")
             info = {
@@ -525,7 +528,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                               manifest.sha256_file(db_path), info, written)
             (staging / DATAPACKAGE).write_text(json.dumps(dp, ensure_ascii=False, indent=1) + "\n",
                                                encoding="utf-8")
-            # the shards were hashed as they were written (published.publish_images)
+            # the shards were hashed as they were written (published.write_shards)
             manifest.write_manifest(staging, known={s.path: s.sha256 for s in written})
             if sk is not None:
                 signing.sign_file(sk, staging / manifest.MANIFEST, signing.trusted_comment(name, election.id))
@@ -533,8 +536,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             report = BuildReport(
                 path=out, name=name, database=out / db_file, files=len(files),
                 bytes=sum(p.stat().st_size for p in files), actas=info["counts"]["actas"],
-                mesas_counted=info["counts"]["mesas_counted"], images=len(image_rows),
-                images_stripped=stripped, shards=len(written), issues=info["counts"]["issues"],
+                mesas_counted=info["counts"]["mesas_counted"], images=len(images.rows),
+                images_stripped=images.stripped, shards=len(written), issues=info["counts"]["issues"],
                 totals=info["totals"],
                 key_id=info["key_id"], signed=sk is not None,
                 manifest_sha256=manifest.sha256_file(staging / manifest.MANIFEST), warnings=warnings,

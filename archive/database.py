@@ -8,10 +8,12 @@ indexed tables: the bundle never changes, so no visitor should pay for the aggre
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import sqlite3
 import urllib.request
 from dataclasses import dataclass
+from typing import Callable, Iterable
 from pathlib import Path
 
 import sqlite_utils
@@ -344,8 +346,34 @@ def parroquia_id(edo: int, mun: int, par: int) -> str:
 
 # --- database --------------------------------------------------------------------------------------
 
-def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
-    """Write the SQLite file at ``path`` (temp file + VACUUM INTO + rename: never half-written)."""
+ROWS_PER_BATCH = 2_000   # rows of a source table held at once while its derived tables are filled
+
+
+def _insert(conn: sqlite3.Connection, name: str, rows: Iterable[dict]) -> None:
+    cols = list(TABLES[name].columns)
+    # itemgetter: C speed for rows that have every column (nearly all); of one name it is no tuple
+    whole = operator.itemgetter(*cols) if len(cols) > 1 else lambda r: (r[cols[0]],)
+
+    def values(r: dict) -> tuple:
+        try:
+            return whole(r)
+        except KeyError:                  # a column the row leaves out is NULL
+            return tuple(r.get(c) for c in cols)
+
+    conn.executemany(f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) "
+                     f"VALUES ({', '.join('?' * len(cols))})", map(values, rows))
+
+
+def write_database(path: Path, tables: dict[str, Iterable[dict]],
+                   derived: dict[str, tuple[str, Callable[[dict], Iterable[dict]]]] | None = None) -> None:
+    """Write the SQLite file at ``path`` (temp file + VACUUM INTO + rename: never half-written).
+
+    ``tables``: rows per table, lists or generators (streamed: a national bundle has millions of
+    vote rows, never all in memory). ``derived``: {table: (source table, rows_of(source row))}
+    for tables made from another's rows (the votes of each acta), filled in the same pass over
+    the source, a batch at a time, so an expensive source generator runs once.
+    """
+    derived = derived or {}
     building = path.with_name(path.name + ".building")
     final_tmp = path.with_name(path.name + ".tmp")
     for p in (building, final_tmp):
@@ -357,18 +385,24 @@ def write_database(path: Path, tables: dict[str, list[dict]]) -> None:
         conn.execute("PRAGMA synchronous = OFF")
         db = sqlite_utils.Database(conn, execute_plugins=False)
         for name, spec in TABLES.items():
-            db[name].create(spec.columns, pk=spec.pk, foreign_keys=list(spec.foreign_keys),
-                            not_null=set(spec.not_null))
-            # rows streamed straight into the table (sqlite3's executemany takes the generator as
-            # it comes): a national bundle has millions of vote rows, never all in memory
-            cols = list(spec.columns)
-            conn.executemany(f"INSERT INTO [{name}] ({', '.join(f'[{c}]' for c in cols)}) "
-                             f"VALUES ({', '.join('?' * len(cols))})",
-                             (tuple(r.get(c) for c in cols) for r in tables[name]))
-            for idx in spec.indexes:
-                db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
-            for idx in spec.unique:
-                db[name].create_index(list(idx), index_name=f"uq_{name}_{'_'.join(idx)}", unique=True)
+            if name in derived:
+                continue                       # created and filled with its source
+            children = {d: rows_of for d, (source, rows_of) in derived.items() if source == name}
+            for t in (name, *children):
+                db[t].create(TABLES[t].columns, pk=TABLES[t].pk, foreign_keys=list(TABLES[t].foreign_keys),
+                             not_null=set(TABLES[t].not_null))
+            if not children:
+                _insert(conn, name, tables[name])     # sqlite3 takes the generator as it comes
+            rows = iter(tables[name]) if children else iter(())
+            while batch := list(itertools.islice(rows, ROWS_PER_BATCH)):
+                _insert(conn, name, batch)
+                for d, rows_of in children.items():
+                    _insert(conn, d, (child for r in batch for child in rows_of(r)))
+            for t in (name, *children):
+                for idx in TABLES[t].indexes:
+                    db[t].create_index(list(idx), index_name=f"idx_{t}_{'_'.join(idx)}")
+                for idx in TABLES[t].unique:
+                    db[t].create_index(list(idx), index_name=f"uq_{t}_{'_'.join(idx)}", unique=True)
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
         for name, cols in FTS_COLUMNS.items():

@@ -4,13 +4,22 @@ Stripping (``image.strip_metadata``) is the slow part of a build, so each origin
 copy is kept in ``<workdir>/published/`` with the strip version that made it; a rebuild after
 more photos strips only the new ones. The copies then go into the bundle's zip shards
 (:mod:`archive.shards`: per estado, stored, deterministic).
+
+A build is two passes over the photos' bytes, each spread over the cores: stripping (read,
+strip, sha256, on every core) and zipping (write the shard, sha256 it for SHA256SUMS), which
+runs on a thread of its own (:class:`ShardWriter`) while the build writes its database, since
+hashing and file I/O run outside Python's GIL.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from . import image as image_mod
 from . import shards as shards_mod
@@ -22,62 +31,20 @@ IMAGES_DIR = shards_mod.SHARDS_DIR
 # Bump when image.strip_metadata changes what it keeps, so cached published copies are redone.
 STRIP_CACHE_VERSION = f"1:{image_mod.STRIP_VERSION}"
 CACHE_DIR = "published"  # inside the workdir
-
-
-class _ImageCache:
-    """Published (stripped) copies by original sha256, kept in ``<workdir>/published/``."""
-
-    def __init__(self, wd: Workdir):
-        self.root = wd.path / CACHE_DIR
-        (self.root / "objects").mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.root / "index.db", isolation_level=None)
-        # One row per photo, each its own commit: without WAL every row waits for two fsyncs
-        # (~18 ms on a busy disk, minutes at national size). A row lost to a power cut only
-        # means that photo is stripped again: get() checks the file behind every row.
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS published (original_sha256 TEXT PRIMARY KEY, "
-                        "sha256 TEXT NOT NULL, size INTEGER NOT NULL, version TEXT NOT NULL)")
-
-    def path(self, sha: str) -> Path:
-        return self.root / "objects" / sha[:2] / sha
-
-    def get(self, original: str) -> tuple[str, int] | None:
-        r = self.db.execute("SELECT sha256, size, version FROM published WHERE original_sha256 = ?",
-                            (original,)).fetchone()
-        if r is None or r[2] != STRIP_CACHE_VERSION:
-            return None
-        p = self.path(r[0])
-        if not p.is_file() or p.stat().st_size != r[1]:
-            return None
-        return r[0], r[1]
-
-    def put(self, original: str, data: bytes, source: Path | None = None) -> tuple[str, int]:
-        """Keep ``data``, the published copy of ``original``. When stripping changed nothing (no
-        metadata: most messenger-forwarded photos), ``source`` (the workdir's object, immutable
-        like this cache) is hard-linked instead of written again: no second copy on disk."""
-        sha = sha256_bytes(data)
-        p = self.path(sha)
-        if not (p.is_file() and p.stat().st_size == len(data)):
-            p.parent.mkdir(exist_ok=True)
-            tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-            tmp.unlink(missing_ok=True)
-            try:
-                if source is None or sha != original:
-                    raise OSError("not the same bytes")
-                os.link(source, tmp)
-            except OSError:                     # other bytes, or no hard links here: a copy
-                tmp.write_bytes(data)
-            os.replace(tmp, p)
-        self.db.execute("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?)",
-                        (original, sha, len(data), STRIP_CACHE_VERSION))
-        return sha, len(data)
-
-    def close(self):
-        self.db.close()
-
+_RECORD_EVERY = 500      # cache rows written per transaction while stripping
 
 _PUBLISHED_TYPES = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png")}
+_EXTENSIONS = dict(_PUBLISHED_TYPES.values())
+
+
+class Copy(NamedTuple):
+    """One original's published copy, as the cache records it."""
+
+    original: str
+    sha256: str
+    size: int
+    media_type: str
+    orientation: int      # EXIF Orientation kept in the copy (1 = as stored)
 
 
 def _media_type(data_head: bytes) -> tuple[str, str]:
@@ -85,6 +52,82 @@ def _media_type(data_head: bytes) -> tuple[str, str]:
     if kind is None:
         raise WorkdirInconsistent("a published image is neither JPEG nor PNG")
     return kind
+
+
+class _ImageCache:
+    """Published (stripped) copies by original sha256, kept in ``<workdir>/published/``."""
+
+    def __init__(self, wd: Workdir):
+        self.wd = wd
+        self.root = wd.path / CACHE_DIR
+        (self.root / "objects").mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.root / "index.db", isolation_level=None)
+        # WAL: a crash loses at most the rows of the last batch, whose photos are stripped
+        # again (every lookup checks the file behind the row).
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS published (original_sha256 TEXT PRIMARY KEY, "
+                        "sha256 TEXT NOT NULL, size INTEGER NOT NULL, version TEXT NOT NULL)")
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(published)")}
+        for column, kind in (("media_type", "TEXT"), ("orientation", "INTEGER")):  # older caches lack
+            if column not in have:                                                  # them: such rows
+                self.db.execute(f"ALTER TABLE published ADD COLUMN {column} {kind}")  # are redone
+
+    def path(self, sha: str) -> Path:
+        return self.root / "objects" / sha[:2] / sha
+
+    def copies(self) -> dict[str, Copy]:
+        """Every usable row, by original (one query: a lookup per photo costs seconds nationally)."""
+        rows = self.db.execute("SELECT original_sha256, sha256, size, media_type, orientation FROM published "
+                               "WHERE version = ? AND media_type IS NOT NULL AND orientation IS NOT NULL",
+                               (STRIP_CACHE_VERSION,))
+        return {r[0]: Copy(*r) for r in rows}
+
+    def present(self, copy: Copy | None) -> bool:
+        """Whether the file behind a row is there, whole (a crash or a cleaner may have taken it)."""
+        if copy is None:
+            return False
+        try:
+            return self.path(copy.sha256).stat().st_size == copy.size
+        except OSError:
+            return False
+
+    def make(self, original: str) -> Copy:
+        """Strip the workdir's photo ``original`` and keep the copy (runs on several threads)."""
+        src = self.wd.object_path(original)
+        if not src.is_file():
+            raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
+                                      "was read from it; re-ingest the photo")
+        data = src.read_bytes()
+        try:
+            out = image_mod.strip_metadata(data)
+        except TestigoError as e:
+            raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
+        sha = sha256_bytes(out)
+        p = self.path(sha)
+        if not (p.is_file() and p.stat().st_size == len(out)):
+            p.parent.mkdir(exist_ok=True)
+            tmp = p.with_name(f"{p.name}.tmp{os.getpid()}-{threading.get_ident()}")
+            tmp.unlink(missing_ok=True)
+            try:
+                # stripping changed nothing (most messenger-forwarded photos): share the
+                # workdir's object (immutable like this cache) instead of a second copy
+                if sha != original:
+                    raise OSError("not the same bytes")
+                os.link(src, tmp)
+            except OSError:                     # other bytes, or no hard links here: a copy
+                tmp.write_bytes(out)
+            os.replace(tmp, p)
+        return Copy(original, sha, len(out), _media_type(out[:16])[0], image_mod.orientation(out))
+
+    def record(self, copies: list[Copy]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?)",
+                                [(c.original, c.sha256, c.size, STRIP_CACHE_VERSION, c.media_type,
+                                  c.orientation) for c in copies])
+
+    def close(self):
+        self.db.close()
 
 
 @dataclass(frozen=True)
@@ -96,6 +139,23 @@ class Shard:
     bytes: int
     members: int
     cod_edo: int
+
+
+@dataclass
+class PublishedImages:
+    """The photos a build publishes, stripped, with their shards planned but not yet written."""
+
+    by_original: dict[str, dict] = field(default_factory=dict)  # original sha256 -> images row
+    rows: dict[str, dict] = field(default_factory=dict)         # published sha256 -> images row
+    stripped: int = 0                                            # newly stripped in this build
+    plan: dict[str, list[str]] = field(default_factory=dict)    # shard path -> member names
+    estado: dict[str, int] = field(default_factory=dict)        # shard path -> COD_EDO
+    cache_root: Path | None = None
+    hashed: frozenset[str] = frozenset()   # published copies hashed from their bytes in this build
+
+    def source(self, member: str) -> Path:
+        sha = member.split(".")[0]
+        return self.cache_root / "objects" / sha[:2] / sha
 
 
 def _places(state, election) -> dict[str, tuple]:
@@ -112,103 +172,148 @@ def _places(state, election) -> dict[str, tuple]:
     return out
 
 
-def publish_images(wd: Workdir, state, bundle_dir: Path, election, progress_factory, warnings: list[str], *,
-                   max_members: int = shards_mod.DEFAULT_MAX_MEMBERS,
-                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES,
-                   ) -> tuple[dict[str, dict], dict[str, dict], int, list[Shard]]:
-    """Strip (or reuse the cached stripped copy of) every acta photo and zip them into shards.
+def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tuple[dict[str, Copy], set[str]]:
+    """The published copy of every original: from the cache, or stripped now on every core.
+    Returns ({original: copy}, the originals stripped now)."""
+    copies = cache.copies()
+    todo = [o for o in originals if not cache.present(copies.get(o))]
+    with progress(progress_factory, len(originals), "photos: stripping metadata") as bar:
+        bar.update(len(originals) - len(todo))
+        pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="strip")
+        try:
+            batch = []
+            for copy in pool.map(cache.make, todo):        # in order; each a file of its own
+                copies[copy.original] = copy
+                batch.append(copy)
+                if len(batch) >= _RECORD_EVERY:
+                    cache.record(batch)
+                    batch = []
+                bar.update(1)
+            cache.record(batch)
+        finally:   # on an error, the photos not started yet are not stripped for nothing
+            pool.shutdown(wait=True, cancel_futures=True)
+    return copies, set(todo)
 
-    Returns ({original sha256: images row}, {published sha256: images row}, number newly
-    stripped, the shards written under ``bundle_dir``). Photos that differ only in metadata
-    share one published file, whose row is the first original's. Each shard is read back once
-    (its hash for SHA256SUMS, each member's against its name: a damaged cache stops the build).
+
+def publish_images(wd: Workdir, state, election, progress_factory, warnings: list[str], *,
+                   max_members: int = shards_mod.DEFAULT_MAX_MEMBERS,
+                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES) -> PublishedImages:
+    """Strip (or reuse the cached stripped copy of) every acta photo and plan their shards.
+
+    Each images row names its shard already; :class:`ShardWriter` writes them. Photos that
+    differ only in metadata share one published file, whose row is the first original's.
     """
     shards_mod.check_limits(max_members, max_bytes)
     originals = sorted({a["image_sha256"] for a in state.actas if a["image_sha256"]})
-    out: dict[str, dict] = {}
-    published: dict[str, dict] = {}
-    stripped = 0
-    used_originals: dict[str, str] = {}   # original sha256 -> the published sha256 that names it
+    out = PublishedImages()
     if not originals:
-        return out, published, 0, []
+        return out
     places = _places(state, election)
-    hashed: set[str] = set()     # published copies hashed in this build (stripped just now)
+    used_originals: dict[str, str] = {}   # original sha256 -> the published sha256 that names it
     cache = _ImageCache(wd)
     try:
-        with progress(progress_factory, 2 * len(originals)) as bar:
-            for original in originals:
-                hit = cache.get(original)
-                if hit is None:
-                    src = wd.object_path(original)
-                    if not src.is_file():
-                        raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
-                                                  "was read from it; re-ingest the photo")
-                    try:
-                        data = image_mod.strip_metadata(src.read_bytes())
-                    except TestigoError as e:
-                        raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
-                    hit = cache.put(original, data, src)
-                    stripped += 1
-                    hashed.add(hit[0])
-                sha, size = hit
-                with open(cache.path(sha), "rb") as f:
-                    media_type, ext = _media_type(f.read(16))
-                rel = f"{IMAGES_DIR}/{sha}{ext}"
-                blob = state.blobs.get(original)
-                turn = image_mod.orientation(cache.path(sha))   # header only; kept in the published copy
-                size_wh = (blob["width"], blob["height"]) if blob else (None, None)
-                if turn >= 5:                          # 5-8 turn by 90°: displayed sides swap
-                    size_wh = size_wh[::-1]
-                # a team's photo is stored as the team published it: name the original it came from
-                first = state.provenance.original_of(original)
-                if used_originals.get(first, sha) != sha:  # stripped differently elsewhere: keep ours
-                    first = original
-                if first != original:  # the shards are planned by the place of each row's original
-                    places[first] = min(places.get(first, places[original]), places[original])
-                out[original] = row = {"sha256": sha, "original_sha256": first, "path": rel,
-                                       "media_type": media_type, "size": size,
-                                       "width": size_wh[0], "height": size_wh[1], "orientation": turn}
-                if sha in published and published[sha]["original_sha256"] == first:
-                    pass  # one photo that reached us twice (own and through a team): published once
-                elif sha in published:
-                    warnings.append(f"photos {published[sha]['original_sha256']} and {original} differ only "
-                                    f"in metadata; published once as {rel} (images.original_sha256 keeps "
-                                    "the first)")
-                else:
-                    published[sha] = row
-                    used_originals[first] = sha
-                bar.update(1)
-            written = _write_shards(bundle_dir, published, places, cache, bar, max_members, max_bytes, hashed)
-            bar.update(len(originals) - len(published))   # one bar: originals stripped, then zipped
+        copies, now = _strip_all(cache, originals, progress_factory)
     finally:
         cache.close()
-    return out, published, stripped, written
+    out.cache_root, out.stripped = cache.root, len(now)
+    out.hashed = frozenset(copies[o].sha256 for o in now)
+    for original in originals:
+        c = copies[original]
+        rel = f"{IMAGES_DIR}/{c.sha256}{_EXTENSIONS[c.media_type]}"
+        blob = state.blobs.get(original)
+        size_wh = (blob["width"], blob["height"]) if blob else (None, None)
+        if c.orientation >= 5:                     # 5-8 turn by 90°: displayed sides swap
+            size_wh = size_wh[::-1]
+        # a team's photo is stored as the team published it: name the original it came from
+        first = state.provenance.original_of(original)
+        if used_originals.get(first, c.sha256) != c.sha256:  # stripped differently elsewhere: keep ours
+            first = original
+        if first != original:  # the shards are planned by the place of each row's original
+            places[first] = min(places.get(first, places[original]), places[original])
+        out.by_original[original] = row = {
+            "sha256": c.sha256, "original_sha256": first, "path": rel, "media_type": c.media_type,
+            "size": c.size, "width": size_wh[0], "height": size_wh[1], "orientation": c.orientation}
+        if c.sha256 in out.rows and out.rows[c.sha256]["original_sha256"] == first:
+            pass  # one photo that reached us twice (own and through a team): published once
+        elif c.sha256 in out.rows:
+            warnings.append(f"photos {out.rows[c.sha256]['original_sha256']} and {original} differ only "
+                            f"in metadata; published once as {rel} (images.original_sha256 keeps the first)")
+        else:
+            out.rows[c.sha256] = row
+            used_originals[first] = c.sha256
+    place = {sha: places[row["original_sha256"]] for sha, row in out.rows.items()}
+    photos = [shards_mod.ShardPhoto(row["path"].rsplit("/", 1)[1], row["size"], place[sha][0], place[sha][1:])
+              for sha, row in out.rows.items()]
+    out.plan = shards_mod.plan_shards(photos, max_members, max_bytes)
+    for rel, names in out.plan.items():
+        for n in names:
+            out.rows[n.split(".")[0]]["shard"] = rel
+        out.estado[rel] = place[names[0].split(".")[0]][0]
+    return out
 
 
-def _write_shards(bundle_dir: Path, published: dict[str, dict], places: dict[str, tuple], cache: _ImageCache,
-                  bar, max_members: int, max_bytes: int, hashed: set[str] = frozenset()) -> list[Shard]:
-    """Zip the published copies into shards, each read back once: its hash for SHA256SUMS, and
-    the members taken from the cache checked against their names (those in ``hashed`` were
-    hashed from their bytes in this build already: a third hash would only cost time)."""
-    photos = [shards_mod.ShardPhoto(row["path"].rsplit("/", 1)[1], row["size"], places[row["original_sha256"]][0],
-                                    places[row["original_sha256"]][1:]) for row in published.values()]
-    plan = shards_mod.plan_shards(photos, max_members, max_bytes)
-    (bundle_dir / IMAGES_DIR).mkdir()
+def write_shards(bundle_dir: Path, images: PublishedImages, advance: Callable[[int], None] = lambda k: None,
+                 stop: threading.Event | None = None) -> list[Shard]:
+    """Zip the published copies into their planned shards, each read back once: its hash for
+    SHA256SUMS, and the members taken from the cache checked against their names (those in
+    ``images.hashed`` were hashed from their bytes in this build already: a third hash would
+    only cost time). ``advance(k)`` after each shard of k photos; ``stop`` ends early."""
+    if images.plan:
+        (bundle_dir / IMAGES_DIR).mkdir(exist_ok=True)
     written = []
-    for rel, names in plan.items():
+    for rel, names in images.plan.items():
+        if stop is not None and stop.is_set():
+            break
         path = bundle_dir / rel
-        shards_mod.write_shard(path, [(n, cache.path(n.split(".")[0])) for n in names])
+        shards_mod.write_shard(path, [(n, images.source(n)) for n in names])
         index = shards_mod.open_images(bundle_dir, [rel])
         if index.problems or len(index) != len(names):
             raise BundleError(f"{rel} was written but cannot be read back: {'; '.join(index.problems[:3])}")
-        digest, members = shards_mod.digest_shard(path, [m for m in index if m.sha256 not in hashed])
+        digest, members = shards_mod.digest_shard(path, [m for m in index if m.sha256 not in images.hashed])
         bad = sorted(n for n, d in members.items() if not n.startswith(d + "."))
         if bad:
             raise BundleError(f"{bad[0]} does not hash to its name: the published-image cache in "
-                              f"{cache.root} is damaged; delete that folder and build again")
-        for n in names:
-            published[n.split(".")[0]]["shard"] = rel
-        written.append(Shard(rel, digest, path.stat().st_size, len(names),
-                             places[published[names[0].split(".")[0]]["original_sha256"]][0]))
-        bar.update(len(names))
+                              f"{images.cache_root} is damaged; delete that folder and build again")
+        written.append(Shard(rel, digest, path.stat().st_size, len(names), images.estado[rel]))
+        advance(len(names))
     return written
+
+
+class ShardWriter:
+    """:func:`write_shards` on a thread of its own, so the build writes its database meanwhile
+    (zipping and hashing run outside the GIL: the two use both cores). A context manager: on
+    leaving, the thread is told to stop and waited for, so nothing writes into a folder that
+    a failed build is removing."""
+
+    def __init__(self, bundle_dir: Path, images: PublishedImages):
+        self.images = images
+        self.done = 0
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shards")
+        self._future = self._pool.submit(write_shards, bundle_dir, images, self._advance, self._stop)
+
+    def _advance(self, k: int) -> None:
+        self.done += k
+
+    def wait(self, progress_factory=None) -> list[Shard]:
+        """The shards written (re-raises the thread's error), with a bar while they are finished."""
+        total = sum(len(names) for names in self.images.plan.values())
+        with progress(progress_factory, total, "photos: zipping into shards") as bar:
+            shown = 0
+            while True:
+                try:
+                    written = self._future.result(timeout=0.25)
+                    break
+                except FutureTimeout:
+                    bar.update(self.done - shown)
+                    shown = self.done
+            bar.update(total - shown)
+        return written
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+        return False

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(photos, ignore_errors=True)
         photos.mkdir()
         rng = random.Random(2024)
-        rows = rng.sample(render.read_rows(election), args.photos)
+        every = render.read_rows(election)   # beyond one photo per mesa: second photos of mesas
+        rows = rng.sample(every, min(args.photos, len(every)))
+        rows += rng.choices(every, k=args.photos - len(rows))
         jobs = [(render.payload_for_row(r, election, rng), i, str(photos / f"p{i:05d}.jpg"))
                 for i, r in enumerate(rows)]
         with ProcessPoolExecutor(args.jobs) as pool:
