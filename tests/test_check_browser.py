@@ -109,6 +109,8 @@ def test_photo_check_on_a_phone_in_english(server, chromium, tmp_path):
         assert page.get_attribute("#photo-camera", "capture") == "environment"
         assert feed(page, SAMPLE / PHOTOS_IN_BUNDLE[1]) == "match"
         assert page.inner_text("#photo-result").startswith("✔ Match: all 11 fields")
+        href = page.get_attribute("#photo-result a[href^='/mesa/']", "href")   # the site's English page
+        assert href.endswith("?lang=en") and not href.startswith("/en/"), href
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]   # nothing wider than the phone
         box = page.locator("#your-photo").bounding_box()
         assert box["width"] <= PHONE["width"]

@@ -242,3 +242,22 @@ def test_mirror_in_a_browser_search_open_a_mesa_see_photo_numbers_totals(static_
     page.wait_for_selector("#results")
     assert f"Centro {centro}" in page.inner_text("#results")
     assert blocked == []                    # the mirror's <meta> policy let every script it needs run
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_mirror_checks_a_photo_in_the_browser_and_links_to_its_mesa_page(static_server, page, lang):
+    """/comprobar in the mirror reads the QR in the browser as on the site, and its link to the
+    mesa goes to the mirror's page of that mesa (a folder, under /en/ in English), not to the
+    site's ?lang=en address a static host ignores."""
+    prefix = "/en" if lang == "en" else ""
+    page.goto(f"{static_server}{prefix}/comprobar/")
+    page.set_input_files("#photo-file", str(SAMPLE / PHOTOS[0]))
+    page.wait_for_selector("#photo-result", timeout=60_000)
+    assert page.get_attribute("#photo-result", "data-result") == "match"
+    mesa_id = "201301006.01"
+    link = page.locator(f'#photo-result a:has-text("{mesa_id}")')
+    assert link.get_attribute("href") == f"{prefix}/mesa/{mesa_id}/"
+    with page.expect_navigation():
+        link.click()
+    assert page.evaluate("location.pathname") == f"{prefix}/mesa/{mesa_id}/"
+    assert ("Registered electors" if lang == "en" else "Electores") in page.inner_text("body")

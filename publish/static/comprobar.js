@@ -29,7 +29,13 @@
     if (v === null || v === undefined) { return "—"; }
     return String(v).replace(/\B(?=(\d{3})+(?!\d))/g, lang === "es" ? "." : ",");
   }
-  function link(path) { return path + (lang === "en" ? "?lang=en" : ""); }
+  // A page's address: the site takes ?lang=en; the static mirror (testigo mirror) has a folder per
+  // page (its addresses end in "/", the site's never do) with the English ones under /en/.
+  var mirrored = /\/$/.test(location.pathname);
+  function link(path) {
+    if (mirrored) { return (lang === "en" ? "/en" : "") + path + "/"; }
+    return path + (lang === "en" ? "?lang=en" : "");
+  }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
