@@ -270,6 +270,13 @@ def test_check_qr_match_and_mismatch(site, facts, payload_for):
     q = site.json("/comprobar.json?qr=" + urllib.parse.quote(payload_for(facts["qr_only"])))
     assert q["result"] == "match" and q["identical_payload"] is True
     assert any(f["field"] == "card:36" for f in q["fields"])
+    # the page (the form, without the browser's QR reader) shows the archived photo to compare with
+    html = site.get("/comprobar?qr=" + urllib.parse.quote(payload_for(facts["qr_only"]))).text
+    src = re.search(r'id="check-archived-photo" src="([^"]+)"', html).group(1)
+    assert src == q["image_url"] and src.startswith("/images/")
+    photo = site.get(src)
+    assert photo.status_code == 200 and photo.headers["content-type"].startswith("image/")
+    assert hashlib.sha256(photo.content).hexdigest() == src.rsplit("/", 1)[1].split(".")[0]
 
 
 def test_check_numbers_form(site, facts):
