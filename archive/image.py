@@ -336,6 +336,11 @@ def _orientation_exif(value: int) -> bytes:
 
 
 def strip_metadata(data: bytes) -> bytes:
+    """The copy to publish (see :func:`strip_metadata_oriented`)."""
+    return strip_metadata_oriented(data)[0]
+
+
+def strip_metadata_oriented(data: bytes) -> tuple[bytes, int]:
     """The copy to publish: same encoded pixels, no EXIF/GPS/XMP/maker notes/comments/text.
 
     JPEG: segment filter (keeps APP0 JFIF, APP2 ICC, APP14 Adobe, tables, scans; drops other
@@ -343,6 +348,7 @@ def strip_metadata(data: bytes) -> bytes:
     A photo stored sideways gets back an EXIF block with the Orientation tag alone (APP1 after
     SOI/JFIF; PNG eXIf after IHDR), so it displays upright (see the module docstring).
     Nothing is re-encoded, so decoded pixels are identical and output is deterministic.
+    Returns (the copy, its EXIF Orientation: 1 when upright as stored).
     Raises RejectedFile for anything that is not a complete JPEG or PNG.
     """
     turn = orientation(data) if data.startswith((JPEG_MAGIC, PNG_MAGIC)) else 1
@@ -355,14 +361,14 @@ def strip_metadata(data: bytes) -> bytes:
             raise RejectedFile("truncated", f"the JPEG file is truncated or damaged ({e}); send the "
                                "original file again") from None
         if not exif and spans[-1][1] == len(data) and all(a[1] == b[0] for a, b in zip(spans, spans[1:])):
-            return data           # nothing to drop (most forwarded photos): no copy at all
+            return data, turn     # nothing to drop (most forwarded photos): no copy at all
         view = memoryview(data)
         kept = [view[start:end] for start, end in spans]
         if exif:
             at = 2 if data[spans[1][0]:spans[1][0] + 2] == b"\xff\xe0" and \
                 data[spans[1][0] + 4:spans[1][0] + 9] == b"JFIF\x00" else 1
             kept.insert(at, b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif)
-        return b"".join(kept)
+        return b"".join(kept), turn
     if data.startswith(PNG_MAGIC):
         try:
             kept = [raw for ctype, raw in _png_chunks(data) if ctype in _PNG_KEEP]
@@ -370,7 +376,7 @@ def strip_metadata(data: bytes) -> bytes:
                 chunk = io.BytesIO()
                 PngImagePlugin.putchunk(chunk, b"eXIf", exif[len(b"Exif\x00\x00"):])
                 kept.insert(1, chunk.getvalue())
-            return PNG_MAGIC + b"".join(kept)
+            return PNG_MAGIC + b"".join(kept), turn
         except ValueError as e:
             raise RejectedFile("truncated", f"the PNG file is truncated or damaged ({e}); send the "
                                "original file again") from None

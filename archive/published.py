@@ -12,10 +12,11 @@ hashing and file I/O run outside Python's GIL.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ IMAGES_DIR = shards_mod.SHARDS_DIR
 STRIP_CACHE_VERSION = f"1:{image_mod.STRIP_VERSION}"
 CACHE_DIR = "published"  # inside the workdir
 _RECORD_EVERY = 500      # cache rows written per transaction while stripping
+_PER_WORKER = 200        # fewer photos than this per core: stripped in this process (no start-up)
 
 _PUBLISHED_TYPES = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png")}
 _EXTENSIONS = dict(_PUBLISHED_TYPES.values())
@@ -92,34 +94,6 @@ class _ImageCache:
         except OSError:
             return False
 
-    def make(self, original: str) -> Copy:
-        """Strip the workdir's photo ``original`` and keep the copy (runs on several threads)."""
-        src = self.wd.object_path(original)
-        if not src.is_file():
-            raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
-                                      "was read from it; re-ingest the photo")
-        data = src.read_bytes()
-        try:
-            out = image_mod.strip_metadata(data)
-        except TestigoError as e:
-            raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
-        sha = sha256_bytes(out)
-        p = self.path(sha)
-        if not (p.is_file() and p.stat().st_size == len(out)):
-            p.parent.mkdir(exist_ok=True)
-            tmp = p.with_name(f"{p.name}.tmp{os.getpid()}-{threading.get_ident()}")
-            tmp.unlink(missing_ok=True)
-            try:
-                # stripping changed nothing (most messenger-forwarded photos): share the
-                # workdir's object (immutable like this cache) instead of a second copy
-                if sha != original:
-                    raise OSError("not the same bytes")
-                os.link(src, tmp)
-            except OSError:                     # other bytes, or no hard links here: a copy
-                tmp.write_bytes(out)
-            os.replace(tmp, p)
-        return Copy(original, sha, len(out), _media_type(out[:16])[0], image_mod.orientation(out))
-
     def record(self, copies: list[Copy]) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?)",
@@ -128,6 +102,37 @@ class _ImageCache:
 
     def close(self):
         self.db.close()
+
+
+def _make_copy(job: tuple[Path, Path, str]) -> Copy:
+    """Strip the workdir's photo ``original`` and keep the copy in the cache folder (runs in
+    worker processes: ``job`` is (the workdir's objects folder, the cache folder, original))."""
+    objects, root, original = job
+    src = objects / original[:2] / original
+    if not src.is_file():
+        raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
+                                  "was read from it; re-ingest the photo")
+    data = src.read_bytes()
+    try:
+        out, turn = image_mod.strip_metadata_oriented(data)
+    except TestigoError as e:
+        raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
+    sha = sha256_bytes(out)
+    p = root / "objects" / sha[:2] / sha
+    if not (p.is_file() and p.stat().st_size == len(out)):
+        p.parent.mkdir(exist_ok=True)
+        tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            # stripping changed nothing (most messenger-forwarded photos): share the workdir's
+            # object (immutable like this cache) instead of a second copy
+            if sha != original:
+                raise OSError("not the same bytes")
+            os.link(src, tmp)
+        except OSError:                     # other bytes, or no hard links here: a copy
+            tmp.write_bytes(out)
+        os.replace(tmp, p)
+    return Copy(original, sha, len(out), _media_type(out[:16])[0], turn)
 
 
 @dataclass(frozen=True)
@@ -172,17 +177,30 @@ def _places(state, election) -> dict[str, tuple]:
     return out
 
 
+def _processes():
+    """A multiprocessing context for the build's workers: fork where there is one (spawn would
+    import the caller's __main__ again: a script without a main guard would run twice); the
+    children never touch the parent's SQLite connections."""
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+
+
 def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tuple[dict[str, Copy], set[str]]:
-    """The published copy of every original: from the cache, or stripped now on every core.
-    Returns ({original: copy}, the originals stripped now)."""
+    """The published copy of every original: from the cache, or stripped now on every core
+    (processes: the strip's scan holds the GIL). Returns ({original: copy}, those stripped now)."""
     copies = cache.copies()
     todo = [o for o in originals if not cache.present(copies.get(o))]
     with progress(progress_factory, len(originals), "photos: stripping metadata") as bar:
         bar.update(len(originals) - len(todo))
-        pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="strip")
+        if not todo:
+            return copies, set()
+        objects = cache.wd.path / "objects"
+        jobs = [(objects, cache.root, o) for o in todo]
+        workers = min(os.cpu_count() or 1, max(1, len(todo) // _PER_WORKER))
+        pool = ProcessPoolExecutor(workers, mp_context=_processes()) if workers > 1 else None
         try:
             batch = []
-            for copy in pool.map(cache.make, todo):        # in order; each a file of its own
+            made = pool.map(_make_copy, jobs, chunksize=64) if pool else map(_make_copy, jobs)
+            for copy in made:                      # in order; each a file of its own
                 copies[copy.original] = copy
                 batch.append(copy)
                 if len(batch) >= _RECORD_EVERY:
@@ -191,7 +209,8 @@ def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tu
                 bar.update(1)
             cache.record(batch)
         finally:   # on an error, the photos not started yet are not stripped for nothing
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     return copies, set(todo)
 
 
@@ -254,49 +273,81 @@ def publish_images(wd: Workdir, state, election, progress_factory, warnings: lis
 
 def write_shards(bundle_dir: Path, images: PublishedImages, advance: Callable[[int], None] = lambda k: None,
                  stop: threading.Event | None = None) -> list[Shard]:
-    """Zip the published copies into their planned shards, each read back once: its hash for
-    SHA256SUMS, and the members taken from the cache checked against their names (those in
-    ``images.hashed`` were hashed from their bytes in this build already: a third hash would
-    only cost time). ``advance(k)`` after each shard of k photos; ``stop`` ends early."""
+    """Zip the published copies into their planned shards, hashing as they are written: each
+    shard for SHA256SUMS, and the members taken from the cache checked against their names
+    (those in ``images.hashed`` were hashed from their bytes in this build already: another
+    hash would only cost time). Shards are written on every core (each is a file of its own).
+    ``advance(k)`` after each shard of k photos; ``stop`` ends early."""
     if images.plan:
         (bundle_dir / IMAGES_DIR).mkdir(exist_ok=True)
-    written = []
-    for rel, names in images.plan.items():
+
+    def one(rel: str) -> Shard | None:
         if stop is not None and stop.is_set():
-            break
+            return None
+        names = images.plan[rel]
         path = bundle_dir / rel
-        shards_mod.write_shard(path, [(n, images.source(n)) for n in names])
-        index = shards_mod.open_images(bundle_dir, [rel])
+        digest, members = shards_mod.write_shard(path, [(n, images.source(n)) for n in names],
+                                                 check=[n for n in names if n.split(".")[0] not in images.hashed])
+        index = shards_mod.open_images(bundle_dir, [rel])        # its directory, not its bytes
         if index.problems or len(index) != len(names):
             raise BundleError(f"{rel} was written but cannot be read back: {'; '.join(index.problems[:3])}")
-        digest, members = shards_mod.digest_shard(path, [m for m in index if m.sha256 not in images.hashed])
         bad = sorted(n for n, d in members.items() if not n.startswith(d + "."))
         if bad:
             raise BundleError(f"{bad[0]} does not hash to its name: the published-image cache in "
                               f"{images.cache_root} is damaged; delete that folder and build again")
-        written.append(Shard(rel, digest, path.stat().st_size, len(names), images.estado[rel]))
         advance(len(names))
-    return written
+        return Shard(rel, digest, path.stat().st_size, len(names), images.estado[rel])
+
+    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="shard") as pool:
+        try:
+            written = list(pool.map(one, images.plan))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [w for w in written if w is not None]
+
+
+# The shard process's progress counter and stop flag (set by its initializer).
+_progress = None
+_stop = None
+
+
+def _shard_process_init(counter, stop) -> None:
+    global _progress, _stop
+    _progress, _stop = counter, stop
+
+
+def _advance_shared(k: int) -> None:
+    with _progress.get_lock():
+        _progress.value += k
+
+
+def _write_shards_in_process(bundle_dir: Path, images: PublishedImages) -> list[Shard]:
+    return write_shards(bundle_dir, images, _advance_shared, _stop)
 
 
 class ShardWriter:
-    """:func:`write_shards` on a thread of its own, so the build writes its database meanwhile
-    (zipping and hashing run outside the GIL: the two use both cores). A context manager: on
-    leaving, the thread is told to stop and waited for, so nothing writes into a folder that
-    a failed build is removing."""
+    """:func:`write_shards` in a process of its own, so the build writes its database meanwhile
+    on the other core. A process, not a thread: the database rows are Python work that holds
+    the GIL, and the shard threads' many small I/O calls would wait on it (and slow it down).
+    A context manager: on leaving, the process is told to stop and waited for, so nothing
+    writes into a folder that a failed build is removing."""
 
     def __init__(self, bundle_dir: Path, images: PublishedImages):
         self.images = images
-        self.done = 0
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shards")
-        self._future = self._pool.submit(write_shards, bundle_dir, images, self._advance, self._stop)
-
-    def _advance(self, k: int) -> None:
-        self.done += k
+        ctx = _processes()
+        self._done = ctx.Value("q", 0)
+        self._stop = ctx.Event()
+        self._pool = None
+        if images.plan:
+            self._pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_shard_process_init,
+                                             initargs=(self._done, self._stop))
+            self._future = self._pool.submit(_write_shards_in_process, bundle_dir, images)
 
     def wait(self, progress_factory=None) -> list[Shard]:
-        """The shards written (re-raises the thread's error), with a bar while they are finished."""
+        """The shards written (re-raises the process's error), with a bar while they are finished."""
+        if self._pool is None:
+            return []
         total = sum(len(names) for names in self.images.plan.values())
         with progress(progress_factory, total, "photos: zipping into shards") as bar:
             shown = 0
@@ -305,8 +356,9 @@ class ShardWriter:
                     written = self._future.result(timeout=0.25)
                     break
                 except FutureTimeout:
-                    bar.update(self.done - shown)
-                    shown = self.done
+                    done = self._done.value
+                    bar.update(done - shown)
+                    shown = done
             bar.update(total - shown)
         return written
 
@@ -315,5 +367,6 @@ class ShardWriter:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         return False

@@ -32,7 +32,6 @@ import hashlib
 import math
 import os
 import re
-import shutil
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -138,11 +137,68 @@ def _zipinfo(name: str, size: int) -> zipfile.ZipInfo:
     return info
 
 
-def write_shard(path: str | os.PathLike, members: Iterable[tuple[str, str | os.PathLike]]) -> None:
+class _HashedFile:
+    """A file opened for writing whose sha256 is taken from the bytes as they are written, so a
+    shard is not read back to hash it. zipfile seeks back once per member, to rewrite that
+    member's local header with its CRC; so bytes are held from the last such seek on and pass
+    to the file (and the hash) only once nothing can rewrite them: at most one member is held."""
+
+    def __init__(self, f):
+        self.f, self.hash = f, hashlib.sha256()
+        self.base = 0                    # offset of held[0]; everything before it is written
+        self.held = bytearray()
+        self.pos = 0
+
+    def write(self, data) -> int:
+        at, n = self.pos - self.base, len(data)
+        if at == len(self.held):
+            self.held += data
+        elif at + n <= len(self.held):   # a member's local header rewritten in place
+            self.held[at:at + n] = data
+        else:
+            raise ShardError("the zip writer rewrote bytes past the end of what it wrote")
+        self.pos += n
+        return n
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        end = self.base + len(self.held)
+        pos = {0: pos, 1: self.pos + pos, 2: end + pos}[whence]
+        if not self.base <= pos <= end:
+            raise ShardError("the zip writer went back to bytes already written")
+        self._release(pos)               # nothing before a seek target is rewritten again
+        self.pos = pos
+        return pos
+
+    def _release(self, upto: int) -> None:
+        if upto > self.base:
+            with memoryview(self.held)[:upto - self.base] as final:
+                self.hash.update(final)
+                self.f.write(final)
+            del self.held[:upto - self.base]
+            self.base = upto
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> str:
+        """Write what is held; the sha256 of the whole file."""
+        self._release(self.base + len(self.held))
+        return self.hash.hexdigest()
+
+
+def write_shard(path: str | os.PathLike, members: Iterable[tuple[str, str | os.PathLike]],
+                check: Iterable[str] = ()) -> tuple[str, dict[str, str]]:
     """Write a stored, deterministic zip at ``path`` from (member name, source file) pairs.
 
     Members are written sorted by name whatever the order given; the file appears whole or
-    not at all (written beside and renamed).
+    not at all (written beside and renamed). Returns (sha256 of the file, {member: sha256 of its
+    bytes} for the members named in ``check``), taken in the same pass as the writing.
     """
     path = Path(path)
     items = sorted((str(n), Path(src)) for n, src in members)
@@ -151,18 +207,30 @@ def write_shard(path: str | os.PathLike, members: Iterable[tuple[str, str | os.P
         raise ShardError(f"{path.name}: a member name is given twice")
     if len(names) > MAX_MEMBERS:
         raise ShardError(f"{path.name}: {len(names):,} members, more than {MAX_MEMBERS:,}")
+    check = set(check)
+    member_hashes: dict[str, str] = {}
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, src in items:
-                with open(src, "rb") as s:
-                    size = os.fstat(s.fileno()).st_size
-                    with zf.open(_zipinfo(name, size), "w") as d:
-                        shutil.copyfileobj(s, d, CHUNK)
+        with open(tmp, "wb") as f:
+            out = _HashedFile(f)
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, src in items:
+                    h = hashlib.sha256() if name in check else None
+                    with open(src, "rb") as s:
+                        size = os.fstat(s.fileno()).st_size
+                        with zf.open(_zipinfo(name, size), "w") as d:
+                            while chunk := s.read(CHUNK):
+                                d.write(chunk)
+                                if h is not None:
+                                    h.update(chunk)
+                    if h is not None:
+                        member_hashes[name] = h.hexdigest()
+            digest = out.finish()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return digest, member_hashes
 
 
 # --- reading --------------------------------------------------------------------------------

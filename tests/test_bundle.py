@@ -345,6 +345,35 @@ def test_photos_differing_only_in_metadata_are_published_once(photo_workdir, cop
                                                       "given: the signature cannot be checked"]
 
 
+def test_photos_stripped_in_worker_processes_give_the_same_bundle(photo_workdir, copy_tree, tmp_path, monkeypatch):
+    """A national build strips on every core (worker processes) and zips in a process of its
+    own; the bundle is the one a single process makes, and a worker's error reaches the caller."""
+    import shutil
+    one = copy_tree(photo_workdir.path)
+    shutil.rmtree(one / published.CACHE_DIR, ignore_errors=True)
+    alone = build_bundle(one, tmp_path / "alone")
+    assert alone.images_stripped == alone.images == 7
+    many = copy_tree(photo_workdir.path)
+    shutil.rmtree(many / published.CACHE_DIR, ignore_errors=True)
+    monkeypatch.setattr(published, "_PER_WORKER", 1)            # 7 photos are enough for 2 workers
+    workers = build_bundle(many, tmp_path / "workers")
+    assert workers.images_stripped == 7
+    assert (tmp_path / "alone" / "SHA256SUMS").read_bytes() == (tmp_path / "workers" / "SHA256SUMS").read_bytes()
+    assert len(shards.open_images(tmp_path / "workers")) == 7
+    # an object gone from the workdir: the worker's error, with its advice, stops the build
+    shutil.rmtree(many / published.CACHE_DIR)
+    victim = next(p for p in (many / "objects").rglob("*") if p.is_file() and
+                  p.name in {r["original_sha256"] for r in database_rows(tmp_path / "workers", "images")})
+    victim.unlink()
+    with pytest.raises(bundle_mod.WorkdirInconsistent, match="re-ingest the photo"):
+        build_bundle(many, tmp_path / "broken")
+    assert not (tmp_path / "broken").exists()
+
+
+def database_rows(bundle: Path, table: str) -> list[dict]:
+    return [dict(r) for r in db_of(bundle).execute(f"SELECT * FROM [{table}]")]
+
+
 def test_damaged_image_cache_is_detected(photo_workdir, copy_tree, tmp_path):
     wd = copy_tree(photo_workdir.path)
     build_bundle(wd, tmp_path / "b")
