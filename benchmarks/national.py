@@ -5,7 +5,8 @@ damage, cached between runs, then for each size (default 3,000 and 30,000 photos
 step as its own child process (the real `testigo` commands) and prints:
   ingest   photos/s per core (CPU time) of the clean photos and of the degraded ones, against
            Pillow's own full decode of the same clean files (the floor; aim <= 2x)
-  build    wall time against raw sha256 of the bundle's bytes (aim <= 3x), bundle size
+  build    wall time against raw sha256 of the bundle's bytes (aim <= 3x) and against copying
+           them (read + write: the disk's floor for writing a bundle), bundle size
   verify   wall time against the same raw sha256
   torrent  hybrid + v1 creation, against the same raw sha256
   memory   peak RSS of every step (largest process of the step, workers included; aim < 1 GiB)
@@ -207,6 +208,13 @@ def child_main(args: list[str]) -> None:
         files = Path(args[1]).read_text().split("\n")
         with ProcessPoolExecutor(int(args[2])) as pool:
             list(pool.map(_pillow_decode, [f for f in files if f], chunksize=16))
+    elif kind == "copy":                          # copy FOLDER DEST: every file read and written again
+        src, dest = Path(args[1]), Path(args[2])
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                target = dest / p.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, target)
     elif kind == "sha256":                        # sha256 FOLDER: every file, as sha256sum would
         from archive import manifest
         for p in sorted(Path(args[1]).rglob("*")):
@@ -312,6 +320,8 @@ def run_size(n: int, photos: list[Path], cache: Path, jobs: int, keep: bool) -> 
         s["build"] = run_step(testigo("build", "-w", str(wd), "-o", str(bundle), "--key", str(key.secret)), "build")
         run.bundle_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
         s["raw sha256"] = run_step(child("sha256", str(bundle)), "raw sha256 of the bundle's bytes (baseline)")
+        s["copy"] = run_step(child("copy", str(bundle), str(work / "copy")), "copy of the bundle's bytes (baseline)")
+        shutil.rmtree(work / "copy")
         s["verify"] = run_step(testigo("verify", str(bundle), "--pubkey", str(key.public), "-q"), "verify")
         s["torrent"] = run_step(testigo("torrent", str(bundle)), "torrent (hybrid + v1)")
         dp = json.loads((bundle / "datapackage.json").read_text())
@@ -344,6 +354,8 @@ def figures(r: Run) -> dict[str, tuple[float, str]]:
         "raw sha256 of the bundle, wall s": (s["raw sha256"].wall, "photo"),
         "build / raw sha256, wall (aim <= 3)": (s["build"].wall / s["raw sha256"].wall, "flat"),
         "build / raw sha256, CPU": (s["build"].cpu / s["raw sha256"].cpu, "flat"),
+        "copy of the bundle's bytes, wall s": (s["copy"].wall, "photo"),
+        "build / copy of the same bytes, wall": (s["build"].wall / s["copy"].wall, "flat"),
         "verify, wall s": (s["verify"].wall, "photo"),
         "verify / raw sha256, wall": (s["verify"].wall / s["raw sha256"].wall, "flat"),
         "torrent hybrid+v1, wall s": (s["torrent"].wall, "photo"),
