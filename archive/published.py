@@ -39,6 +39,11 @@ _PUBLISHED_TYPES = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png")
 _EXTENSIONS = dict(_PUBLISHED_TYPES.values())
 
 
+def _object(folder: Path, sha: str) -> Path:
+    """Where a file named by its sha256 lies in an objects folder (the workdir's layout)."""
+    return folder / sha[:2] / sha
+
+
 class Copy(NamedTuple):
     """One original's published copy, as the cache records it."""
 
@@ -76,7 +81,7 @@ class _ImageCache:
                 self.db.execute(f"ALTER TABLE published ADD COLUMN {column} {kind}")  # are redone
 
     def path(self, sha: str) -> Path:
-        return self.root / "objects" / sha[:2] / sha
+        return _object(self.root / "objects", sha)
 
     def copies(self) -> dict[str, Copy]:
         """Every usable row, by original (one query: a lookup per photo costs seconds nationally)."""
@@ -108,7 +113,7 @@ def _make_copy(job: tuple[Path, Path, str]) -> Copy:
     """Strip the workdir's photo ``original`` and keep the copy in the cache folder (runs in
     worker processes: ``job`` is (the workdir's objects folder, the cache folder, original))."""
     objects, root, original = job
-    src = objects / original[:2] / original
+    src = _object(objects, original)
     if not src.is_file():
         raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
                                   "was read from it; re-ingest the photo")
@@ -118,7 +123,7 @@ def _make_copy(job: tuple[Path, Path, str]) -> Copy:
     except TestigoError as e:
         raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
     sha = sha256_bytes(out)
-    p = root / "objects" / sha[:2] / sha
+    p = _object(root / "objects", sha)
     if not (p.is_file() and p.stat().st_size == len(out)):
         p.parent.mkdir(exist_ok=True)
         tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
@@ -159,8 +164,7 @@ class PublishedImages:
     hashed: frozenset[str] = frozenset()   # published copies hashed from their bytes in this build
 
     def source(self, member: str) -> Path:
-        sha = member.split(".")[0]
-        return self.cache_root / "objects" / sha[:2] / sha
+        return _object(self.cache_root / "objects", member.split(".")[0])
 
 
 def _places(state, election) -> dict[str, tuple]:
