@@ -184,16 +184,20 @@ async def measure(host: str, port: int, db_name: str, mesas: list[str], totals: 
     stop, results = ctx.Event(), ctx.Queue()
     proc = ctx.Process(target=flood_process, args=(host, port, paths, flooders * inflight, stop, results))
     proc.start()
+    t0, cpu0 = time.monotonic(), cpu_seconds(proc.pid)
     try:
         await asyncio.sleep(min(3.0, duration / 4))        # let the flood build up first
         attack = await visitor(host, port, mesas, totals, duration)
     finally:
+        cpu1, dt = cpu_seconds(proc.pid), time.monotonic() - t0
         stop.set()
         seen = results.get(timeout=90) if proc.is_alive() or not results.empty() else {}
         proc.join(10)
     out = {"idle": {}, "attack": {}, "ratio_p95": {}, "ratio_p50": {},
            "public_errors": {"idle": idle["errors"], "attack": attack["errors"]},
-           "flood_answers": {str(k): v for k, v in sorted(seen.items(), key=lambda kv: str(kv[0]))}}
+           "flood_answers": {str(k): v for k, v in sorted(seen.items(), key=lambda kv: str(kv[0]))},
+           # the attackers' own CPU: on loopback they share the server's cores (in reality they do not)
+           "flood_cpu_pct": round(100 * (cpu1 - cpu0) / dt, 1) if cpu0 is not None and cpu1 is not None else None}
     for kind in ("mesa", "totales"):
         i, a = summary(idle["latencies"][kind]), summary(attack["latencies"][kind])
         out["idle"][kind], out["attack"][kind] = i, a
@@ -235,7 +239,7 @@ def report(label: str, r: dict, a) -> None:
     errs = r["public_errors"]
     print(f"   public visitor errors: idle {sum(errs['idle'].values())} {errs['idle'] or ''}"
           f"  attack {sum(errs['attack'].values())} {errs['attack'] or ''}")
-    print(f"   flood answers (status: count): {r['flood_answers']}")
+    print(f"   flood answers (status: count): {r['flood_answers']}; the flooders' own CPU: {r['flood_cpu_pct']} %")
 
 
 def main(argv=None) -> int:
