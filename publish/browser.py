@@ -13,6 +13,7 @@ it exits when the process that started it is gone.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -109,6 +110,7 @@ class DataBrowser:
                         "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await asyncio.sleep(0)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
