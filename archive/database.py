@@ -13,8 +13,8 @@ import os
 import sqlite3
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from pathlib import Path
+from typing import Callable, Iterable
 
 import sqlite_utils
 
@@ -384,7 +384,7 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
         conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: thrown away on failure
         conn.execute("PRAGMA synchronous = OFF")
         db = sqlite_utils.Database(conn, execute_plugins=False)
-        for name, spec in TABLES.items():
+        for name in TABLES:
             if name in derived:
                 continue                       # created and filled with its source
             children = {d: rows_of for d, (source, rows_of) in derived.items() if source == name}
@@ -393,11 +393,12 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
                              not_null=set(TABLES[t].not_null))
             if not children:
                 _insert(conn, name, tables[name])     # sqlite3 takes the generator as it comes
-            rows = iter(tables[name]) if children else iter(())
-            while batch := list(itertools.islice(rows, ROWS_PER_BATCH)):
-                _insert(conn, name, batch)
-                for d, rows_of in children.items():
-                    _insert(conn, d, (child for r in batch for child in rows_of(r)))
+            else:
+                rows = iter(tables[name])
+                while batch := list(itertools.islice(rows, ROWS_PER_BATCH)):
+                    _insert(conn, name, batch)
+                    for d, rows_of in children.items():
+                        _insert(conn, d, (child for r in batch for child in rows_of(r)))
             for t in (name, *children):
                 for idx in TABLES[t].indexes:
                     db[t].create_index(list(idx), index_name=f"idx_{t}_{'_'.join(idx)}")
