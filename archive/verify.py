@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -53,6 +54,12 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
     if not root.is_dir():
         rep.problems.append(f"{root} is not a folder")
         return rep
+    # 0. each database's own consistency (SQLite's checks, the totals recomputed) is all SQL,
+    # outside the GIL: it runs on a thread of its own while the files are hashed
+    dbs = sorted(p.name for p in root.glob("*.db") if p.is_file())
+    pool = ThreadPoolExecutor(1, thread_name_prefix="verify-db")
+    consistency = {db_name: pool.submit(_database_consistency, root / db_name) for db_name in dbs}
+    pool.shutdown(wait=False)
     # 1. checksums: every file, each problem reported; a shard's members hashed in the same read
     listing = manifest.list_files(root)
     photos = _Photos(root)
@@ -100,7 +107,6 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
             except signing.SignatureInvalid as e:
                 rep.problems.append(f"signature: {e}")
     # 4. datapackage.json consistent with the files and the key
-    dbs = sorted(p.name for p in root.glob("*.db") if p.is_file())
     dp = None
     if not (root / DATAPACKAGE).is_file():
         rep.problems.append(f"{DATAPACKAGE} is missing")
@@ -129,7 +135,8 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
         rep.problems.append("no SQLite database (*.db) in the bundle")
     # 5. each database: integrity, foreign keys, images table vs files
     for db_name in dbs:
-        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None, photos)
+        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None, photos,
+                                        consistency[db_name].result())
     # dedupe while keeping order (a damaged file can be reported by two checks the same way)
     rep.problems = list(dict.fromkeys(rep.problems))
     return rep
@@ -214,20 +221,51 @@ def _check_loose_images(db_name: str, rows: list, check: manifest.ManifestCheck)
     return problems
 
 
+@dataclass
+class _Consistency:
+    """What a database says of itself: SQLite's integrity and foreign keys, and whether its
+    totals tables are the sum of its actas (``error``: it could not be read at all)."""
+
+    integrity: list[str] = field(default_factory=list)
+    foreign_keys: list[str] = field(default_factory=list)
+    totals: list[str] = field(default_factory=list)
+    error: str | None = None
+    opened: bool = True
+
+
+def _database_consistency(path: Path) -> _Consistency:
+    out = _Consistency()
+    db_name = path.name
+    try:
+        conn = open_readonly(path)
+    except sqlite3.Error as e:
+        out.error, out.opened = f"{db_name}: cannot be opened as SQLite ({e})", False
+        return out
+    try:
+        res = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if res != ["ok"]:
+            out.integrity.append(f"{db_name}: PRAGMA integrity_check failed: {'; '.join(map(str, res[:5]))}")
+        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if fk:
+            out.foreign_keys.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
+        out.totals = [f"{db_name}: {d}" for d in totals_differences(conn)]
+    except sqlite3.DatabaseError as e:
+        out.error = f"{db_name}: not a valid SQLite database ({e})"
+    finally:
+        conn.close()
+    return out
+
+
 def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None,
-                    photos: _Photos) -> list[str]:
-    problems = []
+                    photos: _Photos, consistency: _Consistency) -> list[str]:
+    if not consistency.opened:
+        return [consistency.error]
+    problems = consistency.integrity + consistency.foreign_keys
     try:
         conn = open_readonly(root / db_name)
     except sqlite3.Error as e:
         return [f"{db_name}: cannot be opened as SQLite ({e})"]
     try:
-        res = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-        if res != ["ok"]:
-            problems.append(f"{db_name}: PRAGMA integrity_check failed: {'; '.join(map(str, res[:5]))}")
-        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if fk:
-            problems.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
         if "images" in tables:
             columns = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
@@ -243,9 +281,11 @@ def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp:
             want = {k: v for k, v in meta["totals"].items() if v}
             if {k: v for k, v in got.items() if v} != want:
                 problems.append(f"{db_name}: national totals differ from those in {DATAPACKAGE}")
-        problems += [f"{db_name}: {d}" for d in totals_differences(conn)]
+        problems += consistency.totals
     except sqlite3.DatabaseError as e:
         problems.append(f"{db_name}: not a valid SQLite database ({e})")
     finally:
         conn.close()
+    if consistency.error:
+        problems.append(consistency.error)
     return problems
