@@ -51,9 +51,12 @@ def substitute(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def render(tmp: Path, port: int, upstream: str) -> Path:
-    """Write nginx.conf + testigo.conf into ``tmp``; return the main file."""
+def render(tmp: Path, port: int, upstream: str, replace: dict[str, str] | None = None) -> Path:
+    """Write nginx.conf + testigo.conf into ``tmp``; return the main file. ``replace``: more
+    substitutions (each must match once), e.g. a smaller limit that a test can reach."""
     site = SITE_CONF.read_text()
+    for old, new in (replace or {}).items():
+        site = substitute(site, old, new)
     site = substitute(site, "listen 80;", f"listen 127.0.0.1:{port};")
     lines = site.splitlines(keepends=True)
     v6 = [line for line in lines if "listen [::]:80;" in line]
@@ -76,11 +79,11 @@ def check_config(tmp: Path) -> subprocess.CompletedProcess:
 class Nginx:
     """nginx in front of ``upstream`` (host:port) on a free loopback port, until stop()."""
 
-    def __init__(self, tmp: Path, upstream: str):
+    def __init__(self, tmp: Path, upstream: str, replace: dict[str, str] | None = None):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        render(self.tmp, self.port, upstream)
+        render(self.tmp, self.port, upstream, replace)
         checked = check_config(self.tmp)
         if checked.returncode != 0:
             raise AssertionError(f"nginx -t refused the configuration:\n{checked.stderr}")

@@ -2,11 +2,14 @@
 
 Shows what the deployment promises: answers cached as testigo's Cache-Control says (and only
 then), testigo's security headers passed through, stale copies served while testigo is down,
-and a client over its rate limit answered 429 while another client still gets every page.
+and a client over its rate limit (or holding too many connections) answered 429 while another
+client still gets every page.
 """
 from __future__ import annotations
 
 import concurrent.futures
+import socket
+import time
 import urllib.parse
 
 import httpx
@@ -93,5 +96,50 @@ def test_stale_copies_keep_the_site_up_while_testigo_is_down(bundle, tmp_path):
             assert r.headers["x-cache-status"] in ("HIT", "STALE")
             assert h.get("/totales/estado/2").status_code == 502   # never cached: nothing to show
     finally:
+        ng.stop()
+        stop_server(proc)
+
+
+def _hold(port: int, path: str, address: str = "127.0.0.1") -> socket.socket:
+    """A request whose answer is being sent but never read: in progress, for nginx, until closed
+    (a receive buffer of a few KB keeps most of a large file on nginx's side)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind((address, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: testigo\r\n\r\n".encode())
+    s.settimeout(30)
+    assert s.recv(12) == b"HTTP/1.1 200", path
+    return s
+
+
+def test_connection_limit_answers_429_to_an_address_holding_too_many(bundle, tmp_path):
+    """limit_conn: one address holding the limit's worth of downloads in progress is answered 429
+    for one more, another address is not, and the first gets pages again once it lets go. The
+    shipped limit (32) is lowered to 2 here, the only change, so that a test can reach it."""
+    limit = 2
+    database = next(p for p in bundle.iterdir() if p.suffix == ".db")
+    proc, url = start_server(bundle)
+    ng = Nginx(tmp_path / "nginx", f"127.0.0.1:{urllib.parse.urlsplit(url).port}",
+               replace={"limit_conn testigo_conn 32;": f"limit_conn testigo_conn {limit};"})
+    held = []
+    try:
+        download = f"/descargas/{database.name}"
+        held = [_hold(ng.port, download) for _ in range(limit)]
+        with httpx.Client(base_url=ng.url, timeout=30) as same, httpx.Client(
+                base_url=ng.url, timeout=30, transport=httpx.HTTPTransport(local_address=PUBLIC_ADDRESS)) as other:
+            assert same.get("/totales").status_code == 429, database.stat().st_size
+            assert other.get("/totales").status_code == 200
+            for s in held:
+                s.close()
+            held = []
+            deadline = time.monotonic() + 10
+            while (status := same.get("/totales").status_code) == 429 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert status == 200
+        assert "limiting connections" in ng.log()
+    finally:
+        for s in held:
+            s.close()
         ng.stop()
         stop_server(proc)
