@@ -182,7 +182,8 @@ class _Snapshot:
             self.db.execute("SELECT count(*) FROM meta").fetchone()    # the read transaction starts here
             prefixes = _local_prefixes(r[0] for r in self.db.execute("SELECT DISTINCT locator FROM inputs"))
             self.transcriptions = transcription.published(self.db)  # one row per agreed photo: few
-            self.awaiting_transcription = transcription.awaiting(self.db)
+            self.unread = transcription.unread(self.db)     # photos that gave no acta yet: few
+            self.awaiting_transcription = len(self.unread)
             self.provenance = provenance.read(self.db)      # lookups by acta and photo (team ones only)
             self.team_ids = provenance.bundle_ids(self.provenance)
         except BaseException:
@@ -467,7 +468,7 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
 def build_bundle(workdir, out, key=None, name: str | None = None, password: str | None = None, *,
                  public_key=None, progress_factory: Callable | None = None,
                  shard_size: int = shards.DEFAULT_MAX_MEMBERS,
-                 shard_bytes: int = shards.DEFAULT_MAX_BYTES) -> BuildReport:
+                 shard_bytes: int = shards.DEFAULT_MAX_BYTES, unread_photos: bool = False) -> BuildReport:
     """Build the bundle for ``workdir`` into the folder ``out`` (see the module docstring).
 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
@@ -477,6 +478,10 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
     bar per stage (photos, each streamed table, hashing).
     ``shard_size`` / ``shard_bytes``: most photos / bytes per zip shard (``archive.shards``);
     they are recorded in datapackage.json, since a rebuild must use the same to compare.
+    ``unread_photos``: publish the photos awaiting transcription too (for a bundle sent to the
+    team that merges it, which can then read or transcribe them; off by default, since a photo
+    nobody could read may not be an acta at all). The images table lists them with no acta, the
+    issues table says why; ``unread_photos`` in datapackage.json records the choice.
     """
     out = Path(out)
     shards.check_limits(shard_size, shard_bytes)
@@ -499,7 +504,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
             state = _Snapshot(wd)
             try:
                 images = publish_images(wd, state, election, progress_factory, warnings,
-                                        max_members=shard_size, max_bytes=shard_bytes)
+                                        max_members=shard_size, max_bytes=shard_bytes,
+                                        unread=state.unread if unread_photos else ())
                 with ShardWriter(staging, images) as shard_writer:   # zips while the database is written
                     db_path, tables = _write_database(staging / f"{name}.db", state, images, election,
                                                       progress_factory)
@@ -518,6 +524,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
+                "unread_photos": unread_photos,
                 "teams": provenance.summary(tables["team_bundles"], _actas_by_team(db_path)),
             }
             if pk:

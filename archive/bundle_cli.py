@@ -61,8 +61,14 @@ def _password_for(key: str) -> str | None:
               help="Most photos per zip shard (shards also stay under 1 GiB). A rebuild meant to "
                    "compare with a published bundle must use the same value (its datapackage.json "
                    "says which).")
+@click.option("--unread-photos", is_flag=True,
+              help="Also publish the photos nobody could read yet (the transcription queue), for a "
+                   "bundle sent to the team that merges it: its `testigo ingest --trust` takes them in "
+                   "(with this workdir's reading) and queues them for `testigo transcribe`. Off by default: a photo "
+                   "nobody could read may not be an acta at all (a face, a house), so look at them "
+                   "before a public bundle carries them.")
 @_errors_to_click
-def build(workdir, out, key, pubkey, name, shard_size):
+def build(workdir, out, key, pubkey, name, shard_size, unread_photos):
     """Build the public bundle from a workdir: SQLite, metadata-free photos, SHA256SUMS, signature.
 
     \b
@@ -82,7 +88,7 @@ def build(workdir, out, key, pubkey, name, shard_size):
     password = _password_for(key) if key else None
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
                           progress_factory=progress_bar("publishing photos (strip metadata, zip into shards)"),
-                          shard_size=shard_size)
+                          shard_size=shard_size, unread_photos=unread_photos)
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "

@@ -252,6 +252,10 @@ class Ingester:
             self.wd.store(data, sha)
             self._record_image(item, data, sha, problem, fresh)
 
+    def decode(self, data: bytes, name: str) -> dict:
+        """One photo's reading, in this process (what a worker gives ``ingest_items``)."""
+        return _decode_job((data, name, self.election_id))
+
     def _seen(self, item: Item, sha: str) -> bool:
         return self.wd.db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?",
                                   (item.locator, sha)).fetchone() is not None
@@ -260,39 +264,46 @@ class Ingester:
         db = self.wd.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if problem is not None:
-                db.execute("INSERT OR IGNORE INTO blobs (sha256, size) VALUES (?, ?)", (sha, len(data)))
-                self._input(item.source, item.locator, sha, "rejected-file", problem.code, str(problem))
-                db.execute("COMMIT")
-                return
-            if fresh is not None:
-                db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                           (sha, len(data), fresh.get("media_type"), fresh.get("width"), fresh.get("height")))
-                db.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (sha, fresh["status"], fresh.get("qr_text"), fresh.get("code"),
-                            fresh.get("reason"), fresh.get("decoder"), fresh.get("step")))
-            r = db.execute("SELECT * FROM readings WHERE sha256 = ?", (sha,)).fetchone()
-            earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
-                                 "ORDER BY id LIMIT 1", (sha,)).fetchone()
-            if earlier is not None and earlier["acta_id"] is not None:
-                self._input(item.source, item.locator, sha, "duplicate", "same_file",
-                            f"the same file was already ingested as {earlier['locator']}", earlier["acta_id"])
-            elif r["status"] == "rejected":
-                self._input(item.source, item.locator, sha, "rejected-file", r["code"], r["reason"])
-            elif r["status"] != "ok":
-                self._input(item.source, item.locator, sha, r["status"], r["code"], r["reason"])
-            else:
-                try:
-                    a = acta_mod.parse_payload(r["qr_text"], self.election)
-                    flags = acta_mod.validate(a, self.election)
-                except PayloadError as e:
-                    self._input(item.source, item.locator, sha, "invalid", e.code, str(e))
-                else:
-                    self._add_acta(a, item.source, item.locator, sha, image_sha=sha, flags=flags)
+            self.classify_image(item, len(data), sha, problem, fresh)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def classify_image(self, item: Item, size: int, sha: str, problem: RejectedFile | None,
+                       fresh: dict | None) -> None:
+        """Record what a stored photo gave (its reading ``fresh``, from ``decode``, or the one
+        already recorded for its content): an acta, a duplicate, or an input with its reason.
+        Inside the caller's transaction (a team bundle's photos are taken in the bundle's own)."""
+        db = self.wd.db
+        if problem is not None:
+            db.execute("INSERT OR IGNORE INTO blobs (sha256, size) VALUES (?, ?)", (sha, size))
+            self._input(item.source, item.locator, sha, "rejected-file", problem.code, str(problem))
+            return
+        if fresh is not None:
+            db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)",
+                       (sha, size, fresh.get("media_type"), fresh.get("width"), fresh.get("height")))
+            db.execute("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (sha, fresh["status"], fresh.get("qr_text"), fresh.get("code"),
+                        fresh.get("reason"), fresh.get("decoder"), fresh.get("step")))
+        r = db.execute("SELECT * FROM readings WHERE sha256 = ?", (sha,)).fetchone()
+        earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
+                             "ORDER BY id LIMIT 1", (sha,)).fetchone()
+        if earlier is not None and earlier["acta_id"] is not None:
+            self._input(item.source, item.locator, sha, "duplicate", "same_file",
+                        f"the same file was already ingested as {earlier['locator']}", earlier["acta_id"])
+        elif r["status"] == "rejected":
+            self._input(item.source, item.locator, sha, "rejected-file", r["code"], r["reason"])
+        elif r["status"] != "ok":
+            self._input(item.source, item.locator, sha, r["status"], r["code"], r["reason"])
+        else:
+            try:
+                a = acta_mod.parse_payload(r["qr_text"], self.election)
+                flags = acta_mod.validate(a, self.election)
+            except PayloadError as e:
+                self._input(item.source, item.locator, sha, "invalid", e.code, str(e))
+            else:
+                self._add_acta(a, item.source, item.locator, sha, image_sha=sha, flags=flags)
 
     def _input(self, source: str, locator: str, sha: str, outcome: str, code: str | None,
                reason: str | None, acta_id: int | None = None, kind: str = "image") -> None:

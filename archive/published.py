@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterable, NamedTuple
 
 from . import image as image_mod
 from . import shards as shards_mod
@@ -220,18 +220,22 @@ def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tu
 
 def publish_images(wd: Workdir, state, election, progress_factory, warnings: list[str], *,
                    max_members: int = shards_mod.DEFAULT_MAX_MEMBERS,
-                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES) -> PublishedImages:
+                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES, unread: Iterable[str] = ()) -> PublishedImages:
     """Strip (or reuse the cached stripped copy of) every acta photo and plan their shards.
 
     Each images row names its shard already; :class:`ShardWriter` writes them. Photos that
     differ only in metadata share one published file, whose row is the first original's.
+    ``unread``: photos that gave no acta (yet) to publish too, in the shards of no estado
+    (group 0), so that whoever takes the bundle in can read or transcribe them.
     """
     shards_mod.check_limits(max_members, max_bytes)
-    originals = sorted({a["image_sha256"] for a in state.actas if a["image_sha256"]})
+    places = _places(state, election)
+    for original in unread:
+        places.setdefault(original, (0, 0, 0))
+    originals = sorted(places)
     out = PublishedImages()
     if not originals:
         return out
-    places = _places(state, election)
     used_originals: dict[str, str] = {}   # original sha256 -> the published sha256 that names it
     cache = _ImageCache(wd)
     try:

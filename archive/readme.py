@@ -38,7 +38,10 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
         key = "**This bundle is NOT signed. / Este paquete NO está firmado.**\n"
         sig_es = sig_en = "(unsigned / sin firma)"
     shard_size = info["shards"]["max_members"]
-    rebuild = f" --shard-size {shard_size}" if shard_size != DEFAULT_MAX_MEMBERS else ""
+    rebuild = (f" --shard-size {shard_size}" if shard_size != DEFAULT_MAX_MEMBERS else "") + (
+        " --unread-photos" if info.get("unread_photos") else "")
+    unread = ("publicadas en este bundle / published in this bundle" if info.get("unread_photos")
+              else "no publicadas / not published")
     return f"""# {meta.get('title')} — testigo `{name}`
 
 *{meta.get('title_en')}*
@@ -53,7 +56,7 @@ y de hojas transcritas. / Per-mesa results verified from citizens' photos of the
 | Mesas contadas / counted mesas (registro / registry) | {c['mesas_counted']:,} / {c['mesas_registry']:,} |
 | Fotos publicadas / published photos | {c['images']:,} |
 | Incidencias / issues | {c['issues']:,} |
-| Fotos por transcribir / photos awaiting transcription | {c.get('photos_awaiting_transcription', 0):,} |
+| Fotos por transcribir / photos awaiting transcription | {c.get('photos_awaiting_transcription', 0):,} ({unread}) |
 | Actas fuera del registro / outside the registry (mesas, contadas aparte / counted apart) | {o.get('actas', 0):,} ({o.get('mesas', 0):,}, {o.get('counted', 0):,}) |
 
 ## Totales nacionales / National totals (counted actas)

@@ -7,7 +7,9 @@ its actas goes through the classification every photo and sheet row goes through
 ``team-bundle``, and where it came from is kept (``team_bundles``, ``team_actas``; see
 ``archive.provenance``). The team's QR texts and numbers are parsed and validated again under
 this workdir's election; photos are not decoded again (the team's signature vouches for its
-reading), but they are opened and checked like any received photo.
+reading), but they are opened and checked like any received photo. The photos the team could
+not read, when its bundle carries them (``testigo build --unread-photos``), are taken with the
+team's reading and join this workdir's transcription queue.
 
 One transaction per bundle: all of it or nothing. ``dry_run`` is the same run rolled back.
 """
@@ -29,7 +31,7 @@ from . import manifest, provenance, shards, signing, trust
 from .bundle import DATAPACKAGE, _is_previous_bundle
 from .database import mesa_id as format_mesa_id
 from .errors import PayloadError, RejectedFile
-from .ingest import Ingester
+from .ingest import Ingester, Item
 from .progress import progress
 from .verify import verify_bundle
 from .workdir import Workdir, sha256_bytes
@@ -77,6 +79,7 @@ class TeamReport:
     teams: dict[str, Counter] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     dry_run: bool = False
+    unread: Counter = field(default_factory=Counter)     # its unread photos: taken / already here
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,7 @@ class TeamReport:
                 "bundle_hash": self.bundle_hash, "refused": self.refused, "already": self.already,
                 "dry_run": self.dry_run, "teams": {t: {k: c.get(k, 0) for k in COLUMNS}
                                                    for t, c in self.teams.items()},
+                "unread_photos": {k: self.unread.get(k, 0) for k in ("taken", "already here")},
                 "reasons": self.reasons}
 
 
@@ -178,7 +182,9 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
                 wd.store(data)
         ids = _record_bundles(db, team, tk, rep.bundle_hash, dp.get("name"), sha256_bytes(sig_raw),
                               entries[db_rel])
-        known = _take_actas(wd, ing, team, root, tk, rep, ids, dry_run, progress_factory)
+        read = image_reader(root)
+        known = _take_actas(wd, ing, team, read, root, tk, rep, ids, dry_run, progress_factory)
+        _take_unread(wd, ing, team, read, root, tk, rep, dry_run)
         _summarize(wd, rep, before, known)
         db.execute("COMMIT" if outer else "RELEASE team_bundle")
     except BaseException:
@@ -266,8 +272,8 @@ def _carried(team) -> provenance.Provenance:
         "SELECT id, label, key_id, public_key, bundle_hash, name, via FROM team_bundles ORDER BY id")})
 
 
-def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedKey, rep: TeamReport,
-                ids: dict, dry_run: bool, progress_factory) -> Counter:
+def _take_actas(wd: Workdir, ing: Ingester, team, read: Callable[[dict], bytes], root: Path,
+                tk: trust.TrustedKey, rep: TeamReport, ids: dict, dry_run: bool, progress_factory) -> Counter:
     """Each acta of the team's bundle, in its id order. Returns {team_bundles id: how many were
     already taken from an earlier bundle}."""
     db = wd.db
@@ -278,7 +284,6 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
     images = {r["sha256"]: r for r in team.execute("SELECT * FROM images")}
     has_team = "team_bundle_id" in _columns(team, "actas")
     carried = _carried(team)
-    read = image_reader(root)
     # duplicates after the readings they repeat, so the team's own first readings stay first here
     rows = team.execute("SELECT * FROM actas ORDER BY status = 'duplicate', id").fetchall()
     seen: Counter = Counter()
@@ -316,18 +321,63 @@ def _take_actas(wd: Workdir, ing: Ingester, team, root: Path, tk: trust.TrustedK
     return known
 
 
+# The team's photos that gave it no acta: published with ``build --unread-photos``, listed in its
+# images table with no acta, and in its issues table with why (matched by the original's sha256,
+# or by the published one for a photo the team itself took from another team).
+_UNREAD = """
+SELECT im.sha256, im.original_sha256, im.path, im.size, i.outcome, i.code, i.reason, min(i.id) AS first_issue
+FROM images im JOIN issues i ON i.original_sha256 IN (im.original_sha256, im.sha256)
+WHERE i.outcome IN ('unreadable', 'invalid')
+  AND NOT EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = im.sha256)
+GROUP BY im.sha256 ORDER BY im.original_sha256"""   # SQLite: the bare columns are min(i.id)'s row
+
+
+def _take_unread(wd: Workdir, ing: Ingester, team, read: Callable[[dict], bytes], root: Path,
+                 tk: trust.TrustedKey, rep: TeamReport, dry_run: bool) -> None:
+    """Each photo the team could not read, with its reading (like its actas, not decoded again):
+    an input here, in this workdir's transcription queue. A photo already here is not taken again."""
+    if "issues" not in {r[0] for r in team.execute("SELECT name FROM sqlite_master")}:
+        return
+    db = wd.db
+    for row in team.execute(_UNREAD).fetchall():
+        if _image_here(db, row["original_sha256"], row["sha256"]):
+            rep.unread["already here"] += 1
+            continue
+        locator = f"{KIND}:{tk.label}:{rep.bundle_hash[:16]}!photo={row['original_sha256']}"
+        try:
+            sha = _take_image(wd, read, row, dry_run)
+        except RejectedFile as e:
+            ing._input(str(root), locator, rep.bundle_hash, "rejected-file", e.code,
+                       f"{tk.label}'s unread photo {row['original_sha256']}: {e}", kind=KIND)
+            continue
+        reading = {"status": row["outcome"], "qr_text": None, "code": row["code"],
+                   "reason": f"{tk.label}: {row['reason']}", "decoder": KIND, "step": None}
+        ing.classify_image(Item(str(root), locator, lambda: b""), row["size"], sha, None, reading)
+        rep.unread["taken"] += 1
+    if rep.unread["taken"]:
+        rep.reasons.append(f"{rep.unread['taken']} photo(s) {tk.label} could not read: taken with its reading, "
+                           "in this workdir's transcription queue (`testigo transcribe`)")
+
+
+def _image_here(db, original: str, published: str) -> str | None:
+    """The workdir sha256 of a team photo already here (by its original's or its own sha256)."""
+    blob = "SELECT sha256 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'"
+    for sql, sha in ((blob, original), ("SELECT sha256 FROM team_images WHERE original_sha256 = ? "
+                                        "ORDER BY sha256", original), (blob, published)):
+        hit = db.execute(sql, (sha,)).fetchone()
+        if hit:
+            return hit[0]
+    return None
+
+
 def _take_image(wd: Workdir, read: Callable[[dict], bytes], row, dry_run: bool) -> str:
     """The workdir sha256 for a team photo: the same photo already here (by its original's or
     its own sha256) is reused, never stored twice; else the team's published copy is stored."""
     db = wd.db
     original, published = row["original_sha256"], row["sha256"]
-    for sql in ("SELECT sha256 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'",
-                "SELECT sha256 FROM team_images WHERE original_sha256 = ? ORDER BY sha256"):
-        hit = db.execute(sql, (original,)).fetchone()
-        if hit:
-            return hit[0]
-    if db.execute("SELECT 1 FROM blobs WHERE sha256 = ? AND media_type LIKE 'image/%'", (published,)).fetchone():
-        return published
+    here = _image_here(db, original, published)
+    if here:
+        return here
     data = read(row)   # checked against its sha256 by the shard reader
     with image_mod.open_image(data, row["path"]) as im:
         media_type, (width, height) = Image.MIME[im.format], im.size

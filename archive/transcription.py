@@ -210,9 +210,15 @@ def photos(db) -> list[Photo]:
     return sorted((Photo(*r) for r in db.execute(_QUEUE)), key=lambda p: p.first_input)
 
 
+def unread(db) -> list[str]:
+    """The sha256 of the queue's photos without an agreed transcription (TEAM.md decision 4):
+    photos that gave no acta yet."""
+    return [p.sha256 for p in photos(db) if p.decision != "agreed"]
+
+
 def awaiting(db) -> int:
-    """Photos of the queue without an agreed transcription (TEAM.md decision 4)."""
-    return sum(p.decision != "agreed" for p in photos(db))
+    """How many photos of the queue have no agreed transcription."""
+    return len(unread(db))
 
 
 def published(db) -> list[dict]:

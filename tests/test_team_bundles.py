@@ -519,3 +519,76 @@ def test_outside_registry_actas_of_a_team_stay_flagged_and_apart(csv_rows, tmp_p
         assert [r[0] for r in wd.db.execute("SELECT locator FROM inputs WHERE code = 'outside_registry'")] == \
             [f"team-bundle:sucre:{sha256((tmp_path / 'B' / 'SHA256SUMS').read_bytes())[:16]}!acta="
              f"{team.execute('SELECT id FROM actas WHERE outside_registry = 1').fetchone()[0]}"]
+
+
+def test_photos_a_team_could_not_read_reach_the_merging_workdirs_transcription_queue(transcribe_workdir, copy_tree,
+                                                                                    tmp_path):
+    """`build --unread-photos`: the team's queue (photos that gave no acta) travels in its bundle,
+    listed with no acta and its issue; the merge takes them with the team's reading into the
+    national queue, where two volunteers' entries make the acta. A plain build publishes none."""
+    from archive.transcription import Transcriptions, unread
+    from archive.transcription import photos as transcription_photos
+    from archive.verify import verify_bundle
+    from test_transcription import fields_of
+    work = copy_tree(transcribe_workdir.path)
+    photos = transcribe_workdir.photos
+    queue = Transcriptions(work)
+    try:
+        for name in ("Ana", "Beto"):          # the team transcribed one photo itself
+            queue.save(photos["t_new1.jpg"][0], queue.volunteer(name).id, fields_of(photos["t_new1.jpg"][1]))
+        waiting = set(unread(queue.db))
+    finally:
+        queue.close()
+    assert photos["t_new1.jpg"][0] not in waiting and photos["t_new2.jpg"][0] in waiting and len(waiting) >= 8
+    key = signing.keygen(tmp_path / "keys" / "lara", unencrypted=True)
+    no_acta = "SELECT original_sha256 FROM images WHERE sha256 NOT IN (SELECT image_sha256 FROM actas " \
+              "WHERE image_sha256 IS NOT NULL)"
+    plain, team = tmp_path / "plain", tmp_path / "lara-bundle"
+    build_bundle(work, plain, key=key.secret)
+    assert db(plain).execute(no_acta).fetchall() == []                 # the default: none published
+    assert json.loads((plain / "datapackage.json").read_text())["testigo"]["unread_photos"] is False
+    res = CliRunner().invoke(cli, ["build", "--workdir", str(work), "--out", str(team), "--key",
+                                   str(key.secret), "--unread-photos"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert verify_bundle(team, signing.load_public_key(key.public)).ok
+    t = db(team)
+    assert {r[0] for r in t.execute(no_acta)} == waiting
+    issues = {r[0]: r[1] for r in t.execute("SELECT original_sha256, outcome FROM issues")}
+    assert {issues[s] for s in waiting} == {"unreadable", "invalid"}
+    assert json.loads((team / "datapackage.json").read_text())["testigo"]["unread_photos"] is True
+    assert "--unread-photos" in (team / "README.md").read_text()
+    # the merge: the team's unread photos join this workdir's queue, as the team's published copies
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"lara {key.public}\n")
+    merged_work = tmp_path / "w"
+    args = [str(team), "--workdir", str(merged_work), "--trust", str(keys)]
+    dry = merge(args + ["--dry-run"])
+    assert dry.exit_code == 0 and f"{len(waiting)} photo(s) lara could not read" in dry.output, dry.output
+    assert not merged_work.exists()
+    res = merge(args)
+    assert res.exit_code == 0 and f"{len(waiting)} photo(s) lara could not read: taken" in res.output, res.output
+    published = {r[1]: r[0] for r in t.execute("SELECT sha256, original_sha256 FROM images")}
+    queue = Transcriptions(merged_work)
+    try:
+        here = {p.sha256: p for p in transcription_photos(queue.db)}
+        assert set(here) == {published[s] for s in waiting}
+        assert all(p.state == "open" for p in here.values())
+        reasons = dict(queue.db.execute("SELECT sha256, reason FROM inputs WHERE outcome IN ('unreadable', 'invalid')"))
+        assert all(reasons[s].startswith("lara: ") for s in here), reasons
+        new2 = published[photos["t_new2.jpg"][0]]
+        for name in ("Carla", "Dario"):
+            queue.save(new2, queue.volunteer(name).id, fields_of(photos["t_new2.jpg"][1]))
+    finally:
+        queue.close()
+    before = table_dump(merged_work)
+    again = merge(args)
+    assert again.exit_code == 0 and "already taken in before" in again.output
+    assert table_dump(merged_work) == before
+    build_bundle(merged_work, tmp_path / "M", key=key.secret)
+    m = db(tmp_path / "M")
+    row = m.execute("SELECT a.source, a.counted, i.original_sha256 FROM actas a JOIN images i "
+                    "ON i.sha256 = a.image_sha256 WHERE a.mesa_id = ?",
+                    (f"{int(photos['t_new2.jpg'][1]['CENTRO'])}.{int(photos['t_new2.jpg'][1]['MESA']):02d}",)).fetchone()
+    assert tuple(row) == ("transcribed-photo", 1, photos["t_new2.jpg"][0])   # the team's original named
+    counts = json.loads((tmp_path / "M" / "datapackage.json").read_text())["testigo"]["counts"]
+    assert counts["photos_awaiting_transcription"] == len(waiting) - 1
