@@ -198,10 +198,14 @@ WITH eligible AS (
     GROUP BY r.sha256),
 counts AS (SELECT image_sha256, count(*) AS n FROM transcription_entries WHERE after_decision = 0
            GROUP BY image_sha256)
-SELECT e.sha256, e.media_type, e.width, e.height, e.first_input, coalesce(c.n, 0) AS entries, d.decision
+SELECT e.sha256, e.media_type, e.width, e.height, e.first_input, coalesce(c.n, 0) AS entries,
+       coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256)
+                                 THEN 'agreed' END) AS decision
 FROM eligible e LEFT JOIN counts c ON c.image_sha256 = e.sha256
 LEFT JOIN transcription_decisions d ON d.image_sha256 = e.sha256
 """
+# A photo with an acta but no decision here was transcribed elsewhere: a team bundle brought it
+# unread, then a newer bundle of that team brought the acta its volunteers agreed on. Decided.
 _PRIORITY = {"review": 0, "waiting": 1, "open": 2}
 
 
@@ -211,8 +215,8 @@ def photos(db) -> list[Photo]:
 
 
 def unread(db) -> list[str]:
-    """The sha256 of the queue's photos without an agreed transcription (TEAM.md decision 4):
-    photos that gave no acta yet."""
+    """The sha256 of the queue's photos without an agreed transcription: photos that gave no
+    acta yet."""
     return [p.sha256 for p in photos(db) if p.decision != "agreed"]
 
 

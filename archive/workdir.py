@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS actas (
     extra TEXT
 );
 CREATE INDEX IF NOT EXISTS actas_mesa ON actas(centro, mesa, source_kind);
+CREATE INDEX IF NOT EXISTS actas_image ON actas(image_sha256);   -- has this photo an acta already?
 -- sheets fully ingested (a sheet is ingested in one transaction)
 CREATE TABLE IF NOT EXISTS sheets (
     sha256 TEXT PRIMARY KEY, locator TEXT NOT NULL, rows INTEGER NOT NULL

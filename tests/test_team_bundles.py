@@ -584,6 +584,18 @@ def test_photos_a_team_could_not_read_reach_the_merging_workdirs_transcription_q
     again = merge(args)
     assert again.exit_code == 0 and "already taken in before" in again.output
     assert table_dump(merged_work) == before
+    # later the team's own volunteers agree on another photo: its newer bundle decides it here too
+    queue = Transcriptions(work)
+    try:
+        for name in ("Ana", "Beto"):
+            queue.save(photos["t_new3.jpg"][0], queue.volunteer(name).id, fields_of(photos["t_new3.jpg"][1]))
+    finally:
+        queue.close()
+    build_bundle(work, tmp_path / "lara-2", key=key.secret, unread_photos=True)
+    newer = merge([str(tmp_path / "lara-2")] + args[1:])
+    assert newer.exit_code == 0 and "could not read" not in newer.output, newer.output
+    with Workdir(merged_work) as wd:
+        assert set(unread(wd.db)) == {published[s] for s in waiting} - {new2, published[photos["t_new3.jpg"][0]]}
     build_bundle(merged_work, tmp_path / "M", key=key.secret)
     m = db(tmp_path / "M")
     row = m.execute("SELECT a.source, a.counted, i.original_sha256 FROM actas a JOIN images i "
@@ -591,4 +603,6 @@ def test_photos_a_team_could_not_read_reach_the_merging_workdirs_transcription_q
                     (f"{int(photos['t_new2.jpg'][1]['CENTRO'])}.{int(photos['t_new2.jpg'][1]['MESA']):02d}",)).fetchone()
     assert tuple(row) == ("transcribed-photo", 1, photos["t_new2.jpg"][0])   # the team's original named
     counts = json.loads((tmp_path / "M" / "datapackage.json").read_text())["testigo"]["counts"]
-    assert counts["photos_awaiting_transcription"] == len(waiting) - 1
+    assert counts["photos_awaiting_transcription"] == len(waiting) - 2
+    assert m.execute("SELECT provenance FROM actas WHERE source = 'transcribed-photo' AND image_sha256 = ?",
+                     (published[photos["t_new3.jpg"][0]],)).fetchone()[0] == "lara"
