@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from publish import site as site_mod
-from publish.browser import NICE
+from publish.browser import CHUNK_BYTES, NICE
 from publish.gate import Busy, Gate
 from publish.headers import inline_scripts, script_hash
 from test_site import SiteClient, mesa_of, site, start_server, stop_server  # noqa: F401 (site: fixture)
@@ -224,3 +224,27 @@ def test_serve_runs_datasette_pages_in_a_niced_process_that_comes_back(bundle):
     time.sleep(0.5)
     assert all(not Path(f"/proc/{k}").exists() or "zombie" in Path(f"/proc/{k}/status").read_text().lower()
                for k in kids)
+
+
+def test_a_streamed_csv_export_reaches_the_visitor_whole_in_few_large_chunks(bundle):
+    """Datasette streams a CSV export one row per message; the data browser process sends it in
+    pieces of CHUNK_BYTES, so the front (which answers the public's pages) forwards a few chunks,
+    not one per row, and the visitor still gets every row."""
+    import sqlite3
+    conn = sqlite3.connect(f"file:{bundle / 've-2024.db'}?mode=ro&immutable=1", uri=True)
+    rows = conn.execute("SELECT count(*) FROM acta_votes").fetchone()[0]
+    conn.close()
+    assert rows > 2000
+    proc, url = start_server(bundle)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as h:
+            with h.stream("GET", "/ve-2024/acta_votes.csv?_stream=on&_size=max") as r:
+                chunks = list(r.iter_raw())
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    finally:
+        stop_server(proc)
+    body = b"".join(chunks)
+    lines = body.decode().splitlines()
+    assert lines[0] == "acta_id,candidate,votes"
+    assert len(lines) == rows + 1
+    assert len(chunks) <= 2 * (len(body) // CHUNK_BYTES + 2), (len(chunks), len(body))
