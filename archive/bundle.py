@@ -85,27 +85,35 @@ def _basename(path: str) -> str:
 
 
 def _split_locator(locator: str) -> tuple[str, str]:
-    """(local folders, public name): ('/home/ana/', 'fotos.zip!a/b.jpg'); folders may be ''."""
-    m = _ZIP_LOCATOR.match(locator) or _ROW_LOCATOR.match(locator)
+    """(private part, public name): ('/home/ana/', 'x.jpg'), ('/home/ana/', 'hoja.csv#row=7'),
+    ('/home/ana/WhatsApp Chat with Ana.zip!fotos/', 'b.jpg'): a zip's name and its folders are
+    private too (a messenger's chat export is a zip named after the contact who sent the photos)."""
+    m = _ZIP_LOCATOR.match(locator)
+    if m:
+        member = m.group(2)
+        cut = len(locator) - len(_basename(member))
+        return locator[:cut], locator[cut:]
+    m = _ROW_LOCATOR.match(locator)
     path, end = (m.group(1), m.end()) if m else (locator, len(locator))
     cut = len(path) - len(_basename(path))
     return locator[:cut], locator[cut:end]
 
 
 def public_file_name(locator: str) -> str:
-    """A locator without the volunteer's folders: 'x.jpg', 'fotos.zip!a/b.jpg', 'hoja.csv#row=7'."""
+    """A locator without the volunteer's folders or zips: 'x.jpg', 'b.jpg', 'hoja.csv#row=7'."""
     return _split_locator(locator)[1]
 
 
 def _local_prefixes(locators: Iterable[str]) -> list[str]:
-    """Folder prefixes ('/home/ana/fotos/') of every locator, longest first, to scrub from texts."""
+    """Private prefixes ('/home/ana/fotos/', 'lote.zip!a/') of every locator, longest first, to
+    scrub from texts."""
     prefixes = {_split_locator(loc)[0] for loc in locators} - {""}
     return sorted(prefixes, key=lambda p: (-len(p), p))
 
 
 def _scrub(text: str | None, prefixes: list[str]) -> str | None:
-    """Remove local folder names from a reason text (ingest quotes earlier inputs' locators)."""
-    if not text or not ("/" in text or "\\" in text):
+    """Remove local folder and zip names from a reason text (ingest quotes earlier inputs' locators)."""
+    if not text or not ("/" in text or "\\" in text or "!" in text):
         return text
     for p in prefixes:
         if p in text:

@@ -179,13 +179,15 @@ def test_issues_name_files_without_local_paths(bundle, photo_workdir):
     db = db_of(bundle)
     issues = {r["file"]: dict(r) for r in db.execute("SELECT * FROM issues")}
     assert set(issues) == {"blurry.jpg", "conflict_a.jpg", "dup_a.jpg", "hoja_extra.csv#row=1",
-                           "lote 2.zip!whatsapp/conflict_b.jpg", "notas.txt", "same_as_agree.jpg"}
+                           "conflict_b.jpg", "notas.txt", "same_as_agree.jpg"}
     assert issues["blurry.jpg"]["outcome"] == "unreadable"
     assert issues["blurry.jpg"]["original_sha256"] == photo_workdir.facts["unreadable_sha"]
     assert issues["hoja_extra.csv#row=1"]["code"] == "unknown_mesa"
     assert issues["same_as_agree.jpg"]["code"] == "same_file" and issues["same_as_agree.jpg"]["acta_id"]
-    # no text anywhere in the database mentions the volunteer's folders
-    secret_bits = [photo_workdir.facts["local_dir"], "telefono de ana", str(photo_workdir.inbox.parent)]
+    # no text anywhere in the database mentions the volunteer's folders, nor a zip's name or
+    # folders (a chat export is a zip named after the contact who sent the photos)
+    secret_bits = [photo_workdir.facts["local_dir"], "telefono de ana", str(photo_workdir.inbox.parent),
+                   "lote 2", "whatsapp/"]
     for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '%fts%'"):
         for row in db.execute(f"SELECT * FROM [{table}]"):
             for value in row:
@@ -306,6 +308,20 @@ def test_a_photo_without_metadata_is_not_stored_twice(photo_workdir, copy_tree, 
                                                   (exif_sha,)).fetchone()[0]
     assert published_sha != exif_sha
     assert (wd / published.CACHE_DIR / "objects" / published_sha[:2] / published_sha).stat().st_nlink == 1
+
+
+def test_public_names_keep_no_folder_and_no_zip_name():
+    """A chat export is a zip named after the contact who sent the photos: the bundle names a
+    zipped photo by its own file name only, in the issues table and in reasons quoting it."""
+    chat = "/home/ana/Descargas/WhatsApp Chat with Ana Pérez.zip!WhatsApp Chat with Ana Pérez/IMG-20240728-WA0003.jpg"
+    sheet, windows = "/home/ana/hoja.csv#row=7", "C:\\Users\\ana\\fotos\\lote.zip!IMG_1.jpg"
+    assert [bundle_mod.public_file_name(x) for x in (chat, sheet, windows, "foto.jpg")] == \
+        ["IMG-20240728-WA0003.jpg", "hoja.csv#row=7", "IMG_1.jpg", "foto.jpg"]
+    prefixes = bundle_mod._local_prefixes([chat, sheet, windows, "foto.jpg"])
+    for loc in (chat, sheet, windows):
+        said = bundle_mod._scrub(f"the same file was already ingested as {loc}", prefixes)
+        assert said == f"the same file was already ingested as {bundle_mod.public_file_name(loc)}"
+    assert bundle_mod._scrub("no QR code found", prefixes) == "no QR code found"
 
 
 def test_issue_files_sort_as_people_sort_names():
