@@ -252,10 +252,6 @@ class Ingester:
             self.wd.store(data, sha)
             self._record_image(item, data, sha, problem, fresh)
 
-    def decode(self, data: bytes, name: str) -> dict:
-        """One photo's reading, in this process (what a worker gives ``ingest_items``)."""
-        return _decode_job((data, name, self.election_id))
-
     def _seen(self, item: Item, sha: str) -> bool:
         return self.wd.db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?",
                                   (item.locator, sha)).fetchone() is not None
@@ -272,8 +268,8 @@ class Ingester:
 
     def classify_image(self, item: Item, size: int, sha: str, problem: RejectedFile | None,
                        fresh: dict | None) -> None:
-        """Record what a stored photo gave (its reading ``fresh``, from ``decode``, or the one
-        already recorded for its content): an acta, a duplicate, or an input with its reason.
+        """Record what a stored photo gave (its reading ``fresh``, as a decoding worker returns
+        it, or the one already recorded for its content): an acta, a duplicate, or an input with its reason.
         Inside the caller's transaction (a team bundle's photos are taken in the bundle's own)."""
         db = self.wd.db
         if problem is not None:
