@@ -469,11 +469,12 @@ def check_database(bundle: Bundle) -> None:
 def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
           torrent: str | Path | None = None, cache_ttl: int = DEFAULT_CACHE_TTL,
           allow_sql: bool = False, response_cache_mb: int = 64,
-          data_concurrency: int = DATA_CONCURRENCY, echo=None, log_level: str = "warning") -> None:
+          data_concurrency: int = DATA_CONCURRENCY, echo=None, log_level: str = "warning",
+          guard=None) -> None:
     """Serve a bundle until interrupted (blocking).
 
     Once listening, calls ``echo(url)`` (default: print it), e.g. ``http://127.0.0.1:8001/``;
-    with ``port=0`` the URL tells which port was given.
+    with ``port=0`` the URL tells which port was given. ``guard``: see :func:`serve_app`.
     """
     ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
                         response_cache_mb=response_cache_mb, data_concurrency=data_concurrency)
@@ -487,20 +488,27 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
         ds.testigo_site.browser = browser
         # invoke_startup loads the small tables before the first visitor
         serve_app(ds.app(), host, port, echo=echo, startup=ds.invoke_startup, shutdown=browser.stop,
-                  log_level=log_level)
+                  log_level=log_level, guard=guard)
     finally:
         browser.stop()
 
 
 def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=None,
-              log_level: str = "warning") -> None:
+              log_level: str = "warning", guard=None) -> None:
     """Run an ASGI app with uvicorn until interrupted; ``echo(url)`` once it listens.
 
     ``startup``: an async callable awaited before the socket opens; ``shutdown``: a callable
     run once the server has stopped (also after a signal, which uvicorn re-raises once it has
-    shut down). With ``port=0`` the URL tells which port the system gave.
+    shut down). With ``port=0`` the URL tells which port the system gave. ``guard``: the
+    :class:`publish.connections.ConnectionGuard` its connections answer to (default: one with
+    the default deadline and per-address cap).
     """
     import uvicorn
+
+    from .connections import ConnectionGuard, raise_open_files_limit
+
+    guard = guard or ConnectionGuard()
+    raise_open_files_limit()
 
     echo = echo or (lambda url: print(url, flush=True))
 
@@ -521,7 +529,7 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
                 shutdown()      # here: after a signal, uvicorn re-raises it once it has shut down
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                            server_header=False, timeout_keep_alive=10, backlog=2048)
+                            server_header=False, timeout_keep_alive=10, backlog=2048, http=guard.protocol())
     Server(config).run()
 
 
@@ -536,20 +544,22 @@ def stop_process(proc, timeout: float = 10) -> None:
         proc.wait(5)
 
 
-def start_in_subprocess(bundle_dir: str | Path, *args: str, timeout: float = 60):
+def start_in_subprocess(bundle_dir: str | Path, *args: str, timeout: float = 60, preexec_fn=None):
     """Run `testigo serve BUNDLE --port 0 ARGS` in a child process; return (process, URL).
 
     For tests and benchmarks that need a real server on loopback: the URL is read from what
     the server prints once it listens. Raises SiteError with the server's stderr if it does not.
     """
-    return start_command(["publish.site_cli", str(bundle_dir), "--port", "0", *args], timeout=timeout)
+    return start_command(["publish.site_cli", str(bundle_dir), "--port", "0", *args], timeout=timeout,
+                         preexec_fn=preexec_fn)
 
 
-def start_command(module_args: list[str], timeout: float = 60):
+def start_command(module_args: list[str], timeout: float = 60, preexec_fn=None):
     """Run `python -m MODULE ARGS` (a server printing its loopback URL); return (process, URL).
 
     The URL is the first ``http://127.0.0.1:PORT/...`` the process prints (with its path and
-    query, e.g. an access code).
+    query, e.g. an access code). ``preexec_fn``: run in the child before it starts (e.g. to
+    set its resource limits as a service manager would).
     """
     import os
     import re
@@ -559,7 +569,7 @@ def start_command(module_args: list[str], timeout: float = 60):
 
     proc = subprocess.Popen([sys.executable, "-m", *module_args],
                             env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     found: list[str] = []
 
     def read():

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import click
 
+from .connections import PER_ADDRESS, REQUEST_DEADLINE_S
 from .gate import DATA_CONCURRENCY
 from .site import DEFAULT_CACHE_TTL
 
@@ -47,17 +48,29 @@ def server_errors(host: str, port: int):
               help="How many of Datasette's own pages (tables, facets, CSV) are computed at once; "
                    "more wait a few seconds or get 503 with Retry-After. The site's own pages "
                    "(home, buscar, mesa, totales...) never wait for these.")
-def serve(bundle, host, port, torrent, cache_ttl, allow_sql, response_cache_mb, data_concurrency):
+@click.option("--request-timeout", default=REQUEST_DEADLINE_S, show_default=True, type=click.FloatRange(min=0.1),
+              metavar="SECONDS",
+              help="Seconds a client has to send a whole request, from connecting or from its last "
+                   "answer; then its connection is closed (clients that connect and send nothing, or "
+                   "trickle a header now and then, would otherwise hold connections for ever).")
+@click.option("--max-per-address", default=PER_ADDRESS, show_default=True, type=click.IntRange(0), metavar="N",
+              help="Connections one address may hold open at once; more are closed at once (0: no cap). "
+                   "127.0.0.1 and ::1, where a reverse proxy on this machine connects from, are never "
+                   "capped.")
+def serve(bundle, host, port, torrent, cache_ttl, allow_sql, response_cache_mb, data_concurrency,
+          request_timeout, max_per_address):
     """Serve a bundle as a public, read-only website (Datasette, immutable mode).
 
     Spanish first (?lang=en for English): find a centre, open a mesa with its acta photo,
     totals with charts, check-my-acta, and the downloads with how to verify them.
     """
+    from .connections import ConnectionGuard
     from .site import serve as run
 
     with server_errors(host, port):
         run(bundle, host, port, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
             response_cache_mb=response_cache_mb, data_concurrency=data_concurrency,
+            guard=ConnectionGuard(request_timeout, max_per_address),
             echo=lambda url: click.echo(f"Serving {bundle} at {url}  (Ctrl+C to stop)"))
 
 

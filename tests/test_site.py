@@ -515,8 +515,8 @@ def test_hostile_search_reports_cleanly(site):
 
 # --- real server over HTTP -----------------------------------------------------------------------------------
 
-def start_server(bundle: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    return site_mod.start_in_subprocess(bundle, *extra)
+def start_server(bundle: Path, *extra: str, preexec_fn=None) -> tuple[subprocess.Popen, str]:
+    return site_mod.start_in_subprocess(bundle, *extra, preexec_fn=preexec_fn)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
