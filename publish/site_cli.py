@@ -50,8 +50,8 @@ def server_errors(host: str, port: int):
                    "(home, buscar, mesa, totales...) never wait for these.")
 @click.option("--request-timeout", default=REQUEST_DEADLINE_S, show_default=True, type=click.FloatRange(min=0.1),
               metavar="SECONDS",
-              help="Seconds a client has to send a whole request, from connecting or from its last "
-                   "answer; then its connection is closed (clients that connect and send nothing, or "
+              help="Seconds a client has to send a request's line and headers, from connecting or from "
+                   "its last answer; then its connection is closed (clients that connect and send nothing, or "
                    "trickle a header now and then, would otherwise hold connections for ever).")
 @click.option("--max-per-address", default=PER_ADDRESS, show_default=True, type=click.IntRange(0), metavar="N",
               help="Connections one address may hold open at once; more are closed at once (0: no cap). "
