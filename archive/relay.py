@@ -345,7 +345,7 @@ def _take_unread(wd: Workdir, ing: Ingester, team, read: Callable[[dict], bytes]
             continue
         locator = f"{KIND}:{tk.label}:{rep.bundle_hash[:16]}!photo={row['original_sha256']}"
         try:
-            sha = _take_image(wd, read, row, dry_run)
+            sha = _store_image(wd, read, row, dry_run)    # not here: checked just above
         except RejectedFile as e:
             ing._input(str(root), locator, rep.bundle_hash, "rejected-file", e.code,
                        f"{tk.label}'s unread photo {row['original_sha256']}: {e}", kind=KIND)
@@ -373,11 +373,13 @@ def _image_here(db, original: str, published: str) -> str | None:
 def _take_image(wd: Workdir, read: Callable[[dict], bytes], row, dry_run: bool) -> str:
     """The workdir sha256 for a team photo: the same photo already here (by its original's or
     its own sha256) is reused, never stored twice; else the team's published copy is stored."""
+    return _image_here(wd.db, row["original_sha256"], row["sha256"]) or _store_image(wd, read, row, dry_run)
+
+
+def _store_image(wd: Workdir, read: Callable[[dict], bytes], row, dry_run: bool) -> str:
+    """Store a team photo not yet here, as the team published it; returns its sha256."""
     db = wd.db
     original, published = row["original_sha256"], row["sha256"]
-    here = _image_here(db, original, published)
-    if here:
-        return here
     data = read(row)   # checked against its sha256 by the shard reader
     with image_mod.open_image(data, row["path"]) as im:
         media_type, (width, height) = Image.MIME[im.format], im.size

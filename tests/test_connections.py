@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,10 +17,6 @@ from publish.connections import ConnectionGuard, raise_open_files_limit
 from test_site import start_server, stop_server
 
 ATTACKER, VISITOR = "127.0.0.2", "127.0.0.3"
-
-
-def port_of(url: str) -> int:
-    return int(url.rstrip("/").rsplit(":", 1)[1])
 
 
 def connect(port: int, address: str, send: bytes = b"") -> socket.socket:
@@ -57,7 +54,7 @@ def visitor(url: str, path: str = "/totales", timeout: float = 10) -> int:
 
 def test_clients_that_send_no_whole_request_lose_their_connection_at_the_deadline(bundle):
     proc, url = start_server(bundle, "--request-timeout", "1", "--max-per-address", "0")
-    port = port_of(url)
+    port = urlsplit(url).port
     socks = []
     try:
         idle = [connect(port, ATTACKER) for _ in range(20)]
@@ -88,7 +85,7 @@ def test_clients_that_send_no_whole_request_lose_their_connection_at_the_deadlin
 
 def test_one_address_cannot_hold_more_than_its_share_but_a_local_proxy_can(bundle):
     proc, url = start_server(bundle, "--request-timeout", "30", "--max-per-address", "10")
-    port = port_of(url)
+    port = urlsplit(url).port
     held, proxy = [], []
     try:
         held = [connect(port, ATTACKER) for _ in range(10)]
@@ -123,7 +120,7 @@ def test_a_slowloris_cannot_take_the_site_down_with_1024_open_files(bundle):
         proc, url = start_server(bundle, *args, preexec_fn=_service_limit)
         socks = []
         try:
-            socks = [connect(port_of(url), ATTACKER) for _ in range(1500)]
+            socks = [connect(urlsplit(url).port, ATTACKER) for _ in range(1500)]
             start, status = time.monotonic(), None
             while time.monotonic() - start < within and status != 200:
                 try:
