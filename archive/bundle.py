@@ -14,12 +14,9 @@ too (``published/``), so a rebuild after more photos strips only the new ones.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import re
-import shutil
 import sqlite3
 import tomllib
 from dataclasses import dataclass, field
@@ -33,10 +30,12 @@ from . import election as election_mod
 from . import manifest, provenance, shards, signing, transcription
 from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
+from .locators import local_prefixes, public_file_name, scrub
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
 from .progress import counted
 from .published import IMAGES_DIR, PublishedImages, ShardWriter, publish_images
 from .readme import LICENSE_TEXT, readme_text
+from .staging import staged_folder
 from .workdir import Workdir
 
 DATAPACKAGE = "datapackage.json"
@@ -75,51 +74,6 @@ class BuildReport:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-_ZIP_LOCATOR = re.compile(r"^(.*?\.zip)!(.*)$", re.IGNORECASE | re.DOTALL)
-_ROW_LOCATOR = re.compile(r"^(.*)#row=(\d+)$", re.DOTALL)
-
-
-def _basename(path: str) -> str:
-    return re.split(r"[\\/]", path)[-1]
-
-
-def _split_locator(locator: str) -> tuple[str, str]:
-    """(private part, public name): ('/home/ana/', 'x.jpg'), ('/home/ana/', 'hoja.csv#row=7'),
-    ('/home/ana/WhatsApp Chat with Ana.zip!fotos/', 'b.jpg'): a zip's name and its folders are
-    private too (a messenger's chat export is a zip named after the contact who sent the photos)."""
-    m = _ZIP_LOCATOR.match(locator)
-    if m:
-        member = m.group(2)
-        cut = len(locator) - len(_basename(member))
-        return locator[:cut], locator[cut:]
-    m = _ROW_LOCATOR.match(locator)
-    path, end = (m.group(1), m.end()) if m else (locator, len(locator))
-    cut = len(path) - len(_basename(path))
-    return locator[:cut], locator[cut:end]
-
-
-def public_file_name(locator: str) -> str:
-    """A locator without the volunteer's folders or zips: 'x.jpg', 'b.jpg', 'hoja.csv#row=7'."""
-    return _split_locator(locator)[1]
-
-
-def _local_prefixes(locators: Iterable[str]) -> list[str]:
-    """Private prefixes ('/home/ana/fotos/', 'lote.zip!a/') of every locator, longest first, to
-    scrub from texts."""
-    prefixes = {_split_locator(loc)[0] for loc in locators} - {""}
-    return sorted(prefixes, key=lambda p: (-len(p), p))
-
-
-def _scrub(text: str | None, prefixes: list[str]) -> str | None:
-    """Remove local folder and zip names from a reason text (ingest quotes earlier inputs' locators)."""
-    if not text or not ("/" in text or "\\" in text or "!" in text):
-        return text
-    for p in prefixes:
-        if p in text:
-            text = text.replace(p, "")
-    return text
-
 
 def natural_key(text: str) -> str:
     """A string that sorts (code point or UTF-8 byte order, as SQLite does) like people sort file
@@ -188,7 +142,7 @@ class _Snapshot:
         self.db.execute("BEGIN")
         try:
             self.db.execute("SELECT count(*) FROM meta").fetchone()    # the read transaction starts here
-            prefixes = _local_prefixes(r[0] for r in self.db.execute("SELECT DISTINCT locator FROM inputs"))
+            prefixes = local_prefixes(r[0] for r in self.db.execute("SELECT DISTINCT locator FROM inputs"))
             self.transcriptions = transcription.published(self.db)  # one row per agreed photo: few
             self.unread = transcription.unread(self.db)     # photos that gave no acta yet: few
             self.awaiting_transcription = len(self.unread)
@@ -199,7 +153,7 @@ class _Snapshot:
             raise
         self.db.create_function("testigo_file_order", 1, lambda loc: natural_key(public_file_name(loc)),
                                 deterministic=True)
-        self.db.create_function("testigo_scrub", 1, lambda text: _scrub(text, prefixes), deterministic=True)
+        self.db.create_function("testigo_scrub", 1, lambda text: scrub(text, prefixes), deterministic=True)
         self.actas = _Rows(self.db, "SELECT * FROM actas")
         # by mesa (the index actas_mesa): the bundle's order within a mesa is settled per mesa
         self.actas_by_mesa = _Rows(self.db, "SELECT * FROM actas ORDER BY centro, mesa")
@@ -420,32 +374,6 @@ def _check_output(out: Path) -> None:
     if foreign:
         raise OutputNotEmpty(f"{out} is a previous bundle but also holds {', '.join(foreign)}, which a "
                              "rebuild would delete; move those files away first")
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path, purpose: str):
-    """A fresh hidden folder beside ``out`` to write into (``.OUT.<purpose>-PID``): when the block
-    ends normally it replaces ``out`` whole; on any failure it is deleted and ``out`` is untouched."""
-    staging = out.with_name(f".{out.name}.{purpose}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _swap_into_place(staging, out)
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the finished ``staging`` folder; a stale file can never survive."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        os.rename(staging, out)
-        shutil.rmtree(old)
-    else:
-        os.rename(staging, out)
 
 
 # --- build -----------------------------------------------------------------------------------------

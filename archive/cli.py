@@ -1,4 +1,8 @@
-"""The `testigo` command line: a thin layer over the archive and publish libraries."""
+"""The archive's commands (ingest, decode, render-sample): thin click wrappers over its library.
+
+The `testigo` group that gathers every command lives in publish/cli.py, which sees both layers;
+these commands are plain click commands it imports by name. ``progress_bar`` is the CLIs' shared
+progress bar."""
 from __future__ import annotations
 
 import json
@@ -9,7 +13,6 @@ from pathlib import Path
 import click
 
 from . import election as election_mod
-from .errors import TestigoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -23,64 +26,7 @@ def progress_bar(label: str):
     return factory
 
 
-# Commands that live beside the library they drive; imported only when used, so that
-# `testigo ingest` does not pay for importing Datasette or libtorrent.
-LAZY_COMMANDS = {
-    "build": "archive.bundle_cli:build",
-    "keygen": "archive.bundle_cli:keygen",
-    "verify": "archive.bundle_cli:verify",
-    "serve": "publish.site_cli:serve",
-    "torrent": "publish.torrent_cli:torrent",
-    "seed": "publish.torrent_cli:seed",
-    "fetch": "publish.torrent_cli:fetch",
-    "upload": "publish.upload_cli:upload",
-    "mirror": "publish.mirror_cli:mirror",
-    "check": "publish.check_cli:check",
-    "transcribe": "publish.transcribe_cli:transcribe",
-}
-
-
-class Group(click.Group):
-    """Lazy subcommands; library errors become one clear line and exit code 1, not a traceback."""
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
-
-    def get_command(self, ctx, name):
-        if name in LAZY_COMMANDS:
-            import importlib
-            module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except TestigoError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=Group, context_settings=CONTEXT)
-@click.version_option(package_name="testigo")
-def cli():
-    """testigo: keep citizen-collected election tally sheets (actas) safe and public.
-
-    \b
-    The path of the data:
-      ingest  photos, zips and transcribed sheets -> a workdir (decoded, validated)
-      build   workdir -> signed, reproducible bundle (SQLite + images + SHA256SUMS)
-      verify  check a bundle's signature, checksums and database
-      serve   the bundle as a public Datasette site
-      mirror  the site as static files anyone can host
-      torrent / seed / fetch / upload   share the bundle
-      check   does my photo of an acta match the archive (a bundle or a site)?
-      transcribe  volunteers type in the photos whose QR could not be read
-    Run `testigo demo` to see it all on the bundled sample.
-    """
-
-
-@cli.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("sources", nargs=-1, type=click.Path(exists=True))
 @click.option("--workdir", "-w", required=True, type=click.Path(file_okay=False),
               help="Folder that keeps the originals (by sha256) and the state database.")
@@ -160,7 +106,7 @@ def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as
         sys.exit(1)
 
 
-@cli.command()
+@click.command(context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (the default output too).")
 @click.option("--election", default=election_mod.DEFAULT_ELECTION, show_default=True)
@@ -185,7 +131,7 @@ def decode(images, as_json, election):
     sys.exit(2 if failed else 0)
 
 
-@cli.command("render-sample")
+@click.command("render-sample", context_settings=CONTEXT)
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("-n", "count", default=40, show_default=True, help="How many pages to render.")
 @click.option("--seed", default=2024, show_default=True, help="Same seed, same images.")
@@ -208,63 +154,3 @@ def render_sample(out, count, seed, levels, election):
                                  f"{', '.join(LEVELS)}", param_hint="--levels")
     run(Path(out), count, election_mod.load(election), seed, levels=chosen)
     click.echo(f"rendered {count} sample pages into {out}")
-
-
-@cli.command()
-@click.option("--dir", "base", default="testigo-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Where the demo keeps its workdir, key and bundle.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to serve on.")
-@click.option("--port", default=8001, show_default=True, help="Port to serve on.")
-@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the bundle at the end.")
-@click.option("--election", default=election_mod.DEFAULT_ELECTION, show_default=True)
-def demo(base, host, port, serve, election):
-    """Run the whole job on the bundled sample: ingest, build, sign, verify, torrent, serve.
-
-    \b
-    Sample: the published per-mesa CSV (24,532 mesas) and the acta-like renderings in
-    datasets/<election>/sample/ (renderings from real rows, not original photos).
-    The signing key is a throw-away demo key without a password (BASE/demo-key.key).
-    Running it again reuses the workdir (nothing is decoded twice) and rebuilds the bundle.
-    """
-    from .bundle import build_bundle
-    from .ingest import ingest as run_ingest
-    from .signing import keygen
-    from .verify import verify_bundle
-
-    defn = election_mod.load(election)
-    base = Path(base)
-    work, bundle, key = base / "work", base / "bundle", base / "demo-key"
-    sample = sorted(p for p in (defn.folder / "sample").glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    sources = [str(defn.registry_path)] + [str(p) for p in sample]
-    click.echo(f"1/5 ingest: {defn.registry_path.name} and {len(sample)} sample pages -> {work}")
-    summary = run_ingest(sources, work, election, progress_factory=progress_bar("    decoding"))
-    new = ", ".join(f"{k} {v}" for k, v in sorted(summary.new.items())) or "nothing"
-    click.echo(f"    new: {new}; already ingested: {summary.skipped}")
-    if not Path(f"{key}.key").exists():
-        keygen(key, unencrypted=True)
-    click.echo(f"2/5 build: signed bundle -> {bundle} (demo key {key}.key, no password)")
-    report = build_bundle(work, bundle, key=key)
-    click.echo(f"    {report.files} files, {report.bytes / 2**20:.1f} MiB; {report.actas} actas, "
-               f"{report.mesas_counted} mesas counted, {report.images} images, {report.issues} issues")
-    for w in report.warnings:
-        click.secho(f"    warning: {w}", fg="yellow")
-    click.echo("3/5 verify")
-    check = verify_bundle(bundle, pubkey=f"{key}.pub")
-    for w in check.warnings:
-        click.secho(f"    warning: {w}", fg="yellow")
-    if not check.ok:
-        for problem in check.problems:
-            click.secho(f"    FAILED: {problem}", fg="red")
-        raise click.exceptions.Exit(1)
-    click.echo(f"    ok: signature, checksums and database of {bundle} verified")
-    from publish.torrent import make_torrents
-
-    click.echo("4/5 torrent: hybrid v1+v2 and v1-only torrents beside the bundle")
-    for t in make_torrents(bundle):
-        click.echo(f"    {t.path}\n    {t.magnet}")
-    if not serve:
-        return
-    from publish.site import serve as run_server
-
-    click.echo(f"5/5 serve: Datasette over {bundle} (Ctrl-C to stop)")
-    run_server(bundle, host=host, port=port, echo=click.echo)

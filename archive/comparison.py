@@ -5,7 +5,7 @@ archived acta of the same mesa, field by field. Three places make that compariso
 these definitions: the site's /comprobar form (server side), /comprobar in the visitor's browser
 (the page embeds :func:`browser_spec`; publish/static/comprobar.js applies the same rule to
 ``/mesa/<id>.json``), and ``testigo check``. The archived side is always the mesa as the site
-publishes it at ``/mesa/<id>.json`` (``publish.pages.mesa.mesa_data``), so a bundle, a live site
+publishes it at ``/mesa/<id>.json`` (the site's mesa query), so a bundle, a live site
 and a static mirror are compared the same way.
 """
 from __future__ import annotations

@@ -423,7 +423,7 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
 
 # Columns of totals tables that only label a key beside them (municipio beside municipio_id, ...):
 # not indexed, since scanning a whole totals table for them takes milliseconds. ``estado`` is
-# indexed: the site's Datasette pages facet the totals by it on every visit (publish.site).
+# indexed: the site's Datasette pages facet the totals by it on every visit.
 LABEL_COLUMNS = frozenset({"name", "codigo", "municipio", "parroquia"})
 
 

@@ -188,7 +188,7 @@ def run_step(argv: list[str], label: str) -> Step:
 
 
 def testigo(*args: str) -> list[str]:
-    return [sys.executable, "-m", "archive", *args]
+    return [sys.executable, "-m", "publish", *args]
 
 
 def child(*args: str) -> list[str]:
@@ -231,7 +231,7 @@ def latency(bundle: Path, rounds: int = 2) -> dict[str, list[float]]:
     the level tables /totales keeps in memory loaded): what any server has after its first
     visitors. Those first requests are reported apart as "first request to a fresh server"."""
     import httpx
-    from publish.site import start_in_subprocess
+    from publish.site.server import start_in_subprocess
     conn = sqlite3.connect(f"file:{next(bundle.glob('*.db'))}?immutable=1", uri=True)
     rng = random.Random(SEED)
     q = lambda sql: [r[0] for r in conn.execute(sql)]  # noqa: E731

@@ -207,7 +207,7 @@ async def measure(host: str, port: int, db_name: str, mesas: list[str], totals: 
 
 
 def run_config(bundle: Path, label: str, extra: list[str], a, mesas: list[str], totals: list[str], db_name: str) -> dict:
-    from publish.site import start_in_subprocess, stop_process
+    from publish.site.server import start_in_subprocess, stop_process
     proc, url = start_in_subprocess(bundle, "--response-cache-mb", "0", *extra)
     try:
         u = urllib.parse.urlsplit(url)
@@ -255,7 +255,7 @@ def main(argv=None) -> int:
     a.duration = min(max(a.duration, 2.0), MAX_PHASE_S)
     a.flooders, a.inflight = max(0, min(a.flooders, 256)), max(1, min(a.inflight, 16))
     bundle = Path(a.bundle) if a.bundle else build_demo_bundle()
-    from publish.site import SiteError, load_bundle
+    from publish.site.app import SiteError, load_bundle
     try:
         b = load_bundle(bundle)
     except SiteError as e:

@@ -3,7 +3,7 @@
     python benchmarks/site_load.py BUNDLE [--duration 10] [--connections 32] [--tool auto|wrk|python]
     python benchmarks/site_load.py --url http://127.0.0.1:8001/ --bundle BUNDLE   (a server already running)
 
-Starts ``python -m publish.site_cli BUNDLE --port 0`` on 127.0.0.1 (unless --url), then runs,
+Starts ``python -m publish.site.cli BUNDLE --port 0`` on 127.0.0.1 (unless --url), then runs,
 each bounded in time and in requests:
   mesa-json-first   every one of --mesas distinct mesa pages once (/mesa/ID.json): the cost of
                     an answer not yet in the response cache (Datasette + SQLite)
@@ -55,7 +55,7 @@ def build_demo_bundle() -> Path:
 
 
 def start_server(bundle: Path) -> tuple[subprocess.Popen, str]:
-    from publish.site import SiteError, start_in_subprocess
+    from publish.site.server import SiteError, start_in_subprocess
     try:
         return start_in_subprocess(bundle)
     except SiteError as e:
@@ -186,7 +186,7 @@ def wrk_load(url: str, paths: list[str], duration: float, connections: int) -> d
 
 def pick_mesas(bundle: Path, n: int, seed: int = 28) -> tuple[str, list[str]]:
     """(database name, n mesa ids with actas) of the database the site serves from ``bundle``."""
-    from publish.site import SiteError, load_bundle
+    from publish.site.app import SiteError, load_bundle
     try:
         b = load_bundle(bundle)
     except SiteError as e:

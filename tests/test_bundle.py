@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from archive import bundle as bundle_mod
-from archive import database, published, shards
+from archive import database, locators, published, shards
 from archive import manifest, signing
 from archive.bundle import build_bundle
 from archive.verify import verify_bundle
@@ -315,13 +315,13 @@ def test_public_names_keep_no_folder_and_no_zip_name():
     zipped photo by its own file name only, in the issues table and in reasons quoting it."""
     chat = "/home/ana/Descargas/WhatsApp Chat with Ana Pérez.zip!WhatsApp Chat with Ana Pérez/IMG-20240728-WA0003.jpg"
     sheet, windows = "/home/ana/hoja.csv#row=7", "C:\\Users\\ana\\fotos\\lote.zip!IMG_1.jpg"
-    assert [bundle_mod.public_file_name(x) for x in (chat, sheet, windows, "foto.jpg")] == \
+    assert [locators.public_file_name(x) for x in (chat, sheet, windows, "foto.jpg")] == \
         ["IMG-20240728-WA0003.jpg", "hoja.csv#row=7", "IMG_1.jpg", "foto.jpg"]
-    prefixes = bundle_mod._local_prefixes([chat, sheet, windows, "foto.jpg"])
+    prefixes = locators.local_prefixes([chat, sheet, windows, "foto.jpg"])
     for loc in (chat, sheet, windows):
-        said = bundle_mod._scrub(f"the same file was already ingested as {loc}", prefixes)
-        assert said == f"the same file was already ingested as {bundle_mod.public_file_name(loc)}"
-    assert bundle_mod._scrub("no QR code found", prefixes) == "no QR code found"
+        said = locators.scrub(f"the same file was already ingested as {loc}", prefixes)
+        assert said == f"the same file was already ingested as {locators.public_file_name(loc)}"
+    assert locators.scrub("no QR code found", prefixes) == "no QR code found"
 
 
 def test_issue_files_sort_as_people_sort_names():

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from archive import comparison, render
 from archive.acta import parse_payload
-from archive.cli import cli
+from publish.cli import cli
 from conftest import KEY_PASSWORD, ROOT
 
 SAMPLE = ROOT / "datasets" / "ve-2024" / "sample"

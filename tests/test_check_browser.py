@@ -74,7 +74,7 @@ def test_photo_checked_in_the_browser_and_never_sent(server, page, sample_bundle
                           ".map(t => t.dataset.field)")
     # the browser's verdict is the CLI's (one definition of the comparison)
     # (`testigo check` run as a volunteer would run it)
-    cli = subprocess.run([sys.executable, "-m", "archive", "check", str(edited_photo), "--bundle", str(sample_bundle),
+    cli = subprocess.run([sys.executable, "-m", "publish", "check", str(edited_photo), "--bundle", str(sample_bundle),
                           "--json"], capture_output=True, text=True, timeout=120)
     expected = json.loads(cli.stdout)
     assert cli.returncode == 2 and expected["status"] == "mismatch"

@@ -4,7 +4,7 @@ import sqlite3
 
 from click.testing import CliRunner
 
-from archive.cli import cli
+from publish.cli import cli
 from test_ingest import KNOWN, jpeg_of, qr_png
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from publish.connections import ConnectionGuard, raise_open_files_limit
+from publish.site.connections import ConnectionGuard, raise_open_files_limit
 from test_site import start_server, stop_server
 
 ATTACKER, VISITOR = "127.0.0.2", "127.0.0.3"

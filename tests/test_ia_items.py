@@ -23,9 +23,9 @@ from archive import manifest, shards
 from archive.verify import verify_bundle
 from conftest import sha256
 from publish import internet_archive as ia
-from publish import torrent as T
-from publish import torrent_cli
-from publish.upload_cli import ByteSize, upload
+from publish.torrent import metainfo as T
+from publish.torrent import cli as torrent_cli
+from publish.internet_archive.cli import ByteSize, upload
 # the fake archive and its fixtures; the signed bundle of 7 photos in 4 shards
 from test_internet_archive import ID, fake, keys, lib_upload, run_cli  # noqa: F401
 from test_shards import images_rows, sharded  # noqa: F401

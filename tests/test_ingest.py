@@ -219,7 +219,7 @@ def test_resume_after_kill_9_loses_nothing_and_counts_nothing_twice(tmp_path):
         (src / f"img{i:03d}.png").write_bytes(qr_png(payload, scale=4, size=(500, 700)))
     (src / "zz_text.jpg").write_text("x")
     workdir = tmp_path / "w"
-    cmd = [sys.executable, "-m", "archive", "ingest", str(src), "--workdir", str(workdir)]
+    cmd = [sys.executable, "-m", "publish", "ingest", str(src), "--workdir", str(workdir)]
     kills = 0
 
     def committed() -> int:
@@ -300,7 +300,7 @@ def test_pipelined_chunks_record_in_order_and_a_file_named_twice_is_skipped(tmp_
                           "LEFT JOIN actas a ON a.id = i.acta_id ORDER BY i.id").fetchall()
     one, two = table(tmp_path / "one"), table(tmp_path / "two")
     assert one == two and [r[1] for r in one] == images
-    r = subprocess.run([sys.executable, "-m", "archive", "ingest", images[0], images[0], "-w", str(tmp_path / "cli")],
+    r = subprocess.run([sys.executable, "-m", "publish", "ingest", images[0], images[0], "-w", str(tmp_path / "cli")],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "1 new inputs, 1 already ingested (skipped)" in r.stdout, r.stderr[-500:]
 

@@ -18,7 +18,7 @@ from internetarchive import ArchiveSession, Item
 
 from archive import errors
 from publish import internet_archive as ia
-from publish.upload_cli import upload
+from publish.internet_archive.cli import upload
 try:
     from iaserver import FakeArchive  # tests/ has no __init__.py: pytest puts it on sys.path
 except ImportError:  # pragma: no cover - if tests/ becomes a package

@@ -12,7 +12,7 @@ import pytest
 
 from archive import boundaries
 from conftest import ROOT, shot
-from publish.pages import choropleth
+from publish.site.pages import choropleth
 from test_site import SiteClient, start_server, stop_server
 
 DATA = ROOT / "datasets" / "ve-2024"
@@ -76,7 +76,7 @@ def luminance(hex_color: str) -> float:
 
 @pytest.fixture(scope="module")
 def site(bundle):
-    from publish import site as site_mod
+    from publish.site import server as site_mod
     c = SiteClient(site_mod.make_datasette(bundle))
     yield c
     c.close()

@@ -25,8 +25,8 @@ import pytest
 
 from archive import election as election_mod
 from conftest import KEY_PASSWORD, shot
-from publish import site as site_mod
-from publish.mirror import MirrorError, make_mirror
+from publish.site import server as site_mod
+from publish.mirror.static import MirrorError, make_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "ve-2024" / "sample"
@@ -167,7 +167,7 @@ def test_every_link_of_every_page_leads_to_a_file_of_the_mirror(mirror):
 def test_mirror_command(mirror_bundle, tmp_path, signing_key):
     env = dict(os.environ, TESTIGO_KEY_PASSWORD=KEY_PASSWORD, PYTHONUNBUFFERED="1")
     out = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "archive", "mirror", str(mirror_bundle), "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "publish", "mirror", str(mirror_bundle), "--out", str(out),
                         "--key", str(signing_key.secret), "--jobs", "1"], capture_output=True, text=True,
                        env=env, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -176,7 +176,7 @@ def test_mirror_command(mirror_bundle, tmp_path, signing_key):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    r = subprocess.run([sys.executable, "-m", "archive", "mirror", str(mirror_bundle), "--out", str(other)],
+    r = subprocess.run([sys.executable, "-m", "publish", "mirror", str(mirror_bundle), "--out", str(other)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 1 and "not an empty folder or a previous mirror" in r.stderr
     assert (other / "notes.txt").read_text() == "mine"

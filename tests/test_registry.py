@@ -24,7 +24,7 @@ from archive.ingest import ingest
 from archive.render import render_page
 from archive.verify import verify_bundle
 from conftest import CSV_TOTALS, KEY_PASSWORD, make_photo, payload_for_row
-from publish import site as site_mod
+from publish.site import server as site_mod
 from test_site import SiteClient
 
 PHOTO_WIDTH = 800   # wide enough for the real decoder to read the QR at its first step
@@ -316,7 +316,7 @@ def test_full_csv_totals_unchanged_by_an_outside_acta(full_workdir, copy_tree, t
 
 
 def test_testigo_check_says_outside_the_registry(outside, tmp_path):
-    from publish.acta_check import check_photo, open_archive
+    from publish.check.acta import check_photo, open_archive
     e = election_mod.load()
     archived = make_photo(payload_for_row(outside["rows"]["placed"]), seed=9, width=PHOTO_WIDTH)
     elsewhere = make_photo(payload_for_row(_as_mesa(outside["rows"]["placed"], 990101001, 9)), width=PHOTO_WIDTH)

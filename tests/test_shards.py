@@ -186,7 +186,7 @@ def test_shards_table_sums_and_verify_agree(sharded, signing_key):
 
 @pytest.mark.timeout(180)
 def test_torrent_of_a_sharded_bundle_transfers_and_verifies(sharded, signing_key, tmp_path):
-    from publish import fetch as fetch_mod, torrent as T
+    from publish.torrent import fetch as fetch_mod, metainfo as T
     hybrid, v1 = T.make_torrents(sharded, tmp_path / "sharded.torrent")
     sums = manifest.parse_manifest((sharded / "SHA256SUMS").read_bytes())[0]
     expected = sorted([*sums, "SHA256SUMS", "SHA256SUMS.minisig"], key=str.encode)

@@ -1,7 +1,7 @@
 """The public site over real bundles: pages, JSON, check-my-acta, downloads, caching, bad input.
 
 Unit tests use Datasette's own test client against ``make_datasette``; ``test_real_server_*``
-run ``python -m publish.site_cli`` on 127.0.0.1 and talk to it with httpx.
+run ``python -m publish.site.cli`` on 127.0.0.1 and talk to it with httpx.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import pytest
 
 from archive.manifest import parse_manifest
 
-from publish import site as site_mod
-from publish.headers import FILE_POLICY
+from publish.site import server as site_mod
+from publish.site.headers import FILE_POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_TOTALS = {"EG": 7_156_462, "NM": 3_241_461, "LM": 84_446, "JABE": 19_966, "JOBR": 21_583,
@@ -413,7 +413,7 @@ def test_torrent_and_magnet(bundle, tmp_path, copy_tree):
 
 
 def test_site_offers_the_hybrid_and_the_v1_torrent_made_by_testigo_torrent(bundle, copy_tree):
-    from publish.torrent import make_torrents
+    from publish.torrent.metainfo import make_torrents
     b2 = copy_tree(bundle)
     made = {t.kind: t for t in make_torrents(b2)}
     c = SiteClient(site_mod.make_datasette(b2))
@@ -557,6 +557,6 @@ def test_real_server_over_http(bundle, facts):
 
 
 def test_serve_cli_refuses_a_folder_that_is_not_a_bundle(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "publish.site_cli", str(tmp_path), "--port", "0"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "publish.site.cli", str(tmp_path), "--port", "0"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from crawler import crawl
-from publish import site as site_mod
+from publish.site import server as site_mod
 from test_site import SiteClient
 
 DB = "ve-2024"

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publish import site as site_mod
-from publish.browser import CHUNK_BYTES, NICE
-from publish.gate import Busy, Gate
-from publish.headers import inline_scripts, script_hash
+from publish.site import server as site_mod
+from publish.site.browser import CHUNK_BYTES, NICE
+from publish.site.gate import Busy, Gate
+from publish.site.headers import inline_scripts, script_hash
 from test_site import SiteClient, mesa_of, site, start_server, stop_server  # noqa: F401 (site: fixture)
 
 ROOT = Path(__file__).resolve().parent.parent

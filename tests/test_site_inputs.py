@@ -14,7 +14,7 @@ import pytest
 from archive import election as election_mod
 from conftest import shot
 from crawler import crawl
-from publish import site as site_mod
+from publish.site import server as site_mod
 from test_site import SiteClient, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent

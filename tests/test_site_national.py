@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 from archive.database import VIEWS
-from publish import site as site_mod
+from publish.site import server as site_mod
 from test_site import SiteClient
 
 DB = "ve-2024"

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from publish import site as site_mod
-from publish import transcribe
+from publish.site import server as site_mod
+from publish.transcribe import app as transcribe
+from publish.transcribe.server import make_datasette as make_transcribe_datasette
 
 
 class Volunteer(site_mod.InProcessClient):
@@ -42,7 +43,7 @@ class Volunteer(site_mod.InProcessClient):
 @pytest.fixture
 def app(transcribe_workdir, copy_tree):
     state = transcribe.prepare(copy_tree(transcribe_workdir.path))
-    ds = transcribe.make_datasette(state)
+    ds = make_transcribe_datasette(state)
     people = []
 
     def person(name: str | None = None, code: str | None = None, address: str = "127.0.0.1") -> Volunteer:
@@ -156,7 +157,7 @@ def test_lan_warning_only_off_loopback():
 
 
 def test_status_command_and_empty_workdir(transcribe_workdir, small_workdir, copy_tree):
-    from archive.cli import cli
+    from publish.cli import cli
     r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(transcribe_workdir.path), "--status", "--json"])
     assert r.exit_code == 0, r.output
     assert '"open": %d' % len(transcribe_workdir.photos) in r.output

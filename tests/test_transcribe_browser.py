@@ -20,7 +20,7 @@ from archive import election as election_mod
 from archive.ingest import ingest
 import conftest
 from conftest import KEY_PASSWORD, add_unreadable_photos, shot
-from publish import site as site_mod
+from publish.site import server as site_mod
 from test_site import mesa_of
 
 ANA, BETO, CARLA = ("Ana Pérez Fuentes", "ana-caracas"), ("Beto Ruiz Secreto", ""), ("Carla Gómez Reyes", "carla")
@@ -97,7 +97,7 @@ def entries_in(wd) -> list[tuple]:
 
 
 def start(wd):
-    proc, url = site_mod.start_command(["publish.transcribe_cli", "--workdir", str(wd), "--port", "0"])
+    proc, url = site_mod.start_command(["publish.transcribe.cli", "--workdir", str(wd), "--port", "0"])
     return proc, url, url.split("?")[0].rstrip("/")
 
 

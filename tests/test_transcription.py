@@ -344,7 +344,7 @@ def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(trans
     assert report.totals  # built and counted
     # the mesa page (a real server) shows the source and the number of entries, and the photo
     import httpx
-    from publish import site as site_mod
+    from publish.site import server as site_mod
     server, url = site_mod.start_in_subprocess(out)
     try:
         c = httpx.Client(base_url=url.rstrip("/"), timeout=30)

@@ -14,6 +14,10 @@ read API); this package decides what to send where and checks the result:
 * :mod:`.remote` reads the items and compares size, MD5 and SHA-1 of every file with the bundle.
 * :mod:`.client` holds identifiers, sessions and keys (never taken as arguments: ``ia configure``
   or ``IA_ACCESS_KEY_ID``/``IA_SECRET_ACCESS_KEY``).
+* :mod:`.cli` is ``testigo upload``.
+
+May import: ``archive`` (manifests, the bundle's names). Errors live at the bottom
+(:mod:`.errors` imports nothing of the package).
 """
 from __future__ import annotations
 

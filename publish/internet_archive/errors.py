@@ -1,12 +1,29 @@
 """Everything that stops a bundle from reaching, or being confirmed on, the Internet Archive."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from archive.errors import TestigoError
 
-if TYPE_CHECKING:
-    from .remote import Difference
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    problem: str  # missing | size | md5 | sha1 | extra
+    local: str | None = None
+    remote: str | None = None
+    pending: bool = False  # sent in this run and maybe not processed by the archive yet
+    item: str = ""         # the archive item it was found in
+
+    def __str__(self) -> str:
+        if self.problem == "missing":
+            why = (" (sent just now; the archive may still be processing it)" if self.pending
+                   else "")
+            return f"{self.key}: not in the archive item{why}"
+        if self.problem == "extra":
+            return f"{self.key}: in the archive item but not in the bundle"
+        return (f"{self.key}: {self.problem} differs (bundle {self.local}, archive "
+                f"{self.remote or 'none listed'})")
 
 
 class InternetArchiveError(TestigoError):

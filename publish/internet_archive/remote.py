@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from internetarchive import ArchiveSession
 
 from . import client
 from .bundle import Bundle, BundleFile
-from .errors import ItemConflict
+from .errors import Difference, ItemConflict
 from .items import LISTING, ItemLayout
 
 
@@ -95,26 +94,6 @@ def check_layout(layout: ItemLayout, bundle: Bundle, item_mds: Mapping[str, Mapp
 
 
 # --- comparing ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Difference:
-    key: str
-    problem: str  # missing | size | md5 | sha1 | extra
-    local: str | None = None
-    remote: str | None = None
-    pending: bool = False  # sent in this run and maybe not processed by the archive yet
-    item: str = ""         # the archive item it was found in
-
-    def __str__(self) -> str:
-        if self.problem == "missing":
-            why = (" (sent just now; the archive may still be processing it)" if self.pending
-                   else "")
-            return f"{self.key}: not in the archive item{why}"
-        if self.problem == "extra":
-            return f"{self.key}: in the archive item but not in the bundle"
-        return (f"{self.key}: {self.problem} differs (bundle {self.local}, archive "
-                f"{self.remote or 'none listed'})")
-
-
 def compare_with_item(files: Sequence[BundleFile], item_md: Mapping, identifier: str,
                       pending: Iterable[str] = (),
                       previous_md5: Mapping[str, str] | None = None) -> list[Difference]:

@@ -1,4 +1,0 @@
-"""`python -m archive` runs the testigo command line."""
-from .cli import cli
-
-cli(prog_name="testigo")

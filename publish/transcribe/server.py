@@ -1,0 +1,63 @@
+"""Running the volunteers' app: its Datasette (no database of its own shown) served by uvicorn."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from archive.errors import WorkdirError
+from archive.transcription import Transcriptions
+
+from ..site.app import STATIC, TEMPLATES
+from .app import PLUGIN_NAME, TranscribeState, lan_warning, prepare
+
+
+def register_plugin() -> None:
+    from datasette.plugins import pm
+
+    from . import pages
+    if pm.get_plugin(PLUGIN_NAME) is None and not pm.is_registered(pages):
+        pm.register(pages, name=PLUGIN_NAME)
+
+
+def make_datasette(state: TranscribeState):
+    """A Datasette that serves only the transcription pages of ``state``'s workdir."""
+    from datasette.app import Datasette
+
+    register_plugin()
+
+    class TranscribeDatasette(Datasette):
+        def __init__(self, *args, **kwargs):
+            self.testigo_transcribe = state   # the hooks need it while Datasette builds its app
+            super().__init__(*args, **kwargs)
+
+    return TranscribeDatasette(
+        [], secret=state.secret, template_dir=str(TEMPLATES), static_mounts=[("assets", str(STATIC))],
+        settings={"default_allow_sql": False, "allow_download": False, "template_debug": False})
+
+
+def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rotate_code: bool = False,
+          echo=print, warn=print) -> None:
+    """Serve the transcription app until interrupted; ``echo`` gets the URL with the access code."""
+    from ..site.server import serve_app
+
+    state = prepare(workdir, rotate_code)
+    q = Transcriptions(state.workdir, state.election_id)
+    try:
+        status = q.status()
+    finally:
+        q.close()
+    if status["photos"] == 0:
+        raise WorkdirError(f"{workdir} has no photos waiting for transcription (none unreadable); "
+                           "ingest the photos first with `testigo ingest`")
+    warning = lan_warning(host, port, state.code)
+    if warning:
+        warn(warning)
+    ds = make_datasette(state)
+    echo(f"{status['photos']} photos to transcribe: {status['open'] + status['waiting'] + status['review']} open "
+         f"({status['review']} in review), {status['agreed']} agreed. Access code / clave: {state.code}")
+
+    def listening(url: str) -> None:
+        echo(f"Open / abra {url}?clave={state.code}   (Ctrl+C to stop)")
+        if host in ("0.0.0.0", "::"):
+            echo("  (volunteers use this machine's address on the network instead of "
+                 f"{host}: see `hostname -I`)")
+    serve_app(ds.app(), host, port, startup=ds.invoke_startup, echo=listening)
