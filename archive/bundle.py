@@ -27,7 +27,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, provenance, shards, signing, transcription
+from . import manifest, provenance, shards, signing, transcription, volunteers
 from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
 from .locators import local_prefixes, public_file_name, scrub
@@ -144,6 +144,7 @@ class _Snapshot:
             self.db.execute("SELECT count(*) FROM meta").fetchone()    # the read transaction starts here
             prefixes = local_prefixes(r[0] for r in self.db.execute("SELECT DISTINCT locator FROM inputs"))
             self.transcriptions = transcription.published(self.db)  # one row per agreed photo: few
+            self.transcription_entries = transcription.published_entries(self.db)  # a few per agreed photo
             self.unread = transcription.unread(self.db)     # photos that gave no acta yet: few
             self.awaiting_transcription = len(self.unread)
             self.provenance = provenance.read(self.db)      # lookups by acta and photo (team ones only)
@@ -315,6 +316,14 @@ def _transcription_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[di
                       key=lambda t: t["acta_id"])
 
 
+def _transcription_entry_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
+    """Entries behind the transcribed actas, in bundle acta order, numbered afresh."""
+    rows = sorted(({**e, "acta_id": new_id[e["acta_id"]]} for e in state.transcription_entries),
+                  key=lambda e: (e["acta_id"], e["entered_at"], e["volunteer"]))
+    for i, e in enumerate(rows, 1):
+        yield {"id": i, **e}
+
+
 def _actas_by_team(db_path: Path) -> dict[int, int]:
     """{team_bundles id: how many actas it brought}, read back from the written database."""
     conn = open_readonly(db_path)
@@ -397,6 +406,7 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     derived = {"votes": ("actas", _vote_rows), "acta_votes": ("actas", lambda a: _acta_vote_rows(a, election))}
     tables["issues"] = _issue_rows(state, new_id)
     tables["transcriptions"] = _transcription_rows(state, new_id)
+    tables["transcription_entries"] = _transcription_entry_rows(state, new_id)
     write_database(db_path, tables, derived)
     return db_path, tables
 
@@ -437,6 +447,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         _check_output(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with staged_folder(out, "building") as staging:
+            if wd.db.execute("SELECT 1 FROM transcription_entries LIMIT 1").fetchone():
+                volunteers.ensure_hash_key(wd.db)    # before the read snapshot: a write
             state = _Snapshot(wd)
             try:
                 images = publish_images(wd, state, election, progress_factory, warnings,

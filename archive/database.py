@@ -94,6 +94,8 @@ TABLE_DESCRIPTIONS = {
     "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
     "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "
                       "public aliases of those who chose one (never names).",
+    "transcription_entries": "Every entry volunteers made for the photos that became actas, the volunteer "
+                             "replaced by a keyed hash (the same in every table; names cannot be guessed back).",
     "totals_nacional": "National totals per candidate over counted actas (computed at build time).",
     "totals_estado": "Totals per state and candidate over counted actas (computed at build time).",
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
@@ -201,7 +203,20 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                        "entries": "Independent entries volunteers made for the photo before it was decided: "
                                   "2 when the first two agreed, more when it went to review.",
                        "transcribers": "JSON list of the public aliases of the volunteers who entered it, for "
-                                       "those who chose one; NULL when none did. Names are never published."},
+                                       "those who chose one; NULL when none did. Names are never published.",
+                       "volunteers": "JSON list of the keyed hashes of the volunteers whose entries counted "
+                                     "(as in transcription_entries.volunteer)."},
+    "transcription_entries": {
+        "id": "Entry number in this bundle.", "acta_id": "The acta the photo became.",
+        "volunteer": "The volunteer as HMAC-SHA256 of the workdir's secret and their id: the same volunteer "
+                     "has the same hash in every row and table of this workdir's bundles; never a name.",
+        "entered_at": "When the entry was saved (UTC, ISO 8601).",
+        "illegible": "1: the volunteer said the photo cannot be read (no numbers).",
+        "centro": "Centre code typed.", "mesa": "Mesa number typed.",
+        "votes": "JSON {candidate: votes} typed.", "validos": "Valid votes typed.", "nulos": "Null votes typed.",
+        "agrees": "1 when the entry is the agreed reading (mesa and numbers), 0 when it differs.",
+        "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
+                   "(its volunteer set aside or invitation voided, or the photo reopened)."},
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -282,8 +297,13 @@ TABLES: dict[str, TableSpec] = {
                          "original_sha256": str, "acta_id": int}, "id",
                         (("acta_id", "actas", "id"),), ("outcome", "file", "original_sha256"),
                         (("outcome",), ("code",), ("original_sha256",), ("acta_id",))),
-    "transcriptions": TableSpec({"acta_id": int, "entries": int, "transcribers": str}, "acta_id",
-                                (("acta_id", "actas", "id"),), ("entries",)),
+    "transcriptions": TableSpec({"acta_id": int, "entries": int, "transcribers": str, "volunteers": str},
+                                "acta_id", (("acta_id", "actas", "id"),), ("entries",)),
+    "transcription_entries": TableSpec(
+        {"id": int, "acta_id": int, "volunteer": str, "entered_at": str, "illegible": int, "centro": int,
+         "mesa": int, "votes": str, "validos": int, "nulos": int, "agrees": int, "counted": int}, "id",
+        (("acta_id", "actas", "id"),), ("acta_id", "volunteer", "entered_at", "illegible", "agrees", "counted"),
+        (("acta_id",), ("volunteer",))),
 }
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "

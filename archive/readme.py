@@ -89,7 +89,8 @@ transcritas (por ejemplo el CSV publicado por resultadosconvzla.com) se leen fil
 las mismas reglas. Las fotos cuyo QR no se pudo leer las transcribieron voluntarios: cada una
 cuenta solo cuando dos personas distintas, sin ver los números de la otra, escribieron lo mismo
 (tabla `transcriptions`: cuántas entradas hicieron falta y los alias públicos de quienes
-eligieron uno; nunca nombres). Cada entrada tiene un
+eligieron uno; nunca nombres; la tabla `transcription_entries` da cada entrada, con la persona
+reemplazada por un hash con clave, el mismo en todas las tablas). Cada entrada tiene un
 único resultado; las que no se aceptaron están en la tabla `issues` con el motivo. Las fotos
 publicadas no llevan EXIF/GPS (se quitaron sin recomprimir: los píxeles son los mismos); solo
 conservan la etiqueta EXIF Orientation (`images.orientation`) para que se vean derechas;
@@ -137,7 +138,9 @@ flagged `outside_registry`, and counted apart (see the counting rule). Transcrib
 as the CSV published by resultadosconvzla.com) are read row by row under the same rules. Photos
 whose QR could not be read were transcribed by volunteers: each counts only when two different
 people, without seeing each other's numbers, typed the same (table `transcriptions`: how many
-entries it took and the public aliases of those who chose one; never names). Every input has
+entries it took and the public aliases of those who chose one; never names; the table
+`transcription_entries` gives every entry, the person replaced by a keyed hash, the same in
+every table). Every input has
 exactly one outcome; those not accepted are in the `issues` table with the reason. Published
 photos carry no EXIF/GPS (removed without re-encoding: the pixels are unchanged); only the EXIF
 Orientation tag is kept (`images.orientation`) so that they display upright (with Pillow, use

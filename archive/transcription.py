@@ -14,10 +14,17 @@ The rules, for one photo (all entries are kept, with who and when):
   ``outside_registry`` and counted apart (a centre code must still have a QR's 7 to 9 digits);
 * two entries agree when they give the same mesa and the same numbers (``Acta.numbers``, the
   text ingest uses to tell a duplicate from a conflict). "Cannot be read" is a value too;
-* the first value entered by two different volunteers wins: two agreeing entries decide; after
-  two that differ the photo goes to review, where the next entry decides if it matches either;
-  if all three differ the photo stays in review and each further entry is compared with all
-  earlier ones, until ``MAX_ENTRIES`` entries without two alike set it aside as ``unresolved``.
+* with the default rule (``2of2``) the first value entered by two different volunteers wins: two
+  agreeing entries decide; after two that differ the photo goes to review, where the next entry
+  decides if it matches either; if all three differ the photo stays in review and each further
+  entry is compared with all earlier ones, until ``MAX_ENTRIES`` entries without two alike set
+  it aside as ``unresolved``. ``2of3`` and ``3of3`` are settings (``archive.consensus``);
+* "different volunteers" means different invitations once the coordinator invites people
+  (``archive.volunteers``): one link is one volunteer whatever name is typed, and one
+  volunteer makes at most one entry per photo;
+* photos are handed out at random (review first), and a share of them are photos whose numbers
+  are known, which score the volunteer (``archive.known_answers``); a volunteer set aside, or
+  whose invitation was voided, has their entries voided and the photos they decided reopened.
 
 Writes are short ``BEGIN IMMEDIATE`` transactions on the workdir's WAL database with
 ``synchronous=FULL``, so several volunteers (or several servers) can save at once, and an
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -34,19 +42,19 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from . import acta as acta_mod
+from . import consensus, known_answers
 from . import image as image_mod
+from . import volunteers as volunteers_mod
 from .errors import TranscriptionError, ValidationError
 from .ingest import Ingester
 from .workdir import Workdir
 
 SOURCE_KIND = "transcribed-photo"
 SOURCE = "testigo transcribe"      # inputs.source of the acta an agreement makes
-ILLEGIBLE = "illegible"           # the value of a "cannot be read" entry
-AGREE = 2                         # entries with the same value that decide a photo
-MAX_ENTRIES = 5                   # entries without two alike after which a photo is set aside
-# A photo waits for transcription when its QR gave nothing usable: no QR found, or a text
-# that is not an acta of this election (readings.status).
-QUEUE_READINGS = ("unreadable", "invalid")
+ILLEGIBLE = consensus.ILLEGIBLE   # the value of a "cannot be read" entry
+AGREE = 2                         # entries with the same value that decide a photo (2of2)
+MAX_ENTRIES = consensus.MAX_ENTRIES   # entries without agreement after which a photo is set aside
+QUEUE_READINGS = consensus.QUEUE_READINGS
 NAME_LIMIT, ALIAS_LIMIT = 80, 40
 _ALIAS = re.compile(r"^[\w][\w .\-]*$")
 
@@ -67,19 +75,20 @@ class Photo:
     height: int | None
     first_input: int
     entries: int                  # entries made before any decision
-    decision: str | None          # agreed / illegible / unresolved, or None while open
+    decision: str | None          # agreed / illegible / unresolved / not_an_acta / set_aside, or None
+    of: int = AGREE               # entries the consensus rule needs before anything is decided
 
     @property
     def state(self) -> str:
-        """open (no entry), waiting (one), review (entries that differ), or the decision."""
+        """open (no entry), waiting (fewer than the rule needs), review (enough, no agreement), or the decision."""
         if self.decision:
             return self.decision
-        return "review" if self.entries >= AGREE else ("waiting" if self.entries else "open")
+        return "review" if self.entries >= self.of else ("waiting" if self.entries else "open")
 
     @property
     def needed(self) -> int:
         """How many more entries could decide the photo (1 in review)."""
-        return 0 if self.decision else max(1, AGREE - self.entries)
+        return 0 if self.decision else max(1, self.of - self.entries)
 
 
 @dataclass(frozen=True)
@@ -189,14 +198,14 @@ def check_volunteer(name: str, alias: str | None) -> tuple[str, str | None]:
 
 # --- the workdir side ------------------------------------------------------------------------------
 
-_QUEUE = f"""
+_QUEUE = """
 WITH eligible AS (
     SELECT r.sha256, b.media_type, b.width, b.height, min(i.id) AS first_input
     FROM readings r JOIN blobs b ON b.sha256 = r.sha256
     JOIN inputs i ON i.sha256 = r.sha256 AND i.kind = 'image'
-    WHERE r.status IN ({", ".join(f"'{s}'" for s in QUEUE_READINGS)}) AND b.media_type LIKE 'image/%'
+    WHERE r.status IN ({readings}) AND b.media_type LIKE 'image/%' {one_photo}
     GROUP BY r.sha256),
-counts AS (SELECT image_sha256, count(*) AS n FROM transcription_entries WHERE after_decision = 0
+counts AS (SELECT image_sha256, count(*) AS n FROM transcription_entries WHERE {live} {one_entry}
            GROUP BY image_sha256)
 SELECT e.sha256, e.media_type, e.width, e.height, e.first_input, coalesce(c.n, 0) AS entries,
        coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256)
@@ -206,18 +215,29 @@ LEFT JOIN transcription_decisions d ON d.image_sha256 = e.sha256
 """
 # A photo with an acta but no decision here was transcribed elsewhere: a team bundle brought it
 # unread, then a newer bundle of that team brought the acta its volunteers agreed on. Decided.
+_SQL = {one: _QUEUE.format(readings=", ".join(f"'{s}'" for s in QUEUE_READINGS), live=consensus.LIVE,
+                           one_photo="AND r.sha256 = :sha" if one else "",
+                           one_entry="AND image_sha256 = :sha" if one else "") for one in (False, True)}
 _PRIORITY = {"review": 0, "waiting": 1, "open": 2}
+_rng = secrets.SystemRandom()
 
 
 def photos(db) -> list[Photo]:
     """Every photo of the transcription queue, decided or not, in ingest order."""
-    return sorted((Photo(*r) for r in db.execute(_QUEUE)), key=lambda p: p.first_input)
+    of = consensus.rule(db).of
+    return sorted((Photo(*r, of=of) for r in db.execute(_SQL[False])), key=lambda p: p.first_input)
+
+
+def queued(db, sha: str) -> Photo | None:
+    """One photo of the queue (what ``photos`` says of it, without reading them all)."""
+    row = db.execute(_SQL[True], {"sha": sha}).fetchone()
+    return Photo(*row, of=consensus.rule(db).of) if row else None
 
 
 def unread(db) -> list[str]:
     """The sha256 of the queue's photos without an agreed transcription: photos that gave no
-    acta yet."""
-    return [p.sha256 for p in photos(db) if p.decision != "agreed"]
+    acta yet (but not those the coordinator marked as no acta at all)."""
+    return [p.sha256 for p in photos(db) if p.decision not in ("agreed", "not_an_acta")]
 
 
 def awaiting(db) -> int:
@@ -226,16 +246,42 @@ def awaiting(db) -> int:
 
 
 def published(db) -> list[dict]:
-    """What the bundle publishes per agreed photo: its acta (workdir id), entries, public aliases."""
+    """What the bundle publishes per agreed photo: its acta (workdir id), entries, public aliases,
+    and the volunteers behind its live entries as keyed hashes (``volunteers.public_hash``)."""
+    key = volunteers_mod.hash_key(db)
     out = []
     for sha, acta_id, entries in db.execute(
             "SELECT image_sha256, acta_id, entries FROM transcription_decisions "
             "WHERE decision = 'agreed' AND acta_id IS NOT NULL ORDER BY acta_id").fetchall():
         aliases = [r[0] for r in db.execute(
-            "SELECT DISTINCT v.alias FROM transcription_entries e JOIN volunteers v ON v.id = e.volunteer_id "
-            "WHERE e.image_sha256 = ? AND e.after_decision = 0 AND v.alias IS NOT NULL ORDER BY v.alias", (sha,))]
+            "SELECT DISTINCT v.alias FROM volunteers v WHERE v.alias IS NOT NULL AND v.id IN (SELECT volunteer_id "
+            f"FROM transcription_entries WHERE image_sha256 = ? AND {consensus.LIVE}) ORDER BY v.alias", (sha,))]
+        who = sorted({volunteers_mod.public_hash(key, r[0]) for r in db.execute(
+            f"SELECT volunteer_id FROM transcription_entries WHERE image_sha256 = ? AND {consensus.LIVE}", (sha,))}
+            ) if key else []
         out.append({"acta_id": acta_id, "entries": entries,
-                    "transcribers": json.dumps(aliases, ensure_ascii=False) if aliases else None})
+                    "transcribers": json.dumps(aliases, ensure_ascii=False) if aliases else None,
+                    "volunteers": json.dumps(who) if who else None})
+    return out
+
+
+def published_entries(db) -> list[dict]:
+    """Every entry of every photo that became an acta, the volunteer as a keyed hash (never a name),
+    with whether it counted (live) and whether it matched the agreed value: others can study
+    each volunteer's consistency without knowing who they are."""
+    key = volunteers_mod.hash_key(db)
+    if key is None:
+        return []
+    voided = {r[0] for r in db.execute("SELECT entry_id FROM voided_entries")}
+    out = []
+    for r in db.execute(
+            "SELECT e.id, d.acta_id, e.volunteer_id, e.entered_at, e.illegible, e.centro, e.mesa, e.votes, "
+            "e.validos, e.nulos, e.value = d.value AS agrees, e.after_decision FROM transcription_entries e "
+            "JOIN transcription_decisions d ON d.image_sha256 = e.image_sha256 "
+            "WHERE d.decision = 'agreed' AND d.acta_id IS NOT NULL ORDER BY d.acta_id, e.id"):
+        out.append({"acta_id": r[1], "volunteer": volunteers_mod.public_hash(key, r[2]), "entered_at": r[3],
+                    "illegible": r[4], "centro": r[5], "mesa": r[6], "votes": r[7], "validos": r[8],
+                    "nulos": r[9], "agrees": r[10], "counted": int(not r[11] and r[0] not in voided)})
     return out
 
 
@@ -248,38 +294,82 @@ class Transcriptions:
         self.db.execute("PRAGMA synchronous=FULL")   # a saved entry survives even a power cut
         self.ingester = Ingester(self.wd, election_id)
         self.election = self.ingester.election
+        if volunteers_mod.hash_key(self.db) is None:
+            volunteers_mod.ensure_hash_key(self.db)
 
     def close(self) -> None:
         self.wd.close()
+
+    def _tx(self, fn, *args):
+        """``fn(*args)`` in one short write transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(*args)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return out
 
     # volunteers
     def volunteer(self, name: str, alias: str | None = None) -> Volunteer:
         """Sign a volunteer in by name (created on first use); the alias given replaces the old one."""
         name, alias = check_volunteer(name, alias)
         key = name_key(name)
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT id FROM volunteers WHERE name_key = ?", (key,)).fetchone()
+
+        def upsert():
+            row = self.db.execute("SELECT id FROM volunteers WHERE name_key = ?", (key,)).fetchone()
             if row is None:
-                vid = db.execute("INSERT INTO volunteers (name, name_key, alias, created_at) VALUES (?, ?, ?, ?)",
-                                 (name, key, alias, now())).lastrowid
-            else:
-                vid = row[0]
-                db.execute("UPDATE volunteers SET alias = ? WHERE id = ?", (alias, vid))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return Volunteer(vid, alias)
+                return self.db.execute("INSERT INTO volunteers (name, name_key, alias, created_at) VALUES "
+                                       "(?, ?, ?, ?)", (name, key, alias, now())).lastrowid
+            self.db.execute("UPDATE volunteers SET alias = ? WHERE id = ?", (alias, row[0]))
+            return row[0]
+        return Volunteer(self._tx(upsert), alias)
+
+    def invited(self, token: str | None) -> Volunteer | None:
+        """The volunteer of an invitation link (None: not a link; TranscriptionError: revoked)."""
+        vid = volunteers_mod.by_token(self.db, token)
+        return None if vid is None else self.volunteer_by_id(vid)
+
+    def set_alias(self, volunteer_id: int, alias: str | None) -> Volunteer:
+        """An invited volunteer's public alias (their name is the coordinator's label, never typed)."""
+        alias = " ".join((alias or "").split()) or None
+        if alias is not None:
+            check_volunteer("invitation", alias)
+        self._tx(lambda: self.db.execute("UPDATE volunteers SET alias = ? WHERE id = ?", (alias, volunteer_id)))
+        return Volunteer(volunteer_id, alias)
 
     def volunteer_by_id(self, vid: int) -> Volunteer | None:
         row = self.db.execute("SELECT id, alias FROM volunteers WHERE id = ?", (vid,)).fetchone()
         return Volunteer(row[0], row[1]) if row else None
 
+    def may_work(self, vid: int) -> bool:
+        """False for a revoked invitation: it can do nothing more."""
+        return not volunteers_mod.is_revoked(self.db, vid)
+
+    def revoke(self, vid: int, void: bool = False) -> list[str]:
+        """Revoke an invitation; with ``void`` its entries too (the photos they decided reopen)."""
+        def run():
+            volunteers_mod.revoke(self.db, vid)
+            return consensus.void_volunteer(self.db, vid, "invitation revoked and voided", self._acta_of) if void else []
+        return self._tx(run)
+
+    def set_aside(self, vid: int, reason: str) -> list[str]:
+        """Set a volunteer aside (their entries voided, the photos they decided reopened)."""
+        def run():
+            volunteers_mod.set_aside(self.db, vid, reason)
+            return consensus.void_volunteer(self.db, vid, f"volunteer set aside: {reason}", self._acta_of)
+        return self._tx(run)
+
     # the queue
-    def photo(self, sha: str) -> Photo | None:
-        return next((p for p in photos(self.db) if p.sha256 == sha), None)
+    def photo(self, sha: str, volunteer_id: int | None = None) -> Photo | None:
+        """A photo of the queue, or a known-answer photo handed to ``volunteer_id`` (shown alike)."""
+        p = queued(self.db, sha)
+        if p is None and volunteer_id is not None and known_answers.handed(self.db, volunteer_id, sha):
+            row = self.db.execute("SELECT media_type, width, height FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+            p = Photo(sha, row[0], row[1], row[2], 0, 0, None, consensus.rule(self.db).of)
+        return p
 
     def entered(self, volunteer_id: int) -> set[str]:
         return {r[0] for r in self.db.execute(
@@ -287,14 +377,21 @@ class Transcriptions:
 
     def next_photo(self, volunteer_id: int, skip: set[str] = frozenset(),
                    held: Mapping[str, int] | None = None) -> Photo | None:
-        """The photo this volunteer should do next: review first, then a second entry, then new.
+        """The photo this volunteer should do next: review first, then more entries, then new, at
+        random within each (nobody can predict, or arrange, which photo a volunteer gets); now
+        and then a known-answer photo instead.
 
         Never one they entered or ``skip``; photos that ``held`` (others working on it now)
         already cover are left for later, unless nothing else is left.
         """
         mine = self.entered(volunteer_id)
-        todo = sorted((p for p in photos(self.db) if p.decision is None and p.sha256 not in mine
-                       and p.sha256 not in skip), key=lambda p: (_PRIORITY[p.state], p.first_input))
+        known = known_answers.draw(self.db, volunteer_id, mine | set(skip))
+        if known is not None:   # a write only in that case: most hand-outs take no lock
+            self._tx(known_answers.hand, self.db, volunteer_id, known)
+            return self.photo(known, volunteer_id)
+        todo = [p for p in photos(self.db) if p.decision is None and p.sha256 not in mine and p.sha256 not in skip]
+        _rng.shuffle(todo)
+        todo.sort(key=lambda p: _PRIORITY[p.state])
         held = held or {}
         return next((p for p in todo if held.get(p.sha256, 0) < p.needed), todo[0] if todo else None)
 
@@ -306,10 +403,10 @@ class Transcriptions:
     def status(self, volunteer_id: int | None = None) -> dict:
         states = Counter(p.state for p in photos(self.db))
         out = {"photos": sum(states.values()), **{s: states.get(s, 0) for s in
-               ("open", "waiting", "review", "agreed", "illegible", "unresolved")},
+               ("open", "waiting", "review", "agreed", "illegible", "unresolved", "not_an_acta", "set_aside")},
                "entries": self.db.execute("SELECT count(*) FROM transcription_entries").fetchone()[0],
                "volunteers": self.db.execute("SELECT count(DISTINCT volunteer_id) FROM transcription_entries")
-                             .fetchone()[0]}
+                             .fetchone()[0], "rule": consensus.rule(self.db).name}
         if volunteer_id is not None:
             out["yours"] = self.db.execute("SELECT count(*) FROM transcription_entries WHERE volunteer_id = ?",
                                            (volunteer_id,)).fetchone()[0]
@@ -320,23 +417,16 @@ class Transcriptions:
         """Keep one volunteer's entry for a photo (``fields=None``: "cannot be read") and decide.
 
         Raises TranscriptionError when the entry breaks a rule (nothing is saved then), the photo
-        is not in the queue, or this volunteer already entered it.
+        is not in the queue, this volunteer already entered it, or their invitation was revoked.
         """
         a = None if fields is None else parse_entry(fields, self.election)
-        value = value_of(a)
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            saved = self._save(sha, volunteer_id, a, value)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return saved
+        return self._tx(self._save, sha, volunteer_id, a, value_of(a))
 
     def _save(self, sha: str, volunteer_id: int, a: acta_mod.Acta | None, value: str) -> Saved:
         db = self.db
-        photo = self.photo(sha)
+        if volunteers_mod.is_revoked(db, volunteer_id):
+            raise volunteers_mod.revoked_error()
+        photo = self.photo(sha, volunteer_id)
         if photo is None:
             raise TranscriptionError("not_in_queue", "this photo is not waiting for transcription",
                                      "Esta foto no está en la cola de transcripción.")
@@ -351,29 +441,43 @@ class Transcriptions:
             "votes, validos, nulos, value, after_decision) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (sha, volunteer_id, now(), int(a is None), a and a.centro, a and a.mesa,
              json.dumps(a.votes) if a else None, a and a.validos, a and a.nulos, value, int(late))).lastrowid
+        if known_answers.record(db, entry_id, sha, a) is not None:   # a known answer: scores, decides nothing
+            self._judge(volunteer_id)
+            return Saved(entry_id, "waiting", 1)       # what any first entry hears: nothing gives it away
         if late:   # kept (nothing typed is lost) but the decision stands
             return Saved(entry_id, "late", photo.entries)
-        values = [r[0] for r in db.execute("SELECT value FROM transcription_entries WHERE image_sha256 = ? "
-                                           "AND after_decision = 0 ORDER BY id", (sha,))]
-        entries = len(values)
-        if values.count(value) >= AGREE:
-            decision = ILLEGIBLE if a is None else "agreed"
-            acta_id = None if a is None else self._make_acta(a, sha)
-        elif entries >= MAX_ENTRIES:
-            decision, acta_id = "unresolved", None
-        else:
-            return Saved(entry_id, "review" if entries >= AGREE else "waiting", entries)
-        db.execute("INSERT INTO transcription_decisions (image_sha256, decision, value, entries, acta_id, "
-                   "decided_at) VALUES (?, ?, ?, ?, ?, ?)",
-                   (sha, decision, None if decision == "unresolved" else value, entries, acta_id, now()))
-        return Saved(entry_id, decision, entries, acta_id)
+        if volunteers_mod.is_set_aside(db, volunteer_id):   # kept, voided, and nothing said
+            db.execute("INSERT INTO voided_entries (entry_id, reason, at) VALUES (?, 'volunteer set aside', ?)",
+                       (entry_id, now()))
+            return Saved(entry_id, "review" if photo.entries + 1 >= photo.of else "waiting", photo.entries + 1)
+        state, entries, acta_id = consensus.decide(db, sha, self._acta_of)
+        return Saved(entry_id, state, entries, acta_id)
+
+    def _judge(self, volunteer_id: int) -> None:
+        """A volunteer whose known-answer score fell below the threshold is set aside, silently."""
+        if known_answers.failing(self.db, volunteer_id) and not volunteers_mod.is_set_aside(self.db, volunteer_id):
+            right, total = known_answers.score(self.db, volunteer_id)
+            volunteers_mod.set_aside(self.db, volunteer_id, f"known answers {right}/{total}")
+            consensus.void_volunteer(self.db, volunteer_id, "volunteer set aside: known answers", self._acta_of)
+
+    def _acta_of(self, entry_id: int) -> int:
+        """The acta an agreed entry makes (consensus calls this when entries decide a photo)."""
+        r = self.db.execute("SELECT image_sha256, centro, mesa, votes, validos, nulos FROM transcription_entries "
+                            "WHERE id = ?", (entry_id,)).fetchone()
+        a = acta_mod.Acta(r[1], r[2], SOURCE_KIND, json.loads(r[3]), None, r[4], r[5])
+        return self._make_acta(a, r[0])
 
     def _make_acta(self, a: acta_mod.Acta, sha: str) -> int:
         """The agreed numbers become an acta through ingest's own machinery (classified against
         other readings of the mesa: duplicate or conflict like any other; flagged
-        ``outside_registry`` like a QR reading when the registry lacks the mesa)."""
-        locator = self.db.execute("SELECT locator FROM inputs WHERE sha256 = ? AND kind = 'image' ORDER BY id "
-                                  "LIMIT 1", (sha,)).fetchone()[0]
-        return self.ingester._add_acta(a, SOURCE, f"{locator}#transcription", sha, image_sha=sha,
+        ``outside_registry`` like a QR reading when the registry lacks the mesa). A photo
+        reopened and agreed again gets a new locator (inputs are unique by locator)."""
+        db = self.db
+        locator = db.execute("SELECT locator FROM inputs WHERE sha256 = ? AND kind = 'image' ORDER BY id "
+                             "LIMIT 1", (sha,)).fetchone()[0]
+        where, n = f"{locator}#transcription", 1
+        while db.execute("SELECT 1 FROM inputs WHERE locator = ? AND sha256 = ?", (where, sha)).fetchone():
+            n += 1
+            where = f"{locator}#transcription-{n}"
+        return self.ingester._add_acta(a, SOURCE, where, sha, image_sha=sha,
                                        kind="transcription", flags=acta_mod.validate(a, self.election))
-

@@ -93,6 +93,41 @@ CREATE TABLE IF NOT EXISTS transcription_decisions (
     acta_id INTEGER REFERENCES actas(id),
     decided_at TEXT NOT NULL
 );
+-- invitations, set-asides, voided entries, known answers, the coordinator's desk
+-- (archive/volunteers.py, archive/known_answers.py, archive/consensus.py)
+CREATE TABLE IF NOT EXISTS invitations (   -- a volunteer who enters by a personal link
+    volunteer_id INTEGER PRIMARY KEY REFERENCES volunteers(id),
+    token_sha256 TEXT NOT NULL UNIQUE,      -- the link's secret, hashed: state.db does not hold links
+    created_at TEXT NOT NULL,
+    revoked_at TEXT                         -- set: the link does nothing more
+);
+CREATE TABLE IF NOT EXISTS volunteers_set_aside (   -- entries no longer count (never told)
+    volunteer_id INTEGER PRIMARY KEY REFERENCES volunteers(id),
+    reason TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS voided_entries (  -- kept, but they decide nothing
+    entry_id INTEGER PRIMARY KEY REFERENCES transcription_entries(id),
+    reason TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known_handouts (  -- photos with known numbers given to a volunteer
+    volunteer_id INTEGER NOT NULL REFERENCES volunteers(id),
+    image_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    at TEXT NOT NULL,
+    PRIMARY KEY (volunteer_id, image_sha256)
+);
+CREATE TABLE IF NOT EXISTS known_answer_entries (  -- an entry on such a photo: scores, decides nothing
+    entry_id INTEGER PRIMARY KEY REFERENCES transcription_entries(id),
+    expected TEXT NOT NULL, correct INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transcription_reviews (  -- the coordinator's comments and decisions
+    id INTEGER PRIMARY KEY,
+    image_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,       -- comment / accept / not_an_acta / reopen / set_aside
+    entry_id INTEGER REFERENCES transcription_entries(id),
+    comment TEXT
+);
+CREATE INDEX IF NOT EXISTS transcription_entries_volunteer ON transcription_entries(volunteer_id);
 -- relay (archive/relay.py): other teams' signed bundles taken in with `ingest --trust`.
 -- via: the bundle that carried this one (NULL: ingested here); a carried bundle's details
 -- are as its carrier recorded them. Direct ones keep their SHA256SUMS, signature and database

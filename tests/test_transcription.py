@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from archive import transcription
+from archive import known_answers, transcription, volunteers
 from archive.errors import TranscriptionError
 from archive.transcription import Transcriptions
 
@@ -32,6 +32,7 @@ def fields_of(row: dict, move: int = 0, **changes) -> dict:
 @pytest.fixture
 def queue(transcribe_workdir, copy_tree):
     t = Transcriptions(copy_tree(transcribe_workdir.path))
+    known_answers.configure(t.db, share_=0)    # the rules of agreement alone: no known answers here
     yield t
     t.close()
 
@@ -79,8 +80,10 @@ def test_two_agreeing_entries_make_an_acta(queue, photo):
     assert queue.photo(sha).state == "agreed"
     carla = queue.volunteer("Carla")
     assert all(p.sha256 != sha for p in [queue.next_photo(carla.id)])
+    key = queue.db.execute("SELECT value FROM meta WHERE key = 'volunteer_hash_key'").fetchone()[0]
+    hashes = json.dumps(sorted(volunteers.public_hash(key, v.id) for v in (ana, beto)))
     assert transcription.published(queue.db) == [{"acta_id": a["id"], "entries": 2,
-                                                   "transcribers": '["ana-caracas"]'}]
+                                                   "transcribers": '["ana-caracas"]', "volunteers": hashes}]
 
 
 def test_one_person_one_volunteer(queue, photo):
@@ -328,6 +331,22 @@ def test_bundle_publishes_agreed_actas_with_photo_entries_and_aliases_only(trans
     got = {r["acta_id"]: (r["entries"], r["transcribers"]) for r in db.execute("SELECT * FROM transcriptions")}
     assert got == {s["transcribed-photo"]["id"]: (2, '["ana-caracas"]'), q["transcribed-photo"]["id"]: (2, '["ana-caracas"]'),
                    n1["id"]: (3, '["ana-caracas", "carla"]')}
+    # every entry behind those actas, the volunteer as a keyed hash, the same in both tables
+    ents = [dict(r) for r in db.execute("SELECT * FROM transcription_entries ORDER BY id")]
+    assert len(ents) == 7               # 2 + 2 + 3: t_new2's lone entry made no acta, so it is not published
+    wd = sqlite3.connect(path / "state.db")
+    key = wd.execute("SELECT value FROM meta WHERE key = 'volunteer_hash_key'").fetchone()[0]
+    wd.close()
+    h = {v.id: volunteers.public_hash(key, v.id) for v in (ana, beto, carla)}
+    assert {e["volunteer"] for e in ents} == set(h.values()) and len(set(h.values())) == 3
+    by_acta: dict = {}
+    for e in ents:
+        by_acta.setdefault(e["acta_id"], set()).add(e["volunteer"])
+    for r in db.execute("SELECT acta_id, volunteers FROM transcriptions"):
+        assert set(json.loads(r["volunteers"])) == by_acta[r["acta_id"]]
+    assert by_acta[n1["id"]] == set(h.values()) and by_acta[q["transcribed-photo"]["id"]] == {h[ana.id], h[beto.id]}
+    assert sorted(e["agrees"] for e in ents if e["acta_id"] == n1["id"]) == [0, 1, 1]
+    assert key not in json.dumps(ents)
     queue_size = len(transcribe_workdir.photos)
     dp = json.loads((out / "datapackage.json").read_text())
     assert dp["testigo"]["counts"]["photos_awaiting_transcription"] == queue_size - 3

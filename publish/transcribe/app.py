@@ -5,9 +5,12 @@ Jinja templates, signed cookies (``ds_actor``), CSRF protection of every POST fo
 and uvicorn. No database is served: the pages read and write the workdir through
 ``archive.transcription`` (the rules live there), each worker thread on its own connection.
 
-Who may use it: whoever has the workdir's access code (``clave``), printed with the URL when
+Who may use it: volunteers the coordinator invited (``--invite``: a personal link each, see
+``archive.volunteers``) and, until the first invitation is made or with ``--room-code`` in a
+trusted room, whoever has the workdir's access code (``clave``), printed with the URL when
 the server starts and kept in the workdir (so a restarted server keeps everyone signed in;
-``--new-code`` replaces it and signs everyone out). The code guards every page and photo on
+``--new-code`` replaces it and signs everyone out). The coordinator's desk (``/coordinacion``)
+has its own code (``--new-desk-code`` replaces it). The code guards every page and photo on
 loopback too, so another local user or a web page in the same browser (DNS rebinding) cannot
 read the photos. Wrong codes are throttled per address. Nothing but the app's own pages and
 static files is served; responses carry a strict Content-Security-Policy and ``no-store``.
@@ -31,7 +34,7 @@ from archive.workdir import Workdir
 
 PLUGIN_NAME = "testigo_transcribe"
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i: read aloud and typed by people
-META_CODE, META_SECRET = "transcribe_code", "transcribe_secret"
+META_CODE, META_SECRET, META_DESK = "transcribe_code", "transcribe_secret", "transcribe_desk_code"
 LEASE_SECONDS = 600          # a photo shown to a volunteer is theirs for this long
 MAX_FAILURES, FAILURE_WINDOW = 10, 600   # wrong access codes per address before a pause
 MAX_BODY = 64 * 1024
@@ -78,6 +81,8 @@ class TranscribeState:
     election_id: str
     code: str
     secret: str
+    desk_code: str = ""
+    room_code: bool = True                         # does the shared access code let people in?
     held: dict = field(default_factory=dict)       # volunteer id -> (photo sha256, since)
     skipped: dict = field(default_factory=dict)    # volunteer id -> {photo sha256}
     failures: dict = field(default_factory=dict)   # client address -> [times of wrong codes]
@@ -88,8 +93,21 @@ class TranscribeState:
         """Kept in the session cookie: a new access code signs everyone out."""
         return hmac.new(self.secret.encode(), self.code.encode(), hashlib.sha256).hexdigest()[:16]
 
+    @property
+    def invite_fingerprint(self) -> str:
+        """Kept in an invited volunteer's cookie: a new access code does not sign them out."""
+        return hmac.new(self.secret.encode(), b"invitation", hashlib.sha256).hexdigest()[:16]
+
+    @property
+    def desk_fingerprint(self) -> str:
+        return hmac.new(self.secret.encode(), b"desk " + self.desk_code.encode(), hashlib.sha256).hexdigest()[:16]
+
     def code_ok(self, text: str | None) -> bool:
-        return hmac.compare_digest(normal_code(text).encode(), normal_code(self.code).encode())
+        return self.room_code and hmac.compare_digest(normal_code(text).encode(), normal_code(self.code).encode())
+
+    def desk_code_ok(self, text: str | None) -> bool:
+        return bool(self.desk_code) and hmac.compare_digest(normal_code(text).encode(),
+                                                            normal_code(self.desk_code).encode())
 
     def queue(self) -> Transcriptions:
         """This thread's own connection to the workdir."""
@@ -127,17 +145,24 @@ class TranscribeState:
         self.failures.setdefault(client, []).append(time.monotonic())
 
 
-def prepare(workdir: str | Path, rotate_code: bool = False) -> TranscribeState:
-    """Open the workdir's transcription queue; make (or reuse) its access code and cookie secret."""
+def prepare(workdir: str | Path, rotate_code: bool = False, room_code: bool = False,
+            rotate_desk_code: bool = False) -> TranscribeState:
+    """Open the workdir's transcription queue; make (or reuse) its access code, desk code and
+    cookie secret. The access code lets people in only while nobody is invited, or with ``room_code``."""
+    from archive import volunteers
     path = Path(workdir)
     with Workdir(path, create=False) as wd:
         election_id = wd.election_id or election_mod.DEFAULT_ELECTION
-        code, secret = wd.get_meta(META_CODE), wd.get_meta(META_SECRET)
+        code, secret, desk = wd.get_meta(META_CODE), wd.get_meta(META_SECRET), wd.get_meta(META_DESK)
         if code is None or rotate_code:
             code = new_code()
             wd.set_meta(META_CODE, code)
+        if desk is None or rotate_desk_code:
+            desk = new_code()
+            wd.set_meta(META_DESK, desk)
         if secret is None:
             secret = secrets.token_hex(32)
             wd.set_meta(META_SECRET, secret)
+        invited = volunteers.any_invitations(wd.db)
     election_mod.load(election_id)   # a broken definition fails here, not on the first page
-    return TranscribeState(path.resolve(), election_id, code, secret)
+    return TranscribeState(path.resolve(), election_id, code, secret, desk, room_code or not invited)

@@ -1,14 +1,16 @@
 """The pages of `testigo transcribe` and the Datasette hooks that serve them.
 
-Every hook does nothing on a Datasette that :func:`publish.transcribe.make_datasette` did not
+Every hook does nothing on a Datasette that :func:`publish.transcribe.server.make_datasette` did not
 make (``datasette.testigo_transcribe``), so the public site's plugin and this one coexist.
 
   /                     sign in: access code (once per browser), name (private), public alias
+  /invitacion/TOKEN     a volunteer's personal link: signs them in as that invitation
   /siguiente            the next photo for this volunteer (review first), or "nothing left"
   /foto/SHA256          the photo beside the form; POST saves an entry
   /foto/SHA256/imagen   the photo itself (EXIF/GPS removed), only to signed-in volunteers
   /estado[.json]        how far the queue is (counts only: nobody's numbers)
   /salir                sign out (POST)
+  /coordinacion...      the coordinator's desk (publish.transcribe_desk), behind its own code
 Independence: no page or answer ever shows the numbers of an entry, not even the volunteer's own.
 """
 from __future__ import annotations
@@ -23,10 +25,13 @@ from archive.errors import TranscriptionError
 from archive.transcription import form_fields
 
 from ..site.pages.common import helpers
+from . import desk as transcribe_desk
 from .app import CSP, MAX_BODY, TranscribeState
+from .session import _client, _with_session, is_invited, render, session, state_of
 
 SHA = r"(?P<sha>[0-9a-f]{64})"
-_SERVED = re.compile(r"^/(|entrar|salir|siguiente|estado(\.json)?|foto/[0-9a-f]{64}(/imagen)?|assets/[\w./-]+)$")
+_SERVED = re.compile(r"^/(|entrar|salir|siguiente|estado(\.json)?|foto/[0-9a-f]{64}(/imagen)?|assets/[\w./-]+"
+                     r"|invitacion/[\w-]{1,100}|coordinacion(/foto/[0-9a-f]{64}(/imagen)?|/voluntario/\d+)?)$")
 HECHO = {  # what became of the photo just saved: (es, en)
     "waiting": ("Guardado. Esa foto espera la entrada de otra persona.", "Saved. That photo now waits for someone "
                 "else's entry."),
@@ -43,46 +48,15 @@ HECHO = {  # what became of the photo just saved: (es, en)
 }
 
 
-def state_of(datasette) -> TranscribeState | None:
-    return getattr(datasette, "testigo_transcribe", None)
-
-
-# --- sessions ----------------------------------------------------------------------------------------
-
-def session(st: TranscribeState, request) -> tuple[bool, int | None]:
-    """(knows the access code, volunteer id or None) from the signed ``ds_actor`` cookie."""
-    actor = request.actor
-    if not isinstance(actor, dict) or actor.get("k") != st.fingerprint:
-        return False, None
-    vid = actor.get("v")
-    return True, vid if isinstance(vid, int) else None
-
-
-def _with_session(datasette, response: Response, st: TranscribeState, volunteer_id: int | None) -> Response:
-    actor = {"k": st.fingerprint, **({"v": volunteer_id} if volunteer_id else {})}
-    response.set_cookie("ds_actor", datasette.sign({"a": actor}, "actor"), httponly=True, samesite="strict")
-    return response
-
-
-def _client(request) -> str:
-    client = request.scope.get("client")
-    return client[0] if client else "?"
-
-
-async def render(datasette, request, template: str, context: dict, status: int = 200) -> Response:
-    h = helpers(request)
-    body = await datasette.render_template([template], {**h, **context}, request=request)
-    return Response.html(body, status=status, headers={"Content-Language": h["lang"]})
-
-
 def _redirect(request, path: str, **params) -> Response:
     return Response.redirect(helpers(request)["link"](path, **params))
 
 
 async def _sign_in_page(datasette, request, st, knows_code: bool, error: TranscriptionError | None = None,
-                        values: dict | None = None, status: int = 200) -> Response:
+                        values: dict | None = None, status: int = 200, invited: bool = False) -> Response:
     return await render(datasette, request, "testigo_transcribe_entrar.html",
-                        {"needs_code": not knows_code, "error": error, "values": values or {}}, status)
+                        {"needs_code": not knows_code, "error": error, "values": values or {}, "invited": invited,
+                         "room_code": st.room_code}, status)
 
 
 # --- pages -------------------------------------------------------------------------------------------
@@ -97,13 +71,35 @@ async def index(datasette, request):
         if st.code_ok(code):
             return _with_session(datasette, _redirect(request, "/"), st, None)
         st.failed(_client(request))
-        return await _sign_in_page(datasette, request, st, False, _wrong_code(), status=403)
-    if knows and vid is not None:
+        return await _sign_in_page(datasette, request, st, False, _wrong_code(st), status=403)
+    if knows and vid is not None and not is_invited(st, request):
         return _redirect(request, "/siguiente")
-    return await _sign_in_page(datasette, request, st, knows)
+    return await _sign_in_page(datasette, request, st, knows, invited=knows and is_invited(st, request))
 
 
-def _wrong_code() -> TranscriptionError:
+async def invitacion(datasette, request):
+    """A personal link: the volunteer is that invitation from now on, whatever they type."""
+    st = state_of(datasette)
+    if st.throttled(_client(request)):
+        return await _too_many(datasette, request)
+    try:
+        volunteer = await st.run(lambda q: q.invited(request.url_vars["token"]))
+    except TranscriptionError as e:     # revoked: it can do nothing more
+        return await _sign_in_page(datasette, request, st, False, e, status=403)
+    if volunteer is None:
+        st.failed(_client(request))
+        err = TranscriptionError("unknown_invitation", "this link is not an invitation of this team; check it "
+                                 "or ask your coordinator", "Este enlace no es una invitación de este equipo: "
+                                 "revíselo o consulte a quien coordina.")
+        return await _sign_in_page(datasette, request, st, False, err, status=404)
+    return _with_session(datasette, _redirect(request, "/"), st, volunteer.id, request, invited=True)
+
+
+def _wrong_code(st: TranscribeState | None = None) -> TranscriptionError:
+    if st is not None and not st.room_code:
+        return TranscriptionError("invitation_only", "this team works by personal invitation: open the link your "
+                                  "coordinator gave you", "Este equipo trabaja con invitaciones personales: abra "
+                                  "el enlace que le dio quien coordina.", "clave")
     return TranscriptionError("wrong_code", "that is not this workdir's access code; ask your coordinator",
                               "Esa no es la clave de este equipo: pídasela a quien coordina.", "clave")
 
@@ -119,18 +115,24 @@ async def entrar(datasette, request):
     if request.method != "POST":
         return _redirect(request, "/")
     form = await request.post_vars()
-    knows, _ = session(st, request)
+    knows, vid = session(st, request)
+    if knows and vid is not None and is_invited(st, request):   # a name typed here changes nobody
+        try:
+            await st.run(lambda q: q.set_alias(vid, form.get("alias")))
+        except TranscriptionError as e:
+            return await _sign_in_page(datasette, request, st, True, e, form, 400, invited=True)
+        return _redirect(request, "/siguiente")
     if not knows:
         if st.throttled(_client(request)):
             return await _too_many(datasette, request)
         if not st.code_ok(form.get("clave")):
             st.failed(_client(request))
-            return await _sign_in_page(datasette, request, st, False, _wrong_code(), form, 403)
+            return await _sign_in_page(datasette, request, st, False, _wrong_code(st), form, 403)
     try:
         volunteer = await st.run(lambda q: q.volunteer(form.get("nombre", ""), form.get("alias")))
     except TranscriptionError as e:
         return await _sign_in_page(datasette, request, st, True, e, form, 400)
-    return _with_session(datasette, _redirect(request, "/siguiente"), st, volunteer.id)
+    return _with_session(datasette, _redirect(request, "/siguiente"), st, volunteer.id, request)
 
 
 async def salir(datasette, request):
@@ -138,7 +140,7 @@ async def salir(datasette, request):
     knows, vid = session(st, request)
     if request.method == "POST" and knows:
         st.held.pop(vid, None)
-        return _with_session(datasette, _redirect(request, "/"), st, None)
+        return _with_session(datasette, _redirect(request, "/"), st, None, request)
     return _redirect(request, "/")
 
 
@@ -169,7 +171,7 @@ async def foto(datasette, request):
     if vid is None:
         return _redirect(request, "/")
     sha = request.url_vars["sha"]
-    photo, entered, status = await st.run(lambda q: (q.photo(sha), sha in q.entered(vid), q.status(vid)))
+    photo, entered, status = await st.run(lambda q: (q.photo(sha, vid), sha in q.entered(vid), q.status(vid)))
     if photo is None:
         return await render(datasette, request, "testigo_transcribe_fin.html",
                             {"status": status, "gone": True}, 404)
@@ -182,6 +184,8 @@ async def foto(datasette, request):
         except TranscriptionError as e:
             if e.code in ("already_entered", "not_in_queue"):
                 return _redirect(request, "/siguiente")
+            if e.code == "revoked":
+                return _redirect(request, "/")
             values, error, code = form, e, 400
         else:
             st.held.pop(vid, None)
@@ -204,7 +208,7 @@ async def imagen(datasette, request):
     sha = request.url_vars["sha"]
     if vid is None:
         return Response.text("sign in first / entre primero", status=403)
-    photo = await st.run(lambda q: q.photo(sha))
+    photo = await st.run(lambda q: q.photo(sha, vid))
     if photo is None:
         return Response.text("not a photo of the queue / no es una foto de la cola", status=404)
     data = await st.run(lambda q: q.image(sha))
@@ -228,8 +232,8 @@ async def estado(datasette, request):
 def register_routes(datasette):
     if state_of(datasette) is None:
         return []
-    return [(r"^/$", index), (r"^/entrar$", entrar), (r"^/salir$", salir), (r"^/siguiente$", siguiente),
-            (rf"^/foto/{SHA}$", foto), (rf"^/foto/{SHA}/imagen$", imagen), (r"^/estado(?P<fmt>\.json)?$", estado)]
+    return [(r"^/$", index), (r"^/invitacion/(?P<token>[\w-]{1,100})$", invitacion), (r"^/entrar$", entrar), (r"^/salir$", salir), (r"^/siguiente$", siguiente),
+            (rf"^/foto/{SHA}$", foto), (rf"^/foto/{SHA}/imagen$", imagen), (r"^/estado(?P<fmt>\.json)?$", estado)] + transcribe_desk.ROUTES
 
 
 @hookimpl

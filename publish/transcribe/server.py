@@ -35,11 +35,11 @@ def make_datasette(state: TranscribeState):
 
 
 def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rotate_code: bool = False,
-          echo=print, warn=print) -> None:
+          room_code: bool = False, rotate_desk_code: bool = False, echo=print, warn=print) -> None:
     """Serve the transcription app until interrupted; ``echo`` gets the URL with the access code."""
     from ..site.server import serve_app
 
-    state = prepare(workdir, rotate_code)
+    state = prepare(workdir, rotate_code, room_code, rotate_desk_code)
     q = Transcriptions(state.workdir, state.election_id)
     try:
         status = q.status()
@@ -53,10 +53,17 @@ def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rot
         warn(warning)
     ds = make_datasette(state)
     echo(f"{status['photos']} photos to transcribe: {status['open'] + status['waiting'] + status['review']} open "
-         f"({status['review']} in review), {status['agreed']} agreed. Access code / clave: {state.code}")
+         f"({status['review']} in review), {status['agreed']} agreed; rule {status['rule']}. "
+         + (f"Access code / clave: {state.code}" if state.room_code else
+            "Invitations only (the shared access code is off; --room-code turns it on)."))
 
     def listening(url: str) -> None:
-        echo(f"Open / abra {url}?clave={state.code}   (Ctrl+C to stop)")
+        if state.room_code:
+            echo(f"Open / abra {url}?clave={state.code}   (Ctrl+C to stop)")
+        else:
+            echo(f"Serving / sirviendo {url}  (Ctrl+C to stop): volunteers open their personal invitation links, "
+                 "cada voluntario abre su invitación")
+        echo(f"Coordinator's desk / mesa de coordinación: {url}coordinacion?clave={state.desk_code}")
         if host in ("0.0.0.0", "::"):
             echo("  (volunteers use this machine's address on the network instead of "
                  f"{host}: see `hostname -I`)")
