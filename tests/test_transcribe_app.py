@@ -280,7 +280,7 @@ def test_the_desk_decides_an_unresolved_photo_behind_its_own_code(invited_app, t
 
 
 def test_invite_and_revoke_commands(transcribe_workdir, copy_tree):
-    from archive.cli import cli
+    from publish.cli import cli
     path = copy_tree(transcribe_workdir.path)
     r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(path), "--invite", "Escuela", "--count", "2",
                                  "--host", "192.168.1.20", "--port", "8080"])

@@ -32,7 +32,7 @@ def workdir(tmp_path, small_workdir, csv_rows, csv_slice_rows):
 
 
 def test_volunteers_by_invitation_and_the_coordinators_desk(workdir, page):
-    from archive.cli import cli
+    from publish.cli import cli
     wd, photos = workdir
     r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(wd), "--invite", "Ana", "--count", "2",
                                  "--known-share", "0", "--port", "0"])
