@@ -376,32 +376,42 @@ class Transcriptions:
             "SELECT image_sha256 FROM transcription_entries WHERE volunteer_id = ?", (volunteer_id,))}
 
     def next_photo(self, volunteer_id: int, skip: set[str] = frozenset(),
-                   held: Mapping[str, int] | None = None) -> Photo | None:
+                   held: Mapping[str, int] | None = None, queue: list[Photo] | None = None) -> Photo | None:
         """The photo this volunteer should do next: review first, then more entries, then new, at
         random within each (nobody can predict, or arrange, which photo a volunteer gets); now
         and then a known-answer photo instead.
 
         Never one they entered or ``skip``; photos that ``held`` (others working on it now)
-        already cover are left for later, unless nothing else is left.
+        already cover are left for later, unless nothing else is left. ``queue``: ``photos()``
+        read a moment ago (a busy server reads it once a second, not once a request; a photo
+        decided meanwhile is caught when the entry is saved).
         """
         mine = self.entered(volunteer_id)
         known = known_answers.draw(self.db, volunteer_id, mine | set(skip))
         if known is not None:   # a write only in that case: most hand-outs take no lock
             self._tx(known_answers.hand, self.db, volunteer_id, known)
             return self.photo(known, volunteer_id)
-        todo = [p for p in photos(self.db) if p.decision is None and p.sha256 not in mine and p.sha256 not in skip]
+        todo = [p for p in (photos(self.db) if queue is None else queue) if p.decision is None and p.sha256 not in mine and p.sha256 not in skip]
         _rng.shuffle(todo)
         todo.sort(key=lambda p: _PRIORITY[p.state])
         held = held or {}
-        return next((p for p in todo if held.get(p.sha256, 0) < p.needed), todo[0] if todo else None)
+        for p in ([p for p in todo if held.get(p.sha256, 0) < p.needed]
+                  + [p for p in todo if held.get(p.sha256, 0) >= p.needed]):
+            if queue is not None:       # read a moment ago: is it still open?
+                p = queued(self.db, p.sha256)
+                if p is None or p.decision:
+                    continue
+            return p
+        return None
 
     def image(self, sha: str) -> bytes:
         """The photo's bytes for a volunteer's screen: the original without EXIF/GPS (only its
         Orientation kept, so it shows upright)."""
         return image_mod.strip_metadata(self.wd.object_path(sha).read_bytes())
 
-    def status(self, volunteer_id: int | None = None) -> dict:
-        states = Counter(p.state for p in photos(self.db))
+    def status(self, volunteer_id: int | None = None, queue: list[Photo] | None = None) -> dict:
+        """How far the queue is (``queue``: ``photos()`` read a moment ago, as for ``next_photo``)."""
+        states = Counter(p.state for p in (photos(self.db) if queue is None else queue))
         out = {"photos": sum(states.values()), **{s: states.get(s, 0) for s in
                ("open", "waiting", "review", "agreed", "illegible", "unresolved", "not_an_acta", "set_aside")},
                "entries": self.db.execute("SELECT count(*) FROM transcription_entries").fetchone()[0],

@@ -112,19 +112,28 @@ def entry(i: int, wrong: bool) -> dict:
     return f
 
 
-async def volunteer(n: int, base: str, link: str, stop: float, think: tuple[float, float], out: dict) -> None:
+async def volunteer(n: int, base: str, link: str, clock: dict, think: tuple[float, float], out: dict) -> None:
+    """One volunteer: enters by their link, waits for everyone to be in, then saves until the end."""
     import httpx
-    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{1 + n // 250}.{1 + n % 250}")
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.{1 + n // 250}.{1 + n % 250}", verify=clock["tls"])
     async with httpx.AsyncClient(base_url=base, transport=transport, timeout=30) as c:
         try:
             r = await c.get(link, follow_redirects=True)
+            clock["entered"] += 1
+            if clock["entered"] == clock["crowd"]:
+                clock["stop"] = time.monotonic() + clock["duration"]
+                clock["go"].set()
             if r.status_code != 200:
                 out["errors"] += 1
                 return
+            await clock["go"].wait()
+            await asyncio.sleep(random.uniform(0, think[0]))      # not all in the same instant
+            stop = clock["stop"]
             while time.monotonic() < stop:
                 r = await c.get("/siguiente", follow_redirects=True)
                 m = re.search(r"/foto/([0-9a-f]{64})$", str(r.url))
                 if r.status_code != 200 or not m:
+                    out["idle"] += 1
                     if r.status_code != 200:
                         out["errors"] += 1
                     await asyncio.sleep(2)
@@ -172,15 +181,18 @@ def run_crowd(base_wd: Path, tmp: Path, n: int, duration: float, think: tuple[fl
     ng_tmp = tmp / f"nginx-{n}"
     ng_tmp.mkdir()
     nginx, base = start_nginx(ng_tmp, url.split("//")[1].split("/")[0])
-    out = {"saved": 0, "refused": 0, "errors": 0, "latency": [], "index": index_of(wd)}
+    out = {"saved": 0, "refused": 0, "errors": 0, "idle": 0, "latency": [], "index": index_of(wd)}
     try:
-        stop = time.monotonic() + duration
-
         async def crowd():
-            await asyncio.gather(*[volunteer(k, base, links[k], stop, think, out) for k in range(n)])
+            import ssl
+            clock = {"crowd": n, "entered": 0, "duration": duration, "go": asyncio.Event(),
+                     "tls": ssl.create_default_context()}   # one context: making 300 takes seconds
+            await asyncio.gather(*[volunteer(k, base, links[k], clock, think, out) for k in range(n)])
+            return clock
         t0 = time.monotonic()
-        asyncio.run(crowd())
-        elapsed = time.monotonic() - t0
+        clock = asyncio.run(crowd())
+        elapsed = duration
+        print(f"  ({n} volunteers entered by their links in {clock['stop'] - duration - t0:.1f} s)", flush=True)
     finally:
         nginx.terminate()
         nginx.wait(10)
@@ -193,7 +205,7 @@ def run_crowd(base_wd: Path, tmp: Path, n: int, duration: float, think: tuple[fl
     lat = sorted(out["latency"]) or [float("nan")]
     return {"volunteers": n, "saves": out["saved"], "per_s": out["saved"] / elapsed, "refused": out["refused"],
             "p50": statistics.median(lat), "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))], "max": lat[-1],
-            "errors": out["errors"], "lost": out["saved"] - stored, "decided": decided}
+            "errors": out["errors"], "lost": out["saved"] - stored, "decided": decided, "idle": out["idle"]}
 
 
 def main(argv=None) -> None:
@@ -215,7 +227,8 @@ def main(argv=None) -> None:
         for n in sizes:
             r = run_crowd(base_wd, Path(tmp), n, a.duration, think)
             rows.append(r)
-            print(f"  {n} volunteers: {r['saves']} saves, {r['errors']} errors, {r['lost']} lost", flush=True)
+            print(f"  {n} volunteers: {r['saves']} saves, {r['errors']} errors, {r['lost']} lost, "
+                  f"{r['refused']} refused (photo decided meanwhile), {r['idle']} times nothing to do", flush=True)
     b = rows[0]
     print(f"\ntestigo transcribe behind nginx, loopback; {a.duration:.0f} s per crowd, think {a.think} s")
     print(f"{'volunteers':>10} {'saves':>6} {'saves/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "

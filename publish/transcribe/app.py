@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive import election as election_mod
+from archive import transcription
 from archive.transcription import Transcriptions
 from archive.workdir import Workdir
 
@@ -35,6 +36,7 @@ from archive.workdir import Workdir
 PLUGIN_NAME = "testigo_transcribe"
 CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"   # no 0/o, 1/l/i: read aloud and typed by people
 META_CODE, META_SECRET, META_DESK = "transcribe_code", "transcribe_secret", "transcribe_desk_code"
+SNAPSHOT_SECONDS = 1.0     # how old the queue a page hands photos from may be
 LEASE_SECONDS = 600          # a photo shown to a volunteer is theirs for this long
 MAX_FAILURES, FAILURE_WINDOW = 10, 600   # wrong access codes per address before a pause
 MAX_BODY = 64 * 1024
@@ -86,6 +88,7 @@ class TranscribeState:
     held: dict = field(default_factory=dict)       # volunteer id -> (photo sha256, since)
     skipped: dict = field(default_factory=dict)    # volunteer id -> {photo sha256}
     failures: dict = field(default_factory=dict)   # client address -> [times of wrong codes]
+    _snapshot: tuple = (0.0, None)                 # (when, the queue as read then)
     _local: threading.local = field(default_factory=threading.local)
 
     @property
@@ -115,6 +118,19 @@ class TranscribeState:
         if q is None:
             q = self._local.queue = Transcriptions(self.workdir, self.election_id)
         return q
+
+    def snapshot(self, q: Transcriptions) -> list:
+        """The queue as read at most ``SNAPSHOT_SECONDS`` ago: what hands out photos and shows
+        counts. Hundreds of volunteers then cost one read of the queue a second, not one per
+        request; every save still checks the photo's state in its own transaction."""
+        at, queue = self._snapshot
+        if queue is None or time.monotonic() - at > SNAPSHOT_SECONDS:
+            queue = transcription.photos(q.db)
+            self._snapshot = (time.monotonic(), queue)
+        return queue
+
+    def fresh(self) -> None:
+        self._snapshot = (0.0, None)
 
     async def run(self, fn, *args):
         """``fn(queue, *args)`` in a worker thread: SQLite waits never block the event loop."""

@@ -153,13 +153,13 @@ async def siguiente(datasette, request):
     if re.fullmatch(r"[0-9a-f]{64}", request.args.get("saltar") or ""):
         skip.add(request.args["saltar"])
     held = st.holders(vid)
-    photo = await st.run(lambda q: q.next_photo(vid, skip, held))
+    photo = await st.run(lambda q: q.next_photo(vid, skip, held, st.snapshot(q)))
     if photo is None and skip:   # everything left was skipped: offer those again
         skip.clear()
-        photo = await st.run(lambda q: q.next_photo(vid, skip, held))
+        photo = await st.run(lambda q: q.next_photo(vid, skip, held, st.snapshot(q)))
     hecho = request.args.get("hecho")
     if photo is None:
-        status = await st.run(lambda q: q.status(vid))
+        status = await st.run(lambda q: q.status(vid, st.snapshot(q)))
         return await render(datasette, request, "testigo_transcribe_fin.html",
                             {"status": status, "hecho": HECHO.get(hecho)})
     return _redirect(request, f"/foto/{photo.sha256}", hecho=hecho if hecho in HECHO else None)
@@ -171,7 +171,8 @@ async def foto(datasette, request):
     if vid is None:
         return _redirect(request, "/")
     sha = request.url_vars["sha"]
-    photo, entered, status = await st.run(lambda q: (q.photo(sha, vid), sha in q.entered(vid), q.status(vid)))
+    photo, entered, status = await st.run(lambda q: (q.photo(sha, vid), sha in q.entered(vid),
+                                                     q.status(vid, st.snapshot(q))))
     if photo is None:
         return await render(datasette, request, "testigo_transcribe_fin.html",
                             {"status": status, "gone": True}, 404)
