@@ -180,7 +180,12 @@ def run_crowd(base_wd: Path, tmp: Path, n: int, duration: float, think: tuple[fl
     server, url = site_mod.start_command(["publish.transcribe.cli", "--workdir", str(wd), "--port", "0"])
     ng_tmp = tmp / f"nginx-{n}"
     ng_tmp.mkdir()
-    nginx, base = start_nginx(ng_tmp, url.split("//")[1].split("/")[0])
+    try:
+        nginx, base = start_nginx(ng_tmp, url.split("//")[1].split("/")[0])
+    except BaseException:           # nginx refused to start: never leave the server behind
+        server.terminate()
+        server.wait(10)
+        raise
     out = {"saved": 0, "refused": 0, "errors": 0, "idle": 0, "latency": [], "index": index_of(wd)}
     try:
         async def crowd():
