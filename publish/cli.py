@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "seed": "publish.torrent.cli:seed",
     "fetch": "publish.torrent.cli:fetch",
     "upload": "publish.internet_archive.cli:upload",
+    "zenodo": "publish.zenodo.cli:zenodo",
     "mirror": "publish.mirror.cli:mirror",
     "check": "publish.check.cli:check",
     "transcribe": "publish.transcribe.cli:transcribe",
