@@ -7,9 +7,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # (minisign: stock signature check; chromium: browser tests; transmission-cli and
 # aria2: non-libtorrent BitTorrent clients for interoperability tests; unzip: stock reader of
 # the photo shards; nginx: the caching reverse proxy of deploy/nginx.conf, started on loopback
-# by its test).
+# by its test; mediawiki, php-cli, php-sqlite3: a real MediaWiki on loopback, with SQLite and
+# PHP's built-in server, for the Commons upload tests).
 APT_RUN  := libzbar0
-APT_TEST := minisign chromium transmission-cli aria2 unzip nginx
+APT_TEST := minisign chromium transmission-cli aria2 unzip nginx mediawiki php-cli php-sqlite3
 PORT ?= 8001
 
 .PHONY: install install-test demo test bench vendor boundaries clean

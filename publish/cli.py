@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "fetch": "publish.torrent.cli:fetch",
     "upload": "publish.internet_archive.cli:upload",
     "zenodo": "publish.zenodo.cli:zenodo",
+    "commons": "publish.commons.cli:commons",
     "mirror": "publish.mirror.cli:mirror",
     "check": "publish.check.cli:check",
     "transcribe": "publish.transcribe.cli:transcribe",
