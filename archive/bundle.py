@@ -414,7 +414,8 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
 def build_bundle(workdir, out, key=None, name: str | None = None, password: str | None = None, *,
                  public_key=None, progress_factory: Callable | None = None,
                  shard_size: int = shards.DEFAULT_MAX_MEMBERS,
-                 shard_bytes: int = shards.DEFAULT_MAX_BYTES, unread_photos: bool = False) -> BuildReport:
+                 shard_bytes: int = shards.DEFAULT_MAX_BYTES, unread_photos: bool = False,
+                 places=None) -> BuildReport:
     """Build the bundle for ``workdir`` into the folder ``out`` (see the module docstring).
 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
@@ -428,6 +429,8 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
     team that merges it, which can then read or transcribe them; off by default, since a photo
     nobody could read may not be an acta at all). The images table lists them with no acta, the
     issues table says why; ``unread_photos`` in datapackage.json records the choice.
+    ``places`` (``archive.places.Places``): where the bundle is published, listed in the README and
+    recorded in datapackage.json (``testigo.places``); the same places give the same bytes.
     """
     out = Path(out)
     shards.check_limits(shard_size, shard_bytes)
@@ -474,6 +477,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
                 "unread_photos": unread_photos,
                 "teams": provenance.summary(tables["team_bundles"], _actas_by_team(db_path)),
+                "places": places,
             }
             if pk:
                 (staging / PUBLIC_KEY).write_bytes(signing.public_key_bytes(pk))

@@ -67,8 +67,14 @@ def _password_for(key: str) -> str | None:
                    "(with this workdir's reading) and queues them for `testigo transcribe`. Off by default: a photo "
                    "nobody could read may not be an acta at all (a face, a house), so look at them "
                    "before a public bundle carries them.")
+@click.option("--places", type=click.Path(exists=True, dir_okay=False),
+              help="A places file (JSON: internet_archive, zenodo_concept_doi, commons_category, ...) "
+                   "naming where the bundle is or will be published; the bundle's README lists them "
+                   "and datapackage.json records them. Only what is known before the build can be "
+                   "there: the Internet Archive identifier you will use, the Zenodo concept DOI, the "
+                   "Commons category (see README, 'Where the bundle is published').")
 @_errors_to_click
-def build(workdir, out, key, pubkey, name, shard_size, unread_photos):
+def build(workdir, out, key, pubkey, name, shard_size, unread_photos, places):
     """Build the public bundle from a workdir: SQLite, metadata-free photos, SHA256SUMS, signature.
 
     \b
@@ -81,6 +87,7 @@ def build(workdir, out, key, pubkey, name, shard_size, unread_photos):
       testigo build --workdir W --out B --key keys/testigo
       testigo verify B --pubkey keys/testigo.pub
     """
+    from . import places as places_mod
     from .bundle import build_bundle
 
     if key and pubkey:
@@ -88,7 +95,8 @@ def build(workdir, out, key, pubkey, name, shard_size, unread_photos):
     password = _password_for(key) if key else None
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
                           progress_factory=progress_bar("publishing photos (strip metadata, zip into shards)"),
-                          shard_size=shard_size, unread_photos=unread_photos)
+                          shard_size=shard_size, unread_photos=unread_photos,
+                          places=places_mod.load(places) if places else None)
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "

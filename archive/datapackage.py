@@ -91,6 +91,7 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
             "software": info["software"],
             "team_bundles": info.get("teams") or [],
             "reproducible": "Same workdir, same key and the same software versions give byte-identical files.",
+            **({"places": info["places"].to_json()} if info.get("places") else {}),
         },
     }
 

@@ -58,9 +58,9 @@ class Places:
         out = [("internet_archive", f"Internet Archive: {i}", ARCHIVE_DETAILS_URL + i)
                for i in self.internet_archive]
         if self.zenodo_doi:
-            out.append(("zenodo", f"Zenodo DOI {self.zenodo_doi}", DOI_URL + self.zenodo_doi))
+            out.append(("zenodo", f"Zenodo, esta versión / this version: DOI {self.zenodo_doi}", DOI_URL + self.zenodo_doi))
         if self.zenodo_concept_doi:
-            out.append(("zenodo_concept", f"Zenodo, every version: DOI {self.zenodo_concept_doi}",
+            out.append(("zenodo_concept", f"Zenodo, todas las versiones / every version: DOI {self.zenodo_concept_doi}",
                         DOI_URL + self.zenodo_concept_doi))
         if self.commons_category:
             out.append(("commons", f"Wikimedia Commons: Category:{self.commons_category}",

@@ -39,7 +39,8 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
         sig_es = sig_en = "(unsigned / sin firma)"
     shard_size = info["shards"]["max_members"]
     rebuild = (f" --shard-size {shard_size}" if shard_size != DEFAULT_MAX_MEMBERS else "") + (
-        " --unread-photos" if info.get("unread_photos") else "")
+        " --unread-photos" if info.get("unread_photos") else "") + (
+        " --places PLACES.json" if info.get("places") else "")   # testigo.places of datapackage.json
     unread = ("publicadas en este bundle / published in this bundle" if info.get("unread_photos")
               else "no publicadas / not published")
     return f"""# {meta.get('title')} — testigo `{name}`
@@ -172,7 +173,7 @@ cmp B2/SHA256SUMS SHA256SUMS && echo identical
 ## Public key / Clave pública
 
 {key}
-{_teams_section(info.get("teams") or [])}## Schema / Esquema
+{_teams_section(info.get("teams") or [])}{_places_section(info.get("places"))}## Schema / Esquema
 
 | Table | |
 |---|---|
@@ -184,6 +185,22 @@ Column descriptions: `datapackage.json`. Software: {', '.join(f'{k} {v}' for k, 
 License / Licencia: CC0-1.0 (see `LICENSE`).
 """
 
+
+
+def _places_section(places) -> str:
+    """Where the bundle is published (``archive.places.Places``), or nothing."""
+    if not places:
+        return ""
+    rows = "\n".join(f"- {label}: <{url}>" for _kind, label, url in places.links())
+    return f"""## Dónde está publicado / Where it is published
+
+Las mismas fotos y datos, en otros archivos públicos; compruebe cualquier copia con `SHA256SUMS`
+y la firma, como arriba. / The same photos and data, in other public archives; check any copy with
+`SHA256SUMS` and the signature, as above. (`datapackage.json`: `testigo.places`.)
+
+{rows}
+
+"""
 
 
 def _teams_section(teams: list[dict]) -> str:

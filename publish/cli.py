@@ -73,6 +73,7 @@ def cli():
       serve   the bundle as a public Datasette site
       mirror  the site as static files anyone can host
       torrent / seed / fetch / upload   share the bundle
+      zenodo  deposit the bundle on Zenodo (a DOI); commons  its photos on Wikimedia Commons
       check   does my photo of an acta match the archive (a bundle or a site)?
       transcribe  volunteers type in the photos whose QR could not be read
     Run `testigo demo` to see it all on the bundled sample.

@@ -137,6 +137,32 @@ def test_an_interrupted_run_resumes_without_uploading_twice(wiki, env, bundle, p
     assert len(logged) == len(photos) == len(set(logged))        # each photo exactly once
 
 
+def test_a_killed_run_resumes_without_uploading_twice(wiki, env, bundle, photos):
+    """The command itself, killed (SIGKILL) after its first uploads, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    exe = [sys.executable, "-m", "publish", "commons", str(bundle), "--api", wiki.api, "--pause", "1"]
+    proc = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    site = wiki.client()
+    try:
+        deadline = time.monotonic() + 120
+        while len(uploads(site)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = len(uploads(site))
+    assert 2 <= done < len(photos), done
+    r = run(wiki, bundle)
+    assert r.exit_code == 0, r.output
+    assert f"{done} already there" in r.output and f"{len(photos) - done} uploaded" in r.output
+    logged = uploads(wiki.client())
+    assert len(logged) == len(photos) == len(set(logged))
+
+
 def test_a_duplicate_already_on_the_wiki_is_skipped(wiki, env, bundle, photos, style):
     photo, data, sha1 = photos[2]
     site = wiki.client()

@@ -17,10 +17,13 @@ from archive.cli import CONTEXT, progress_bar
                    f"Its password: ${signing.PASSWORD_ENV} or a prompt.")
 @click.option("--torrent", type=click.Path(exists=True, dir_okay=False),
               help="The bundle's .torrent, offered on the downloads page (default: BUNDLE.torrent beside it).")
+@click.option("--places", type=click.Path(exists=True, dir_okay=False),
+              help="The places file naming where else the bundle is published, listed on the downloads "
+                   "page (default: BUNDLE.places.json beside it, when it exists).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=None, show_default="one per core",
               help="Processes rendering pages.")
 @_errors_to_click
-def mirror(bundle, out, key, torrent, jobs):
+def mirror(bundle, out, key, torrent, places, jobs):
     """Write the public site of BUNDLE as static files anyone can host.
 
     \b
@@ -36,7 +39,7 @@ def mirror(bundle, out, key, torrent, jobs):
     from .static import make_mirror
 
     password = _password_for(key) if key else None
-    report = make_mirror(bundle, out, key=key, password=password, torrent=torrent, jobs=jobs,
+    report = make_mirror(bundle, out, key=key, password=password, torrent=torrent, jobs=jobs, places=places,
                          progress_factory=progress_bar("rendering pages"))
     click.echo(f"mirror written to {report.path}: {report.pages:,} pages, {report.json:,} JSON files, "
                f"{report.images:,} photos, {report.files:,} other files, {report.bytes / 1e6:.1f} MB")

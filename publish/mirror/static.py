@@ -193,11 +193,12 @@ def _check_output(out: Path) -> None:
 
 def make_mirror(bundle_dir: str | Path, out: str | Path, *, key=None, password: str | None = None,
                 torrent: str | Path | None = None, jobs: int | None = None,
+                places: str | Path | None = None,
                 progress_factory: Callable | None = None) -> MirrorReport:
     """Write the static mirror of ``bundle_dir`` into ``out`` (see the module docstring).
 
     ``key``: secret key (K or K.key) to sign the mirror's SHA256SUMS with; ``password`` for it
-    (else $TESTIGO_KEY_PASSWORD). ``torrent``: as for `testigo serve`. ``jobs``: processes
+    (else $TESTIGO_KEY_PASSWORD). ``torrent``, ``places``: as for `testigo serve`. ``jobs``: processes
     rendering pages (default: one per core). ``progress_factory(n)`` -> a context with
     ``.update(k)`` (pages, then files).
     """
@@ -207,7 +208,7 @@ def make_mirror(bundle_dir: str | Path, out: str | Path, *, key=None, password: 
     _check_output(out)
     jobs = max(1, int(jobs or os.cpu_count() or 1))
     sk = signing.load_secret_key(key, password) if key is not None else None
-    ds = make_datasette(bundle_dir, torrent=torrent, response_cache_mb=0)
+    ds = make_datasette(bundle_dir, torrent=torrent, places=places, response_cache_mb=0)
     st = ds.testigo_site
     bundle = st.bundle
     report = MirrorReport(path=out, signed=sk is not None,
@@ -220,7 +221,7 @@ def make_mirror(bundle_dir: str | Path, out: str | Path, *, key=None, password: 
                 if jobs == 1:
                     counts = [_render_share(client, staging, 0, 1, bar.update)]
                 else:
-                    counts = _render_in_processes(bundle.path, torrent, staging, jobs, bar.update)
+                    counts = _render_in_processes(bundle.path, torrent, staging, jobs, bar.update, places)
             used: set[str] = set()
             for pages, json_files, files in counts:
                 report.pages += pages
@@ -300,11 +301,12 @@ def _worker_init(counter) -> None:
     _rendered = counter
 
 
-def _worker(bundle_dir: str, torrent, root: str, share: int, jobs: int) -> tuple[int, int, set[str]]:
+def _worker(bundle_dir: str, torrent, root: str, share: int, jobs: int,
+            places: str | None = None) -> tuple[int, int, set[str]]:
     def done(n):
         with _rendered.get_lock():
             _rendered.value += n
-    ds = make_datasette(bundle_dir, torrent=torrent, response_cache_mb=0)
+    ds = make_datasette(bundle_dir, torrent=torrent, places=places, response_cache_mb=0)
     client = InProcessClient(ds)
     try:
         return _render_share(client, Path(root), share, jobs, done)
@@ -312,7 +314,7 @@ def _worker(bundle_dir: str, torrent, root: str, share: int, jobs: int) -> tuple
         client.close()
 
 
-def _render_in_processes(bundle_dir: Path, torrent, root: Path, jobs: int, update) -> list:
+def _render_in_processes(bundle_dir: Path, torrent, root: Path, jobs: int, update, places=None) -> list:
     """Render the pages in ``jobs`` processes (one Datasette each), reporting progress here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, wait
@@ -320,7 +322,8 @@ def _render_in_processes(bundle_dir: Path, torrent, root: Path, jobs: int, updat
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("q", 0)
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(counter,)) as ex:
-        futures = [ex.submit(_worker, str(bundle_dir), str(torrent) if torrent else None, str(root), i, jobs)
+        futures = [ex.submit(_worker, str(bundle_dir), str(torrent) if torrent else None, str(root), i, jobs,
+                             str(places) if places else None)
                    for i in range(jobs)]
         reported = 0
         while True:

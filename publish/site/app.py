@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archive import manifest, shards, signing
+from archive import places as places_mod
 from archive.database import COLUMN_DESCRIPTIONS, VIEWS
 from archive.errors import TestigoError
 
@@ -124,6 +125,7 @@ class Bundle:
     magnet: str | None = None
     torrent_v1: Path | None = None   # the v1-only companion: what older clients can open
     magnet_v1: str | None = None
+    places: places_mod.Places = field(default_factory=places_mod.Places)   # where else it is published
     downloads: list[DownloadFile] = field(default_factory=list)
     static_version: str = ""
     images: shards.ShardIndex | None = None   # the photos, indexed once from the shards
@@ -170,8 +172,10 @@ def _find_db(path: Path, datapackage: dict) -> Path:
                     "name the bundle's datapackage.json resources")
 
 
-def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bundle:
-    """Read a bundle directory (no verification: `testigo verify` does that)."""
+def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None,
+                places: str | Path | None = None) -> Bundle:
+    """Read a bundle directory (no verification: `testigo verify` does that). ``places``: the
+    places file (archive.places; default: ``<bundle>.places.json`` beside the folder, if any)."""
     path = Path(bundle_dir).resolve()
     if not path.is_dir():
         raise SiteError(f"{bundle_dir}: no such bundle folder")
@@ -223,6 +227,7 @@ def load_bundle(bundle_dir: str | Path, torrent: str | Path | None = None) -> Bu
                 b.torrent_v1 = v1
                 b.magnet_v1 = magnet_from_torrent(v1)
                 offer(v1)
+    b.places = places_mod.load(places or places_mod.default_path(path), required=places is not None)
     h = hashlib.sha256()
     for p in sorted(STATIC.glob("*")):
         if p.is_file():

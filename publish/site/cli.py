@@ -35,6 +35,10 @@ def server_errors(host: str, port: int):
 @click.option("--torrent", type=click.Path(exists=True, dir_okay=False),
               help="The bundle's .torrent, offered with its magnet link "
                    "(default: BUNDLE.torrent beside the folder, when it exists).")
+@click.option("--places", type=click.Path(exists=True, dir_okay=False),
+              help="The places file (JSON) naming where else the bundle is published (Internet "
+                   "Archive items, Zenodo DOI, Commons category, magnet), listed on the downloads "
+                   "page (default: BUNDLE.places.json beside the folder, when it exists).")
 @click.option("--cache-ttl", default=DEFAULT_CACHE_TTL, show_default=True, type=click.IntRange(0),
               help="Cache-Control max-age in seconds for pages, JSON and downloads "
                    "(photos and static files, named by their hash, get a year).")
@@ -57,7 +61,7 @@ def server_errors(host: str, port: int):
               help="Connections one address may hold open at once; more are closed at once (0: no cap). "
                    "127.0.0.1 and ::1, where a reverse proxy on this machine connects from, are never "
                    "capped.")
-def serve(bundle, host, port, torrent, cache_ttl, allow_sql, response_cache_mb, data_concurrency,
+def serve(bundle, host, port, torrent, places, cache_ttl, allow_sql, response_cache_mb, data_concurrency,
           request_timeout, max_per_address):
     """Serve a bundle as a public, read-only website (Datasette, immutable mode).
 
@@ -68,7 +72,7 @@ def serve(bundle, host, port, torrent, cache_ttl, allow_sql, response_cache_mb, 
     from .server import serve as run
 
     with server_errors(host, port):
-        run(bundle, host, port, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
+        run(bundle, host, port, torrent=torrent, places=places, cache_ttl=cache_ttl, allow_sql=allow_sql,
             response_cache_mb=response_cache_mb, data_concurrency=data_concurrency,
             guard=ConnectionGuard(request_timeout, max_per_address),
             echo=lambda url: click.echo(f"Serving {bundle} at {url}  (Ctrl+C to stop)"))

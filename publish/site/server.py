@@ -24,20 +24,22 @@ def register_plugin() -> None:
 
 
 def make_datasette(bundle_dir: str | Path, *, torrent: str | Path | None = None,
+                   places: str | Path | None = None,
                    cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = False,
                    response_cache_mb: int = 64, data_concurrency: int = DATA_CONCURRENCY,
                    settings: dict | None = None):
     """A Datasette serving ``bundle_dir`` read-only (immutable mode), with the site's pages.
 
     ``torrent``: a .torrent of the bundle to offer (default: ``<bundle>.torrent`` beside the
-    folder when it exists). ``cache_ttl``: Cache-Control max-age of pages and downloads.
+    folder when it exists). ``places``: the places file (default: ``<bundle>.places.json``
+    beside the folder when it exists). ``cache_ttl``: Cache-Control max-age of pages and downloads.
     ``allow_sql``: let visitors run their own SQL (a private instance). ``response_cache_mb``:
     memory for the in-process cache of repeated answers (0: none). ``data_concurrency``: how
     many of Datasette's own pages are computed at once (publish.site.gate).
     """
     from datasette.app import Datasette
 
-    bundle = load_bundle(bundle_dir, torrent)
+    bundle = load_bundle(bundle_dir, torrent, places)
     register_plugin()
     from .state import SiteState
     state = SiteState(bundle=bundle, cache_ttl=int(cache_ttl), response_cache_bytes=int(response_cache_mb) * 2**20,
@@ -98,8 +100,8 @@ class InProcessClient:
 
 
 def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
-          torrent: str | Path | None = None, cache_ttl: int = DEFAULT_CACHE_TTL,
-          allow_sql: bool = False, response_cache_mb: int = 64,
+          torrent: str | Path | None = None, places: str | Path | None = None,
+          cache_ttl: int = DEFAULT_CACHE_TTL, allow_sql: bool = False, response_cache_mb: int = 64,
           data_concurrency: int = DATA_CONCURRENCY, echo=None, log_level: str = "warning",
           guard=None) -> None:
     """Serve a bundle until interrupted (blocking).
@@ -107,7 +109,7 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
     Once listening, calls ``echo(url)`` (default: print it), e.g. ``http://127.0.0.1:8001/``;
     with ``port=0`` the URL tells which port was given. ``guard``: see :func:`serve_app`.
     """
-    ds = make_datasette(bundle_dir, torrent=torrent, cache_ttl=cache_ttl, allow_sql=allow_sql,
+    ds = make_datasette(bundle_dir, torrent=torrent, places=places, cache_ttl=cache_ttl, allow_sql=allow_sql,
                         response_cache_mb=response_cache_mb, data_concurrency=data_concurrency)
     check_database(ds.testigo_site.bundle)
     from .browser import DataBrowser

@@ -118,7 +118,7 @@ def state_from_config(datasette):
     config = datasette.plugin_config(PLUGIN_NAME) or {}
     if not config.get("bundle"):
         return None
-    bundle = load_bundle(config["bundle"], config.get("torrent"))
+    bundle = load_bundle(config["bundle"], config.get("torrent"), config.get("places"))
     if bundle.db_name not in datasette.databases:
         raise SiteError(f"datasette serves {', '.join(datasette.databases)}, not the bundle's "
                         f"{bundle.db_path.name}: pass that file to datasette")
