@@ -145,7 +145,9 @@ def test_a_killed_run_resumes_without_uploading_twice(wiki, env, bundle, photos)
     import sys
     import time
     exe = [sys.executable, "-m", "publish", "commons", str(bundle), "--api", wiki.api, "--pause", "1"]
-    proc = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    log = wiki.root / "killed-run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(exe, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     site = wiki.client()
     try:
         deadline = time.monotonic() + 120
@@ -155,12 +157,28 @@ def test_a_killed_run_resumes_without_uploading_twice(wiki, env, bundle, photos)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     done = len(uploads(site))
-    assert 2 <= done < len(photos), done
+    assert 2 <= done < len(photos), (done, log.read_text(errors="replace")[-3000:])
     r = run(wiki, bundle)
     assert r.exit_code == 0, r.output
     assert f"{done} already there" in r.output and f"{len(photos) - done} uploaded" in r.output
     logged = uploads(wiki.client())
     assert len(logged) == len(photos) == len(set(logged))
+
+
+def test_chunked_uploads_and_a_duplicate_among_them(wiki, env, bundle, photos, style):
+    """Photos larger than the chunk size go up in chunks (as real acta scans over 1 MB do)."""
+    import io
+    photo, data, sha1 = photos[1]
+    site = wiki.client()
+    site.upload(io.BytesIO(data), filename="Hand upload.jpg", description="by hand", comment="by hand")
+    small = min(len(d) for _, d, _ in photos)
+    w = cm.Wiki(wiki.api, chunk_size=max(4096, small // 3))
+    result = cm.upload_photos(bundle, api=wiki.api, wiki=w, user=wiki.user, password=wiki.bot_password)
+    assert result.count("sent") == len(photos) - 1 and result.count("duplicate") == 1
+    assert result.checked == len(photos)
+    for p, d, s in photos:
+        if p is not photo:
+            assert site.images[cm.file_name(p, style)].imageinfo["sha1"] == s
 
 
 def test_a_duplicate_already_on_the_wiki_is_skipped(wiki, env, bundle, photos, style):

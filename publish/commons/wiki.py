@@ -55,7 +55,8 @@ class Wiki:
     """One wiki's API, logged in or not."""
 
     def __init__(self, api_url: str, *, maxlag: int = 5, user_agent: str = "testigo",
-                 pause: float = 0.0, timeout: float = 120, max_retries: int = 12):
+                 pause: float = 0.0, timeout: float = 120, max_retries: int = 12,
+                 chunk_size: int | None = None):
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or not parts.path.endswith("api.php"):
             raise WikiUnreachable(f"{api_url!r} is not a wiki's API address; give its api.php, e.g. "
@@ -70,6 +71,8 @@ class Wiki:
         except (requests.RequestException, OSError, mwerrors.MwClientError, ValueError) as exc:
             raise WikiUnreachable(f"Could not reach the wiki at {api_url} ({short_reason(exc)}). "
                                   "Check --api and your connection.") from exc
+        if chunk_size:
+            self.site.chunk_size = chunk_size     # files larger than this go up in chunks (stash)
         self.user: str | None = None
 
     def login(self, user: str, password: str) -> None:
@@ -130,6 +133,8 @@ class Wiki:
         except mwerrors.InsufficientPermission as exc:
             raise UploadRefused(f"{self.user or 'This account'} may not upload File:{name} on this "
                                 "wiki (a protected title, or no upload right).") from exc
+        if isinstance(answer.get("upload"), dict):   # a chunked upload answers the whole API result
+            answer = answer["upload"]
         if self.pause:
             time.sleep(self.pause)
         return answer
