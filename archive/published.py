@@ -118,6 +118,10 @@ def _make_copy(job: tuple[Path, Path, str]) -> Copy:
         raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
                                   "was read from it; re-ingest the photo")
     data = src.read_bytes()
+    if sha256_bytes(data) != original:     # hashed as read: a damaged original is never published
+        raise WorkdirInconsistent(f"the workdir's object {original} is damaged (its bytes hash to "
+                                  f"{sha256_bytes(data)}, not to its name); restore it from the photo it came "
+                                  "from (ingest that photo again into a fresh workdir) or from a backup")
     try:
         out, turn = image_mod.strip_metadata_oriented(data)
     except TestigoError as e:
