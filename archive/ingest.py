@@ -141,7 +141,7 @@ def _zip_items(source: str, path: Path, follow: bool = False) -> Iterator[Item]:
         locator = f"{path}!{name}"
         parts = PurePosixPath(name.replace("\\", "/")).parts
         mode = info.external_attr >> 16
-        if info.create_system == 3 and mode and not stat.S_ISREG(mode):   # made on Unix: its file type
+        if info.create_system == 3 and stat.S_IFMT(mode) and not stat.S_ISREG(mode):   # a Unix file type
             # kept in memory (a link's target text), never extracted nor followed
             yield Item(source, locator, _member_reader(zf, info, path),
                        RejectedFile("not_regular_file", f"zip member {name!r} is {_kind(mode)}, not a photo "
@@ -247,12 +247,12 @@ class Ingester:
         # inputs of this run are those with a higher id: their outcomes (which a later reading
         # of the same mesa may turn into "conflict") are read back rather than counted
         self.last_id_before = workdir.db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
+        self.mine: set[int] = set()   # inputs this run recorded (another ingest may record others meanwhile)
 
     @property
     def new(self) -> Counter:
-        rows = self.wd.db.execute("SELECT outcome, count(*) FROM inputs WHERE id > ? GROUP BY outcome",
-                                  (self.last_id_before,)).fetchall()
-        return Counter({r[0]: r[1] for r in rows})
+        rows = self.wd.db.execute("SELECT id, outcome FROM inputs WHERE id > ?", (self.last_id_before,))
+        return Counter(outcome for i, outcome in rows if i in self.mine)
 
     # ---- images -------------------------------------------------------------
     def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
@@ -322,7 +322,10 @@ class Ingester:
         db = self.wd.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self.classify_image(item, len(data), sha, problem, fresh)
+            if self._seen(item, sha):     # another ingest of the same input recorded it meanwhile
+                self.skipped += 1
+            else:
+                self.classify_image(item, len(data), sha, problem, fresh)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -365,9 +368,9 @@ class Ingester:
 
     def _input(self, source: str, locator: str, sha: str, outcome: str, code: str | None,
                reason: str | None, acta_id: int | None = None, kind: str = "image") -> None:
-        self.wd.db.execute(
+        self.mine.add(self.wd.db.execute(
             "INSERT INTO inputs (source, locator, sha256, kind, outcome, code, reason, acta_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id)).lastrowid)
 
     def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
                   kind: str = "image", flags: tuple[str, ...] = ()) -> int:

@@ -124,6 +124,32 @@ CREATE INDEX IF NOT EXISTS team_images_original ON team_images(original_sha256);
 """
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine): its temporary files are still being written."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_temporaries(objects: Path) -> int:
+    """Remove the ``<sha>.tmp<pid>`` files whose writer is dead (killed mid-write); a file another
+    ingest on this workdir is still writing is left to it. Returns how many were removed."""
+    removed = 0
+    for stale in objects.glob("*/*.tmp*"):
+        owner = stale.name.rpartition(".tmp")[2]
+        if owner.isdigit() and pid_alive(int(owner)):
+            continue
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -140,8 +166,7 @@ class Workdir:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "objects").mkdir(exist_ok=True)
         if create:
-            for stale in (self.path / "objects").glob("*/*.tmp*"):
-                stale.unlink(missing_ok=True)  # left by a write that was killed mid-way
+            sweep_temporaries(self.path / "objects")
         # several writers (ingest, volunteers transcribing) wait for each other rather than fail
         self.db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
