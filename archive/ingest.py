@@ -328,7 +328,8 @@ class Ingester:
                 self.classify_image(item, len(data), sha, problem, fresh)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:    # SQLite rolled back already on a full disk: keep its error
+                db.execute("ROLLBACK")
             raise
 
     def classify_image(self, item: Item, size: int, sha: str, problem: RejectedFile | None,
@@ -454,7 +455,8 @@ class Ingester:
             db.execute("INSERT INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), rows))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
 
