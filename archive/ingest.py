@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 from . import acta as acta_mod
 from . import election as election_mod
 from .errors import PayloadError, RejectedFile, TestigoError
+from .staging import exit_with_parent
 from .workdir import Workdir, sha256_bytes
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -221,18 +222,6 @@ def _decode_job(args: tuple[bytes, str, str]) -> dict:
     return {**r.to_dict(), "media_type": media_type, "width": width, "height": height}
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a killed ingest (even kill -9) must not leave decoders behind."""
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
 class Ingester:
     """Runs ingest against one workdir; ``progress`` gets called once per input."""
 
@@ -259,7 +248,7 @@ class Ingester:
                      batch: int = 32) -> None:
         """Decode in the pool while the chunk before is stored and recorded (in order): the
         workers never wait for the fsyncs and transactions of this process."""
-        pool = (ProcessPoolExecutor(self.jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+        pool = (ProcessPoolExecutor(self.jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
                 if self.jobs > 1 and len(items) > 1 else None)
         try:
             pending = None

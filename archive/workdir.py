@@ -143,7 +143,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:       # someone else's process: alive
         return True
-    return True
+    try:                          # a zombie (dead, not yet reaped) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] != "Z"
+    except (OSError, ValueError):
+        return True
 
 
 def sweep_temporaries(objects: Path) -> int:
