@@ -40,6 +40,9 @@ HECHO = {  # what became of the photo just saved: (es, en)
                    "Saved. No two entries agree after several: the photo is set aside for a coordinator."),
     "late": ("Guardado. La foto se decidió mientras usted escribía; su entrada se conserva.",
              "Saved. The photo was decided while you typed; your entry is kept."),
+    "kept": ("Guardado. El archivo está ocupado en este momento: su entrada queda guardada y se registrará "
+             "en cuanto se libere.", "Saved. The archive is busy right now: your entry is kept and will be "
+             "recorded as soon as it is free."),
 }
 
 
@@ -178,14 +181,17 @@ async def foto(datasette, request):
         form = await request.post_vars()
         fields = None if form.get("accion") == "ilegible" else form
         try:
-            saved = await st.run(lambda q: q.save(sha, vid, fields))
+            saved = await st.run(lambda q: q.save_or_keep(sha, vid, fields))   # never lost while busy
         except TranscriptionError as e:
             if e.code in ("already_entered", "not_in_queue"):
                 return _redirect(request, "/siguiente")
             values, error, code = form, e, 400
         else:
             st.held.pop(vid, None)
-            st.skipped.get(vid, set()).discard(sha)
+            if saved.state == "kept":      # not recorded yet: not offered to this volunteer again
+                st.skipped.setdefault(vid, set()).add(sha)
+            else:
+                st.skipped.get(vid, set()).discard(sha)
             return _redirect(request, "/siguiente", hecho=saved.state)
     if entered or photo.decision:
         return _redirect(request, "/siguiente")

@@ -42,6 +42,8 @@ def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rot
     state = prepare(workdir, rotate_code)
     q = Transcriptions(state.workdir, state.election_id)
     try:
+        from archive import pending
+        pending.replay(q)              # entries kept while the workdir was busy, recorded first
         status = q.status()
     finally:
         q.close()
