@@ -21,7 +21,11 @@ from ..site.cli import server_errors
 @click.option("--status", "status_only", is_flag=True,
               help="Print how far the transcription is and exit (no server).")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print JSON.")
-def transcribe(workdir, host, port, new_code, status_only, as_json):
+@click.option("--forwarded-allow-ips", "--proxy", "forwarded_allow_ips", metavar="IPS",
+              help="Behind a reverse proxy: its address(es), comma-separated (e.g. 127.0.0.1), whose "
+                   "X-Forwarded-For names the volunteer. Without it the header is ignored, so the "
+                   "limit on wrong access codes per address cannot be dodged by forging it.")
+def transcribe(workdir, host, port, new_code, status_only, as_json, forwarded_allow_ips):
     """Serve a local web page where volunteers type in the photos whose QR could not be read.
 
     \b
@@ -54,7 +58,7 @@ def transcribe(workdir, host, port, new_code, status_only, as_json):
                     click.echo(f"  {k:12} {v:>7}")
             return
         serve(workdir, host, port, rotate_code=new_code, echo=click.echo,
-              warn=lambda text: click.secho(text, fg="yellow", err=True))
+              warn=lambda text: click.secho(text, fg="yellow", err=True), forwarded_allow_ips=forwarded_allow_ips)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from archive.errors import TranscriptionError
 from archive.transcription import form_fields
 
 from ..site.pages.common import helpers
-from .app import CSP, MAX_BODY, TranscribeState
+from .app import CSP, MAX_BODY, SLOW_SECONDS, TranscribeState
 
 SHA = r"(?P<sha>[0-9a-f]{64})"
 _SERVED = re.compile(r"^/(|entrar|salir|siguiente|estado(\.json)?|foto/[0-9a-f]{64}(/imagen)?|assets/[\w./-]+)$")
@@ -97,6 +97,7 @@ async def index(datasette, request):
     if code is not None and not knows:
         if st.throttled(_client(request)):
             return await _too_many(datasette, request)
+        st.attempted(_client(request))
         if st.code_ok(code):
             return _with_session(datasette, _redirect(request, "/"), st, None)
         st.failed(_client(request))
@@ -112,8 +113,9 @@ def _wrong_code() -> TranscriptionError:
 
 
 async def _too_many(datasette, request):
-    err = TranscriptionError("throttled", "too many wrong access codes from this computer; wait ten minutes",
-                             "Demasiadas claves equivocadas desde esta computadora: espere diez minutos.")
+    err = TranscriptionError("throttled", f"too many wrong access codes from this network; wait {SLOW_SECONDS} "
+                             "seconds and type the code again", f"Demasiadas claves equivocadas desde esta red: "
+                             f"espere {SLOW_SECONDS} segundos y escriba la clave otra vez.")
     return await _sign_in_page(datasette, request, state_of(datasette), False, err, status=429)
 
 
@@ -126,6 +128,7 @@ async def entrar(datasette, request):
     if not knows:
         if st.throttled(_client(request)):
             return await _too_many(datasette, request)
+        st.attempted(_client(request))
         if not st.code_ok(form.get("clave")):
             st.failed(_client(request))
             return await _sign_in_page(datasette, request, st, False, _wrong_code(), form, 403)
@@ -253,6 +256,18 @@ def asgi_wrapper(datasette):
                 return await _plain(send, 404, b"not found / no existe")
             if int(headers.get(b"content-length", b"0") or 0) > MAX_BODY:
                 return await _plain(send, 413, b"too large / demasiado grande")
+            if b"content-length" not in headers and scope.get("method") not in ("GET", "HEAD"):
+                # a chunked body: read at most MAX_BODY + 1 bytes of it, never the rest
+                body, more = b"", True
+                while more and len(body) <= MAX_BODY:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                if len(body) > MAX_BODY:
+                    return await _plain(send, 413, b"too large / demasiado grande")
+                receive = _replay(body, receive)
 
             async def send_with_headers(message):
                 if message["type"] == "http.response.start":
@@ -269,7 +284,23 @@ def asgi_wrapper(datasette):
     return wrap
 
 
+def _replay(body: bytes, receive):
+    """A ``receive`` that gives the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def again():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return again
+
+
 async def _plain(send, status: int, body: bytes) -> None:
+    # 413: the connection is closed after the answer, so the rest of a body is never read
+    close = [(b"connection", b"close")] if status == 413 else []
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-security-policy", CSP.encode())]})
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-security-policy", CSP.encode()),
+                            *close]})
     await send({"type": "http.response.body", "body": body})
