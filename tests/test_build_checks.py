@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archive.cli import cli
+from publish.cli import cli
 from archive.transcription import Transcriptions
 from test_transcription import fields_of
 

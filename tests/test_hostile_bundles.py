@@ -123,7 +123,7 @@ def test_a_view_signed_by_the_trusted_key_is_refused_by_its_schema(endless, sign
     r, s, rss = run_measured(TESTIGO, "check", str(photo), "--bundle", str(endless))
     assert_refused_quickly(r, s, rss, refusal)
     # fetch verifies what it downloaded with the same check (publish.fetch.verify_download)
-    from publish.fetch import verify_download
+    from publish.torrent.fetch import verify_download
     t = time.monotonic()
     rep = verify_download(endless, str(signing_key.public))
     assert not rep.ok and any(refusal in p for p in rep.problems) and time.monotonic() - t < MAX_SECONDS
