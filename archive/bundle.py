@@ -27,7 +27,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, provenance, shards, signing, transcription, volunteers
+from . import manifest, provenance, recheck, shards, signing, transcription, volunteers
 from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
 from .locators import local_prefixes, public_file_name, scrub
@@ -137,7 +137,7 @@ class _Snapshot:
     (an ingest may write meanwhile). Rows are streamed in the order the bundle needs them, so
     a build's memory does not grow with the number of actas or inputs."""
 
-    def __init__(self, wd: Workdir):
+    def __init__(self, wd: Workdir, election):
         self.db = wd.db
         self.db.execute("BEGIN")
         try:
@@ -149,6 +149,7 @@ class _Snapshot:
             self.awaiting_transcription = len(self.unread)
             self.provenance = provenance.read(self.db)      # lookups by acta and photo (team ones only)
             self.team_ids = provenance.bundle_ids(self.provenance)
+            self.sources = recheck.Sources(self.db, wd.path / "objects", election)
         except BaseException:
             self.db.execute("COMMIT")
             raise
@@ -452,8 +453,10 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
         with staged_folder(out, "building") as staging:
             if wd.db.execute("SELECT 1 FROM transcription_entries LIMIT 1").fetchone():
                 volunteers.ensure_hash_key(wd.db)    # before the read snapshot: a write
-            state = _Snapshot(wd)
+            state = _Snapshot(wd, election)
             try:
+                for a in state.actas:      # no stored number is signed unless its source gives it
+                    state.sources.check(a)
                 images = publish_images(wd, state, election, progress_factory, warnings,
                                         max_members=shard_size, max_bytes=shard_bytes,
                                         unread=state.unread if unread_photos else ())

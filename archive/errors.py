@@ -59,3 +59,55 @@ class OutputNotEmpty(BundleError):
 
 class WorkdirInconsistent(BundleError):
     """The workdir's state breaks an invariant the bundle relies on (missing object, two counted actas)."""
+
+
+# --- one line for a failure ------------------------------------------------------------------------
+
+_LOCKED = ("the workdir is busy: another testigo command (an ingest, a build or the transcription server) "
+           "is writing to it and did not let go in time; wait for it to finish and run this again "
+           "(nothing was lost: what was recorded stays, the rest is done on the next run)")
+_FULL = ("the disk is full{where}; free some space (or move the workdir to a bigger disk) and run the "
+         "same command again: what was already recorded is kept, the rest is done on the next run")
+_READONLY = ("cannot write{where}: the folder is read-only or not yours; run testigo as the user who owns "
+             "the workdir, or copy it somewhere writable")
+_DAMAGED = ("a testigo database is damaged or not a database ({e}); restore the workdir's state.db from a "
+            "backup, or ingest the sources again into a fresh workdir")
+
+
+def one_line(e: BaseException) -> str:
+    """What happened and what to do, in one line, for any failure a command can meet (the CLI
+    prints it instead of a traceback; ``testigo --debug`` shows the traceback)."""
+    import errno
+    import sqlite3
+    if isinstance(e, TestigoError):
+        return str(e)
+    if isinstance(e, sqlite3.Error):
+        text = str(e).lower()
+        if "locked" in text or "busy" in text:
+            return _LOCKED
+        if "full" in text:
+            return _FULL.format(where="")
+        if "readonly" in text or "read-only" in text:
+            return _READONLY.format(where=" to the workdir's database")
+        if "malformed" in text or "not a database" in text:
+            return _DAMAGED.format(e=e)
+        if "unable to open" in text:
+            return ("cannot open the workdir's database (state.db): the folder may be missing, read-only or "
+                    "not yours; check the --workdir path and its permissions")
+        if "disk i/o" in text:
+            return ("the workdir's database could not be read or written (disk I/O error): the disk may be "
+                    "full, removed or failing; check it and run again")
+        return f"the workdir's database failed ({e}); run again, and if it repeats, restore state.db from a backup"
+    if isinstance(e, OSError):
+        where = f" to {e.filename}" if e.filename else ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return _FULL.format(where=f" (writing {e.filename})" if e.filename else "")
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return _READONLY.format(where=where)
+        if e.errno == errno.ENOENT:
+            return f"{e.filename or 'a file'}: no such file or folder; check the path (was it moved while testigo ran?)"
+        return f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}; check the disk and the path, then run again"
+    if isinstance(e, MemoryError):
+        return "out of memory; close other programs (or use a machine with more memory) and run again"
+    return (f"unexpected failure ({type(e).__name__}: {str(e)[:200]}): a bug in testigo; run the same command with "
+            "`testigo --debug ...` and report the traceback it prints")

@@ -6,8 +6,10 @@ committed in its own transaction, so a killed run resumes and a re-run changes n
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import stat
 import sys
 import zipfile
 from collections import Counter
@@ -19,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 from . import acta as acta_mod
 from . import election as election_mod
 from .errors import PayloadError, RejectedFile, TestigoError
+from .staging import exit_with_parent
 from .workdir import Workdir, sha256_bytes
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -55,13 +58,60 @@ def is_sheet(path: Path) -> bool:
     return path.name.lower().endswith(SHEET_SUFFIXES)
 
 
-def _read_file(path: Path) -> Callable[[], bytes]:
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def not_regular(path: Path, follow: bool) -> RejectedFile | None:
+    """Why ``path`` is not a plain file to read (None: it is one). ``follow``: a link the user
+    named on the command line is followed to its target; links found in a folder never are
+    (a link to /dev/zero named .jpg, or one a zip left when it was unzipped)."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError as e:
+        return RejectedFile("unreadable_file", f"could not read the file: {e}")
+    if stat.S_ISREG(st.st_mode):
+        return None
+    what = _kind(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            what += f" to {os.readlink(path)}"
+        except OSError:
+            pass
+    return RejectedFile("not_regular_file", f"{path.name} is {what}, not a photo file; links and special "
+                        "files are never read (copy the photo itself into the folder)")
+
+
+def _read_file(path: Path, follow: bool = False) -> Callable[[], bytes]:
+    """Read a plain file, at most MAX_FILE_BYTES + 1 bytes of it, whatever its size claims: the
+    descriptor is checked again after opening (a file swapped for a pipe meanwhile is refused)."""
     def read() -> bytes:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RejectedFile("too_large", f"{path.name} is {size // 2**20} MB; actas photos are "
+        problem = not_regular(path, follow)
+        if problem is not None:
+            raise problem
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+        try:
+            fd = os.open(path, flags)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise RejectedFile("not_regular_file", f"{path.name} became a symbolic link while being read; "
+                                   "links are never read") from None
+            raise
+        with open(fd, "rb", closefd=True) as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise RejectedFile("not_regular_file", f"{path.name} is {_kind(st.st_mode)}, not a photo file")
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES or st.st_size > MAX_FILE_BYTES:
+            size = max(len(data), st.st_size)
+            raise RejectedFile("too_large", f"{path.name} is {size // 2**20} MB or more; actas photos are "
                                f"under {MAX_FILE_BYTES // 2**20} MB; is this really an acta?")
-        return path.read_bytes()
+        return data
     return read
 
 
@@ -75,9 +125,9 @@ def _member_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> Ca
     return read
 
 
-def _zip_items(source: str, path: Path) -> Iterator[Item]:
+def _zip_items(source: str, path: Path, follow: bool = False) -> Iterator[Item]:
     def rejected(code: str, message: str) -> Item:
-        return Item(source, str(path), _read_file(path), RejectedFile(code, message))
+        return Item(source, str(path), _read_file(path, follow), RejectedFile(code, message))
     try:
         zf = zipfile.ZipFile(path)
         infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
@@ -91,6 +141,13 @@ def _zip_items(source: str, path: Path) -> Iterator[Item]:
         name = info.filename
         locator = f"{path}!{name}"
         parts = PurePosixPath(name.replace("\\", "/")).parts
+        mode = info.external_attr >> 16
+        if info.create_system == 3 and stat.S_IFMT(mode) and not stat.S_ISREG(mode):   # a Unix file type
+            # kept in memory (a link's target text), never extracted nor followed
+            yield Item(source, locator, _member_reader(zf, info, path),
+                       RejectedFile("not_regular_file", f"zip member {name!r} is {_kind(mode)}, not a photo "
+                                    "file; unzipped, it would point elsewhere: it was kept, never followed"))
+            continue
         if info.file_size > MAX_FILE_BYTES:
             yield Item(source, locator, lambda name=name: name.encode(),  # not read: only its name is kept
                        RejectedFile("too_large", f"zip member {name!r} is {info.file_size // 2**20} MB "
@@ -115,23 +172,29 @@ def expand_sources(sources: Iterable[str]) -> tuple[list[Item], list[Sheet]]:
     items: list[Item] = []
     sheets: list[Sheet] = []
 
-    def add_file(source: str, p: Path) -> None:
-        if is_sheet(p):
+    def add_file(source: str, p: Path, follow: bool = False) -> None:
+        problem = not_regular(p, follow)
+        if problem is not None:           # never opened: a pipe would hang, a device never ends
+            items.append(Item(source, str(p), lambda: b"", problem))
+        elif is_sheet(p):
             sheets.append(Sheet(source, p))
         elif p.suffix.lower() == ".zip":
-            items.extend(_zip_items(source, p))
+            items.extend(_zip_items(source, p, follow))
         else:
-            items.append(Item(source, str(p), _read_file(p)))
+            items.append(Item(source, str(p), _read_file(p, follow)))
 
     for source in sources:
         p = Path(source)
         if p.is_dir():
             for root, dirs, files in os.walk(p):
                 dirs.sort()
+                for name in sorted(dirs):          # a link to a folder is not walked: say so
+                    if os.path.islink(os.path.join(root, name)):
+                        add_file(source, Path(root) / name)
                 for name in sorted(files):
                     add_file(source, Path(root) / name)
-        elif p.is_file():
-            add_file(source, p)
+        elif os.path.lexists(p):
+            add_file(source, p, follow=True)
         else:
             raise TestigoError(f"{source}: no such file or folder")
     return items, sheets
@@ -159,18 +222,6 @@ def _decode_job(args: tuple[bytes, str, str]) -> dict:
     return {**r.to_dict(), "media_type": media_type, "width": width, "height": height}
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a killed ingest (even kill -9) must not leave decoders behind."""
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
 class Ingester:
     """Runs ingest against one workdir; ``progress`` gets called once per input."""
 
@@ -185,19 +236,19 @@ class Ingester:
         # inputs of this run are those with a higher id: their outcomes (which a later reading
         # of the same mesa may turn into "conflict") are read back rather than counted
         self.last_id_before = workdir.db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
+        self.mine: set[int] = set()   # inputs this run recorded (another ingest may record others meanwhile)
 
     @property
     def new(self) -> Counter:
-        rows = self.wd.db.execute("SELECT outcome, count(*) FROM inputs WHERE id > ? GROUP BY outcome",
-                                  (self.last_id_before,)).fetchall()
-        return Counter({r[0]: r[1] for r in rows})
+        rows = self.wd.db.execute("SELECT id, outcome FROM inputs WHERE id > ?", (self.last_id_before,))
+        return Counter(outcome for i, outcome in rows if i in self.mine)
 
     # ---- images -------------------------------------------------------------
     def ingest_items(self, items: list[Item], progress: Callable[[int], None] = lambda n: None,
                      batch: int = 32) -> None:
         """Decode in the pool while the chunk before is stored and recorded (in order): the
         workers never wait for the fsyncs and transactions of this process."""
-        pool = (ProcessPoolExecutor(self.jobs, initializer=_exit_with_parent, initargs=(os.getpid(),))
+        pool = (ProcessPoolExecutor(self.jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
                 if self.jobs > 1 and len(items) > 1 else None)
         try:
             pending = None
@@ -260,10 +311,14 @@ class Ingester:
         db = self.wd.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            self.classify_image(item, len(data), sha, problem, fresh)
+            if self._seen(item, sha):     # another ingest of the same input recorded it meanwhile
+                self.skipped += 1
+            else:
+                self.classify_image(item, len(data), sha, problem, fresh)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:    # SQLite rolled back already on a full disk: keep its error
+                db.execute("ROLLBACK")
             raise
 
     def classify_image(self, item: Item, size: int, sha: str, problem: RejectedFile | None,
@@ -303,9 +358,9 @@ class Ingester:
 
     def _input(self, source: str, locator: str, sha: str, outcome: str, code: str | None,
                reason: str | None, acta_id: int | None = None, kind: str = "image") -> None:
-        self.wd.db.execute(
+        self.mine.add(self.wd.db.execute(
             "INSERT INTO inputs (source, locator, sha256, kind, outcome, code, reason, acta_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id))
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (source, locator, sha, kind, outcome, code, reason, acta_id)).lastrowid)
 
     def _add_acta(self, a: acta_mod.Acta, source: str, locator: str, sha: str, image_sha: str | None,
                   kind: str = "image", flags: tuple[str, ...] = ()) -> int:
@@ -389,7 +444,8 @@ class Ingester:
             db.execute("INSERT INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), rows))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
 

@@ -26,6 +26,7 @@ from . import image as image_mod
 from . import shards as shards_mod
 from .errors import BundleError, TestigoError, WorkdirInconsistent
 from .progress import progress
+from .staging import exit_with_parent
 from .workdir import Workdir, sha256_bytes
 
 IMAGES_DIR = shards_mod.SHARDS_DIR
@@ -118,6 +119,10 @@ def _make_copy(job: tuple[Path, Path, str]) -> Copy:
         raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
                                   "was read from it; re-ingest the photo")
     data = src.read_bytes()
+    if sha256_bytes(data) != original:     # hashed as read: a damaged original is never published
+        raise WorkdirInconsistent(f"the workdir's object {original} is damaged (its bytes hash to "
+                                  f"{sha256_bytes(data)}, not to its name); restore it from the photo it came "
+                                  "from (ingest that photo again into a fresh workdir) or from a backup")
     try:
         out, turn = image_mod.strip_metadata_oriented(data)
     except TestigoError as e:
@@ -200,7 +205,8 @@ def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tu
         objects = cache.wd.path / "objects"
         jobs = [(objects, cache.root, o) for o in todo]
         workers = min(os.cpu_count() or 1, max(1, len(todo) // _PER_WORKER))
-        pool = ProcessPoolExecutor(workers, mp_context=_processes()) if workers > 1 else None
+        pool = (ProcessPoolExecutor(workers, mp_context=_processes(), initializer=exit_with_parent,
+                                    initargs=(os.getpid(),)) if workers > 1 else None)
         try:
             batch = []
             made = pool.map(_make_copy, jobs, chunksize=64) if pool else map(_make_copy, jobs)
@@ -320,9 +326,10 @@ _progress = None
 _stop = None
 
 
-def _shard_process_init(counter, stop) -> None:
+def _shard_process_init(counter, stop, parent: int) -> None:
     global _progress, _stop
     _progress, _stop = counter, stop
+    exit_with_parent(parent)
 
 
 def _advance_shared(k: int) -> None:
@@ -349,7 +356,7 @@ class ShardWriter:
         self._pool = None
         if images.plan:
             self._pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_shard_process_init,
-                                             initargs=(self._done, self._stop))
+                                             initargs=(self._done, self._stop, os.getpid()))
             self._future = self._pool.submit(_write_shards_in_process, bundle_dir, images)
 
     def wait(self, progress_factory=None) -> list[Shard]:

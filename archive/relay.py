@@ -27,7 +27,7 @@ from PIL import Image
 
 from . import acta as acta_mod
 from . import image as image_mod
-from . import manifest, provenance, shards, signing, trust
+from . import manifest, provenance, shards, signing, trust, untrusted
 from .bundle import DATAPACKAGE, _is_previous_bundle
 from .database import mesa_id as format_mesa_id
 from .errors import PayloadError, RejectedFile
@@ -168,11 +168,15 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
     if db.execute("SELECT 1 FROM team_bundles WHERE bundle_hash = ? AND via IS NULL",
                   (rep.bundle_hash,)).fetchone():
         rep.already = True
-        team = _open(db_bytes)
-        rep.teams[tk.label] = Counter(known=team.execute("SELECT count(*) FROM actas").fetchone()[0])
-        team.close()
+        team, budget = _open(db_bytes)
+        try:
+            rep.teams[tk.label] = Counter(known=team.execute("SELECT count(*) FROM actas").fetchone()[0])
+        except sqlite3.DatabaseError as e:
+            raise _Refused(str(budget.error(e))) from None
+        finally:
+            team.close()
         return
-    team = _open(db_bytes)
+    team, budget = _open(db_bytes)
     before = db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
     outer = not db.in_transaction  # else: part of the caller's dry run, which rolls back at its end
     db.execute("BEGIN IMMEDIATE" if outer else "SAVEPOINT team_bundle")
@@ -187,31 +191,34 @@ def _take(wd: Workdir, root: Path, keys, rep: TeamReport, dry_run: bool, ing: In
         _take_unread(wd, ing, team, read, root, tk, rep, dry_run)
         _summarize(wd, rep, before, known)
         db.execute("COMMIT" if outer else "RELEASE team_bundle")
-    except BaseException:
+    except BaseException as e:
         if outer:
             db.execute("ROLLBACK")
         else:
             db.execute("ROLLBACK TO team_bundle")
             db.execute("RELEASE team_bundle")
+        if budget.caused(e):   # the team's queries, stopped
+            raise _Refused(str(budget.error(e))) from None
         raise
     finally:
         team.close()
 
 
-def _open(data: bytes) -> sqlite3.Connection:
-    """The team's database from the verified bytes (in memory: no second read of the file)."""
+def _open(data: bytes) -> tuple[sqlite3.Connection, untrusted.Budget]:
+    """The team's database from the verified bytes (in memory: no second read of the file), its
+    schema checked against what testigo writes before any query of ours, every query bounded."""
     conn = sqlite3.connect(":memory:")
     conn.row_factory = sqlite3.Row
     try:
         conn.deserialize(data)
-        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        problems = untrusted.schema_problems(conn, "its database")
     except sqlite3.DatabaseError as e:
+        conn.close()
         raise _Refused(f"its database cannot be read ({e})") from None
-    missing = {"actas", "acta_votes", "images"} - names
-    if missing:
-        raise _Refused(f"its database has no {', '.join(sorted(missing))} table: made by an "
-                       "incompatible testigo version")
-    return conn
+    if problems:
+        conn.close()
+        raise _Refused(problems)
+    return conn, untrusted.Budget.for_file(conn, len(data), "its database")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:

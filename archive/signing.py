@@ -218,18 +218,26 @@ def verify_file(pk: minisign.PublicKey, path: str | os.PathLike,
     byte-for-byte the canonical encoding with testigo's untrusted comment, so that no byte of it
     can change unnoticed. Raises SignatureInvalid with the reason.
     """
+    return verify_file_bytes(pk, path, sig_path)[0]
+
+
+def verify_file_bytes(pk: minisign.PublicKey, path: str | os.PathLike,
+                      sig_path: str | os.PathLike | None = None) -> tuple[str, bytes]:
+    """:func:`verify_file`, returning (trusted comment, the bytes verified): what a caller goes on
+    to read is then exactly what the signature covers, not a second read of the file."""
     path = Path(path)
     sig_path = Path(sig_path) if sig_path else path.with_name(path.name + SIG_SUFFIX)
     sig, raw = read_signature(sig_path)
     if sig._key_id != pk._keynum_pk.key_id:
         raise SignatureInvalid(f"{sig_path.name} was made by key {_format_key_id(sig._key_id)}, "
                                f"not by key {key_id(pk)}")
+    data = path.read_bytes()
     try:
-        pk.verify(path.read_bytes(), sig)
+        pk.verify(data, sig)
     except minisign.Error as e:
         raise SignatureInvalid(f"{sig_path.name} does not verify {path.name} with key "
                                f"{key_id(pk)} ({e}): the file or the signature was altered") from None
     if sig.untrusted_comment != SIGNATURE_UNTRUSTED_COMMENT or raw != bytes(sig) + b"\n":
         raise SignatureInvalid(f"{sig_path.name} verifies but is not byte-for-byte what testigo "
                                "writes (its unsigned comment line or its encoding was changed)")
-    return sig.trusted_comment
+    return sig.trusted_comment, data

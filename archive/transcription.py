@@ -35,6 +35,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sqlite3
+import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -44,10 +46,11 @@ from typing import Mapping
 from . import acta as acta_mod
 from . import consensus, known_answers
 from . import image as image_mod
+from . import pending
 from . import volunteers as volunteers_mod
 from .errors import TranscriptionError, ValidationError
 from .ingest import Ingester
-from .workdir import Workdir
+from .workdir import Workdir, busy_timeout
 
 SOURCE_KIND = "transcribed-photo"
 SOURCE = "testigo transcribe"      # inputs.source of the acta an agreement makes
@@ -93,8 +96,8 @@ class Photo:
 
 @dataclass(frozen=True)
 class Saved:
-    entry_id: int
-    state: str                    # waiting / review / agreed / illegible / unresolved / late
+    entry_id: int | None          # None: kept on disk while the workdir was busy (archive.pending)
+    state: str                    # waiting / review / agreed / illegible / unresolved / late / kept
     entries: int
     acta_id: int | None = None
 
@@ -431,6 +434,31 @@ class Transcriptions:
         """
         a = None if fields is None else parse_entry(fields, self.election)
         return self._tx(self._save, sha, volunteer_id, a, value_of(a))
+
+    def save_or_keep(self, sha: str, volunteer_id: int, fields: Mapping[str, str] | None,
+                     wait: float | None = None) -> Saved:
+        """:meth:`save`, retried while another writer holds the workdir; still busy after ``wait``
+        seconds, the entry is kept on disk (``archive.pending``) and recorded by a later save:
+        state ``kept``. Entries kept earlier are recorded first. A rule broken is raised at once."""
+        if fields is not None:
+            parse_entry(fields, self.election)       # a typing mistake is said now, not kept
+        wait = pending.SAVE_WAIT if wait is None else wait
+        deadline = time.monotonic() + wait
+        self.db.execute(f"PRAGMA busy_timeout = {int(max(0.1, min(wait, 2.0)) * 1000)}")
+        try:
+            while True:
+                try:
+                    pending.replay(self)
+                    return self.save(sha, volunteer_id, fields)
+                except sqlite3.OperationalError as e:
+                    if not pending.busy(e):
+                        raise
+                    if time.monotonic() >= deadline:
+                        pending.keep(self.wd.path, sha, volunteer_id, fields)
+                        return Saved(None, "kept", 0)
+                    time.sleep(0.2)
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
 
     def _save(self, sha: str, volunteer_id: int, a: acta_mod.Acta | None, value: str) -> Saved:
         db = self.db

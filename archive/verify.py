@@ -6,6 +6,10 @@ totals (each totals table recomputed from the actas it sums).
 The photos are members of zip shards (``archive.shards``): each shard is read once, for its
 own checksum and for every member's, so a damaged, missing or extra photo is named exactly
 (``images/estado-01-1.zip!<sha256>.jpg``) and must match its name and its images row.
+
+Order matters (issue 21): the signature first, then the database's checksum, and only when both
+hold is the database opened, its schema checked against what testigo writes, and its queries run
+under a budget (``archive.untrusted``): a crafted database is refused, never run.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import manifest, shards, signing
+from . import manifest, shards, signing, untrusted
 from .bundle import DATAPACKAGE, PUBLIC_KEY
 from .database import open_readonly, totals_differences
 from .progress import progress
@@ -54,24 +58,9 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
     if not root.is_dir():
         rep.problems.append(f"{root} is not a folder")
         return rep
-    # 0. each database's own consistency (SQLite's checks, the totals recomputed) is all SQL,
-    # outside the GIL: it runs on a thread of its own while the files are hashed
-    dbs = sorted(p.name for p in root.glob("*.db") if p.is_file())
-    pool = ThreadPoolExecutor(1, thread_name_prefix="verify-db")
-    consistency = {db_name: pool.submit(_database_consistency, root / db_name) for db_name in dbs}
-    pool.shutdown(wait=False)
-    # 1. checksums: every file, each problem reported; a shard's members hashed in the same read
     listing = manifest.list_files(root)
-    photos = _Photos(root)
-    with progress(progress_factory, len(listing.files)) as bar:
-        check = manifest.check_manifest(root, workers, bar.update, listing=listing, hasher=photos.hash)
-    rep.problems += check.problems()
-    rep.files_checked = len(check.entries)
-    rep.photos, rep.shards = len(photos.index), len(photos.index.shards)
-    if check.ignored:
-        rep.warnings.append(f"ignored {len(check.ignored)} file(s) under "
-                            f"{', '.join(d + '/' for d in manifest.IGNORED_TOP_DIRS)} (BitTorrent padding)")
-    # 2. which key
+    dbs = sorted(p.name for p in root.glob("*.db") if p.is_file() and not p.is_symlink())
+    # 1. which key
     bundled_pk = None
     if (root / PUBLIC_KEY).is_file():
         try:
@@ -98,15 +87,40 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
                 "This proves the files are intact and consistent, NOT who published them: anyone can "
                 "alter a bundle and re-sign it with their own key. Get the publisher's public key through "
                 "another channel and pass it with --pubkey.")
-    # 3. signature of SHA256SUMS
+    # 2. the signature of SHA256SUMS, before anything it vouches for is read
+    signed: dict[str, str] = {}
     if pk is not None:
         rep.key_id = signing.key_id(pk)
         if (root / manifest.MANIFEST).is_file():
             try:
-                rep.trusted_comment = signing.verify_file(pk, root / manifest.MANIFEST)
+                rep.trusted_comment, sums = signing.verify_file_bytes(pk, root / manifest.MANIFEST)
+                signed = manifest.parse_manifest(sums)[0]
             except signing.SignatureInvalid as e:
                 rep.problems.append(f"signature: {e}")
-    # 4. datapackage.json consistent with the files and the key
+    # 3. each database's checksum, then (only if both hold) its own consistency, which is all
+    # SQL outside the GIL: on a thread of its own while the other files are hashed. A database
+    # whose signature or checksum does not hold is never opened (archive.untrusted).
+    digests = {db: manifest.sha256_file(root / db) for db in dbs if db in signed}
+    opened = [db for db in dbs if db in signed and digests[db] == signed[db]]
+    for db in dbs:
+        if db not in opened:
+            rep.warnings.append(f"{db} was not opened: its signature or its checksum does not hold (a bundle's "
+                                "database is read only once both do)")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="verify-db")
+    consistency = {db_name: pool.submit(_database_consistency, root / db_name) for db_name in opened}
+    pool.shutdown(wait=False)
+    # 4. checksums: every file, each problem reported; a shard's members hashed in the same read
+    photos = _Photos(root)
+    with progress(progress_factory, len(listing.files)) as bar:
+        check = manifest.check_manifest(root, workers, bar.update, listing=listing,
+                                        hasher=lambda rel: digests.get(rel) or photos.hash(rel))
+    rep.problems += check.problems()
+    rep.files_checked = len(check.entries)
+    rep.photos, rep.shards = len(photos.index), len(photos.index.shards)
+    if check.ignored:
+        rep.warnings.append(f"ignored {len(check.ignored)} file(s) under "
+                            f"{', '.join(d + '/' for d in manifest.IGNORED_TOP_DIRS)} (BitTorrent padding)")
+    # 5. datapackage.json consistent with the files and the key
     dp = None
     if not (root / DATAPACKAGE).is_file():
         rep.problems.append(f"{DATAPACKAGE} is missing")
@@ -133,8 +147,8 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
                 break
     if not dbs:
         rep.problems.append("no SQLite database (*.db) in the bundle")
-    # 5. each database: integrity, foreign keys, images table vs files
-    for db_name in dbs:
+    # 6. each database: integrity, foreign keys, images table vs files
+    for db_name in opened:
         rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None, photos,
                                         consistency[db_name].result())
     # dedupe while keeping order (a damaged file can be reported by two checks the same way)
@@ -205,52 +219,49 @@ def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photo
     return problems
 
 
-def _check_loose_images(db_name: str, rows: list, check: manifest.ManifestCheck) -> list[str]:
-    """Bundles built before the shards: one images/<sha256>.<ext> file per photo."""
-    problems = []
-    for sha, rel in rows:
-        if not (isinstance(rel, str) and rel.startswith(f"{IMAGES_DIR}/{sha}.")):
-            problems.append(f"{db_name}: image {sha} has path {rel!r}, not named by its sha256")
-        elif rel not in check.entries:
-            problems.append(f"{db_name}: image {rel} is in the images table but not in the bundle")
-        elif check.entries[rel] != sha:
-            problems.append(f"{db_name}: image {rel} has sha256 {check.entries[rel]} in "
-                            f"{manifest.MANIFEST}, but {sha} in the images table")
-    for rel in sorted({p for p in check.entries if p.startswith(IMAGES_DIR + "/")} - {r[1] for r in rows}):
-        problems.append(f"{rel} is in the bundle but not in the images table of {db_name}")
-    return problems
-
-
 @dataclass
 class _Consistency:
-    """What a database says of itself: SQLite's integrity and foreign keys, and whether its
-    totals tables are the sum of its actas (``error``: it could not be read at all)."""
+    """What a database says of itself: its schema, SQLite's integrity and foreign keys, and whether
+    its totals tables are the sum of its actas (``error``: it could not be read at all)."""
 
     integrity: list[str] = field(default_factory=list)
     foreign_keys: list[str] = field(default_factory=list)
     totals: list[str] = field(default_factory=list)
     error: str | None = None
     opened: bool = True
+    schema: list[str] = field(default_factory=list)
+
+
+def _open_bounded(path: Path) -> tuple[sqlite3.Connection, untrusted.Budget]:
+    conn = open_readonly(path)
+    return conn, untrusted.Budget.for_file(conn, path.stat().st_size, path.name)
 
 
 def _database_consistency(path: Path) -> _Consistency:
     out = _Consistency()
     db_name = path.name
     try:
-        conn = open_readonly(path)
-    except sqlite3.Error as e:
+        conn, budget = _open_bounded(path)
+    except (OSError, sqlite3.Error) as e:
         out.error, out.opened = f"{db_name}: cannot be opened as SQLite ({e})", False
         return out
     try:
-        res = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        out.schema = untrusted.schema_problems(conn, db_name)
+        if out.schema:           # nothing more is run over a schema that is not ours
+            out.opened = False
+            return out
+        res = [r[0] for r in untrusted.fetch_bounded(conn, "PRAGMA integrity_check", limit=100, what=db_name)]
         if res != ["ok"]:
             out.integrity.append(f"{db_name}: PRAGMA integrity_check failed: {'; '.join(map(str, res[:5]))}")
-        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+        fk = conn.execute("PRAGMA foreign_key_check").fetchmany(1001)
         if fk:
-            out.foreign_keys.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
+            count = len(fk) if len(fk) <= 1000 else "over 1000"
+            out.foreign_keys.append(f"{db_name}: {count} foreign key violation(s), e.g. {fk[:3]}")
         out.totals = [f"{db_name}: {d}" for d in totals_differences(conn)]
+    except untrusted.UntrustedDatabase as e:
+        out.error = str(e)
     except sqlite3.DatabaseError as e:
-        out.error = f"{db_name}: not a valid SQLite database ({e})"
+        out.error = str(budget.error(e))
     finally:
         conn.close()
     return out
@@ -258,34 +269,73 @@ def _database_consistency(path: Path) -> _Consistency:
 
 def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None,
                     photos: _Photos, consistency: _Consistency) -> list[str]:
+    if consistency.schema:
+        return consistency.schema
     if not consistency.opened:
         return [consistency.error]
     problems = consistency.integrity + consistency.foreign_keys
     try:
-        conn = open_readonly(root / db_name)
-    except sqlite3.Error as e:
+        conn, budget = _open_bounded(root / db_name)
+    except (OSError, sqlite3.Error) as e:
         return [f"{db_name}: cannot be opened as SQLite ({e})"]
+    # no more rows than the shards hold photos, and then some (each extra row is a problem named)
+    limit = 2 * len(photos.index) + 10_000
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-        if "images" in tables:
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
-            if "shard" in columns:
-                rows = conn.execute("SELECT sha256, path, shard, size, media_type FROM images").fetchall()
-                problems += _check_images(db_name, rows, check, photos)
-            else:
-                problems += _check_loose_images(db_name, conn.execute("SELECT sha256, path FROM images").fetchall(),
-                                                check)
+        rows = untrusted.fetch_bounded(conn, "SELECT sha256, path, shard, size, media_type FROM images",
+                                       limit=limit, what=f"{db_name} images")
+        problems += _check_images(db_name, rows, check, photos)
         meta = (dp or {}).get("testigo") or {}
-        if "totals_nacional" in tables and isinstance(meta.get("totals"), dict):
-            got = {r[0]: r[1] for r in conn.execute("SELECT candidate, votes FROM totals_nacional")}
+        if isinstance(meta.get("totals"), dict):
+            got = {r[0]: r[1] for r in untrusted.fetch_bounded(
+                conn, "SELECT candidate, votes FROM totals_nacional", limit=1000, what=f"{db_name} totals_nacional")}
             want = {k: v for k, v in meta["totals"].items() if v}
             if {k: v for k, v in got.items() if v} != want:
                 problems.append(f"{db_name}: national totals differ from those in {DATAPACKAGE}")
         problems += consistency.totals
+    except untrusted.UntrustedDatabase as e:
+        problems.append(str(e))
     except sqlite3.DatabaseError as e:
-        problems.append(f"{db_name}: not a valid SQLite database ({e})")
+        problems.append(str(budget.error(e)))
     finally:
         conn.close()
     if consistency.error:
         problems.append(consistency.error)
+    return problems
+
+
+def check_before_opening(path, pubkey=None) -> list[str]:
+    """What must hold before a bundle's database is opened by anything (``testigo check --bundle``,
+    which reads only the database): the signature of SHA256SUMS (``pubkey``, else the key shipped
+    inside), each database's checksum, then its schema. Returns the problems (empty: open it)."""
+    root = Path(path)
+    dbs = sorted(p.name for p in root.glob("*.db"))
+    if not dbs:
+        return [f"{root} holds no .db file; is it a bundle made by `testigo build`?"]
+    pk_source = pubkey if pubkey is not None else root / PUBLIC_KEY
+    try:
+        pk = signing.load_public_key(pk_source)
+        sums = signing.verify_file_bytes(pk, root / manifest.MANIFEST)[1]
+    except signing.SigningError as e:
+        return [f"signature: {e}"]
+    except OSError as e:
+        return [f"{manifest.MANIFEST} cannot be read ({e})"]
+    signed = manifest.parse_manifest(sums)[0]
+    problems = []
+    for db in dbs:
+        path = root / db
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"not a regular file: {db} (a bundle holds plain files only)")
+        elif db not in signed:
+            problems.append(f"extra file: {db} (in the bundle, not listed in {manifest.MANIFEST})")
+        elif manifest.sha256_file(path) != signed[db]:
+            problems.append(f"checksum mismatch: {db} (its content is not what {manifest.MANIFEST} lists)")
+        else:
+            try:
+                conn = open_readonly(path)
+                try:
+                    problems += untrusted.schema_problems(conn, db)
+                finally:
+                    conn.close()
+            except sqlite3.Error as e:
+                problems.append(f"{db}: not a valid SQLite database ({e})")
     return problems

@@ -159,6 +159,45 @@ CREATE INDEX IF NOT EXISTS team_images_original ON team_images(original_sha256);
 """
 
 
+def busy_timeout() -> float:
+    """Seconds a writer waits for another to let go of the workdir before it gives up with one
+    line (TESTIGO_BUSY_TIMEOUT; 30 by default)."""
+    try:
+        return max(0.0, float(os.environ.get("TESTIGO_BUSY_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine): its temporary files are still being written."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # someone else's process: alive
+        return True
+    try:                          # a zombie (dead, not yet reaped) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] != "Z"
+    except (OSError, ValueError):
+        return True
+
+
+def sweep_temporaries(objects: Path) -> int:
+    """Remove the ``<sha>.tmp<pid>`` files whose writer is dead (killed mid-write); a file another
+    ingest on this workdir is still writing is left to it. Returns how many were removed."""
+    removed = 0
+    for stale in objects.glob("*/*.tmp*"):
+        owner = stale.name.rpartition(".tmp")[2]
+        if owner.isdigit() and pid_alive(int(owner)):
+            continue
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -172,13 +211,16 @@ class Workdir:
         if not db_path.exists() and not create:
             raise WorkdirError(f"{self.path} is not a testigo workdir (no {STATE_DB}); "
                                "run `testigo ingest SOURCE --workdir DIR` first")
+        if self.path.is_dir() and not os.access(self.path, os.W_OK):
+            raise WorkdirError(f"{self.path} is read-only (a read-only disk or folder, or another user's): "
+                               "testigo writes to its workdir even to read it; copy the workdir somewhere "
+                               "writable, or run testigo as the user who owns it")
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "objects").mkdir(exist_ok=True)
         if create:
-            for stale in (self.path / "objects").glob("*/*.tmp*"):
-                stale.unlink(missing_ok=True)  # left by a write that was killed mid-way
+            sweep_temporaries(self.path / "objects")
         # several writers (ingest, volunteers transcribing) wait for each other rather than fail
-        self.db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+        self.db = sqlite3.connect(db_path, isolation_level=None, timeout=busy_timeout())
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -218,11 +260,15 @@ class Workdir:
         if not dest.exists():
             dest.parent.mkdir(exist_ok=True)
             tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            except BaseException:       # disk full, killed: no half-written file left behind
+                tmp.unlink(missing_ok=True)
+                raise
         return sha256
 
     def outcome_counts(self) -> dict[str, int]:

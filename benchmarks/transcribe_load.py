@@ -177,7 +177,8 @@ def run_crowd(base_wd: Path, tmp: Path, n: int, duration: float, think: tuple[fl
     with Workdir(wd, create=False) as w:
         known_answers.configure(w.db, share_=0)
         links = [volunteers.LINK_PATH + i.token for i in volunteers.invite(w.db, "Carga", n)]
-    server, url = site_mod.start_command(["publish.transcribe.cli", "--workdir", str(wd), "--port", "0"])
+    server, url = site_mod.start_command(["publish.transcribe.cli", "--workdir", str(wd), "--port", "0",
+                                                  "--forwarded-allow-ips", "127.0.0.1"])
     ng_tmp = tmp / f"nginx-{n}"
     ng_tmp.mkdir()
     try:

@@ -2,17 +2,19 @@
 
 It lives here, above both layers, so that archive/ never names publish's modules: each command
 is a plain click command in its room's cli.py (archive.cli, archive.bundle_cli,
-publish.<room>.cli), listed by name in ``LAZY_COMMANDS``. Library errors (``TestigoError``)
-become one clear line and exit code 1, never a traceback.
+publish.<room>.cli), listed by name in ``LAZY_COMMANDS``. Every failure (a library's
+``TestigoError``, a full disk, a locked, damaged or read-only workdir) becomes one clear line and
+exit code 1 (``archive.errors.one_line``); the traceback only with ``testigo --debug``.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from archive.cli import CONTEXT
-from archive.errors import TestigoError
+from archive.errors import one_line
 
 
 # Every command lives beside the library it drives (a room's cli.py) and is imported only when
@@ -55,14 +57,20 @@ class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except TestigoError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:     # disk full, a locked or damaged workdir...: one line, no traceback
+            if ctx.params.get("debug") or os.environ.get("TESTIGO_DEBUG"):
+                raise
+            click.secho(f"error: {one_line(e)}", fg="red", err=True)
             sys.exit(1)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
 @click.version_option(package_name="testigo")
-def cli():
+@click.option("--debug", is_flag=True, help="On a failure, show the full traceback (for a bug report) "
+                                            "instead of one line (also: TESTIGO_DEBUG=1).")
+def cli(debug):
     """testigo: keep citizen-collected election tally sheets (actas) safe and public.
 
     \b

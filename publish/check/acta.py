@@ -104,13 +104,22 @@ def _mesa_answer(status: int, text: str, where: str) -> dict | None:
     return data
 
 
-def open_archive(bundle: str | Path | None = None, site: str | None = None):
-    """A BundleArchive or SiteArchive (exactly one of ``bundle`` / ``site``)."""
+def open_archive(bundle: str | Path | None = None, site: str | None = None, pubkey=None):
+    """A BundleArchive or SiteArchive (exactly one of ``bundle`` / ``site``). A bundle's database is
+    opened only once its signature (``pubkey``, else the key shipped inside), its checksum and
+    its schema hold (``archive.verify.check_before_opening``): a crafted bundle is never run."""
     if (bundle is None) == (site is None):
         raise CheckError("name the archive to check against: a bundle folder or a site URL (one of them)")
     if bundle is not None:
         if not Path(bundle).is_dir():
             raise CheckError(f"{bundle}: no such bundle folder")
+        from archive.verify import check_before_opening
+        problems = check_before_opening(bundle, pubkey)
+        if problems:
+            if len(problems) == 1 and "holds no .db file" in problems[0]:
+                raise CheckError(problems[0])
+            raise CheckError(f"{bundle} is refused, its database was not opened: {'; '.join(problems[:3])}; "
+                             "get the bundle again from its publisher and check it with `testigo verify`")
         return BundleArchive(bundle)
     if not site.startswith(("http://", "https://")):
         raise CheckError(f"{site}: give the site as a URL, e.g. https://example.org")

@@ -35,18 +35,21 @@ def _line(c) -> str:
 @click.option("--site", "-s", metavar="URL",
               help="Check against a testigo site or its static mirror, e.g. https://actas.example.org "
                    "(only each mesa's /mesa/<id>.json is fetched; photos are never sent).")
+@click.option("--pubkey", "-p", help="With --bundle: the publisher's public key (.pub file or base64); "
+                                     "without it the key shipped inside the bundle is used.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, one per line.")
 @click.option("--election", default=election_mod.DEFAULT_ELECTION, show_default=True)
-def check(photos, bundle, site, as_json, election):
+def check(photos, bundle, site, pubkey, as_json, election):
     """Check acta PHOTOS against the archive: is the acta you photographed the one archived?
 
     Reads each photo's QR with testigo's own decoder and compares its numbers, field by field,
     with the archived acta of that mesa (the same comparison as the site's /comprobar page).
     Prints per photo: mesa, match / MISMATCH / not in archive / unreadable, and the fields that
     differ. Exit code 0 only when every photo matches, 2 when any does not, 1 on errors.
+    A --bundle is opened only once its signature, its database's checksum and schema hold.
     """
     defn = election_mod.load(election)
-    archive = open_archive(bundle, site)
+    archive = open_archive(bundle, site, pubkey)
     seen: Counter = Counter()
     try:
         for c in check_photos(photos, archive, defn):

@@ -296,9 +296,11 @@ def _render_share(client: InProcessClient, root: Path, share: int, jobs: int,
 _rendered = None   # in a rendering process: the shared count of pages done (for the progress bar)
 
 
-def _worker_init(counter) -> None:
+def _worker_init(counter, parent: int) -> None:
     global _rendered
     _rendered = counter
+    from archive.staging import exit_with_parent
+    exit_with_parent(parent)       # a killed mirror leaves no worker rendering for nobody
 
 
 def _worker(bundle_dir: str, torrent, root: str, share: int, jobs: int,
@@ -321,7 +323,7 @@ def _render_in_processes(bundle_dir: Path, torrent, root: Path, jobs: int, updat
 
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("q", 0)
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(counter,)) as ex:
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(counter, os.getpid())) as ex:
         futures = [ex.submit(_worker, str(bundle_dir), str(torrent) if torrent else None, str(root), i, jobs,
                              str(places) if places else None)
                    for i in range(jobs)]

@@ -127,14 +127,15 @@ def serve(bundle_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, *,
 
 
 def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=None,
-              log_level: str = "warning", guard=None) -> None:
+              log_level: str = "warning", guard=None, forwarded_allow_ips: str | None = "127.0.0.1") -> None:
     """Run an ASGI app with uvicorn until interrupted; ``echo(url)`` once it listens.
 
     ``startup``: an async callable awaited before the socket opens; ``shutdown``: a callable
     run once the server has stopped (also after a signal, which uvicorn re-raises once it has
     shut down). With ``port=0`` the URL tells which port the system gave. ``guard``: the
     :class:`publish.site.connections.ConnectionGuard` its connections answer to (default: one with
-    the default deadline and per-address cap).
+    the default deadline and per-address cap). ``forwarded_allow_ips``: the proxies whose
+    X-Forwarded-For names the client (uvicorn's); None: no proxy, the header is never trusted.
     """
     import uvicorn
 
@@ -162,7 +163,9 @@ def serve_app(app, host: str, port: int, *, echo=None, startup=None, shutdown=No
                 shutdown()      # here: after a signal, uvicorn re-raises it once it has shut down
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
-                            server_header=False, timeout_keep_alive=10, backlog=2048, http=guard.protocol())
+                            server_header=False, timeout_keep_alive=10, backlog=2048, http=guard.protocol(),
+                            proxy_headers=forwarded_allow_ips is not None,
+                            forwarded_allow_ips=forwarded_allow_ips or "")
     Server(config).run()
 
 

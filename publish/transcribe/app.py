@@ -39,6 +39,9 @@ META_CODE, META_SECRET, META_DESK = "transcribe_code", "transcribe_secret", "tra
 SNAPSHOT_SECONDS = 1.0     # how old the queue a page hands photos from may be
 LEASE_SECONDS = 600          # a photo shown to a volunteer is theirs for this long
 MAX_FAILURES, FAILURE_WINDOW = 10, 600   # wrong access codes per address before a pause
+# then one try per SLOW_SECONDS from that address: guessing a 12-character code stays hopeless,
+# and a school behind one router is never locked out of the right code (a short pause at most)
+SLOW_SECONDS = 5
 MAX_BODY = 64 * 1024
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -89,6 +92,7 @@ class TranscribeState:
     skipped: dict = field(default_factory=dict)    # volunteer id -> {photo sha256}
     failures: dict = field(default_factory=dict)   # client address -> [times of wrong codes]
     _snapshot: tuple = (0.0, None)                 # (when, the queue as read then)
+    tried: dict = field(default_factory=dict)      # client address -> time of its last code typed
     _local: threading.local = field(default_factory=threading.local)
 
     @property
@@ -152,10 +156,17 @@ class TranscribeState:
         return out
 
     def throttled(self, client: str) -> bool:
+        """Whether ``client`` must wait before trying a code: after MAX_FAILURES wrong codes in
+        FAILURE_WINDOW, one try per SLOW_SECONDS (the right code is accepted on its turn)."""
         now = time.monotonic()
         recent = [t for t in self.failures.get(client, []) if now - t < FAILURE_WINDOW]
         self.failures[client] = recent
-        return len(recent) >= MAX_FAILURES
+        if len(recent) < MAX_FAILURES:
+            return False
+        return now - self.tried.get(client, 0.0) < SLOW_SECONDS
+
+    def attempted(self, client: str) -> None:
+        self.tried[client] = time.monotonic()
 
     def failed(self, client: str) -> None:
         self.failures.setdefault(client, []).append(time.monotonic())

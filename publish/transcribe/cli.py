@@ -47,8 +47,13 @@ from ..site.cli import server_errors
               help="Share of hand-outs that are photos with known numbers, scoring volunteers (default 0.1).")
 @click.option("--known-threshold", type=click.FloatRange(0, 1),
               help="Known-answer score under which a volunteer is silently set aside (default 0.7).")
+@click.option("--forwarded-allow-ips", "--proxy", "forwarded_allow_ips", metavar="IPS",
+              help="Behind a reverse proxy: its address(es), comma-separated (e.g. 127.0.0.1), whose "
+                   "X-Forwarded-For names the volunteer. Without it the header is ignored, so the "
+                   "limit on wrong access codes per address cannot be dodged by forging it.")
 def transcribe(workdir, host, port, new_code, status_only, as_json, invite, count, no_qr, revoke_id, void,
-               list_invitations, public_url, room_code, new_desk_code, consensus, known_share, known_threshold):
+               list_invitations, public_url, room_code, new_desk_code, consensus, known_share, known_threshold,
+               forwarded_allow_ips):
     """Serve a local web page where volunteers type in the photos whose QR could not be read.
 
     \b
@@ -102,8 +107,8 @@ def transcribe(workdir, host, port, new_code, status_only, as_json, invite, coun
                     click.echo(f"  {k:12} {v:>7}")
             return
         serve(workdir, host, port, rotate_code=new_code, room_code=room_code, rotate_desk_code=new_desk_code,
-              echo=click.echo,
-              warn=lambda text: click.secho(text, fg="yellow", err=True))
+              echo=click.echo, warn=lambda text: click.secho(text, fg="yellow", err=True),
+              forwarded_allow_ips=forwarded_allow_ips)
 
 
 def _invitations(workdir, name, count, qr, revoke_id, void, listing, base_url) -> None:

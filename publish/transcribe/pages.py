@@ -26,7 +26,7 @@ from archive.transcription import form_fields
 
 from ..site.pages.common import helpers
 from . import desk as transcribe_desk
-from .app import CSP, MAX_BODY, TranscribeState
+from .app import CSP, MAX_BODY, SLOW_SECONDS, TranscribeState
 from .session import _client, _with_session, is_invited, render, session, state_of
 
 SHA = r"(?P<sha>[0-9a-f]{64})"
@@ -45,6 +45,9 @@ HECHO = {  # what became of the photo just saved: (es, en)
                    "Saved. No two entries agree after several: the photo is set aside for a coordinator."),
     "late": ("Guardado. La foto se decidió mientras usted escribía; su entrada se conserva.",
              "Saved. The photo was decided while you typed; your entry is kept."),
+    "kept": ("Guardado. El archivo está ocupado en este momento: su entrada queda guardada y se registrará "
+             "en cuanto se libere.", "Saved. The archive is busy right now: your entry is kept and will be "
+             "recorded as soon as it is free."),
 }
 
 
@@ -68,6 +71,7 @@ async def index(datasette, request):
     if code is not None and not knows:
         if st.throttled(_client(request)):
             return await _too_many(datasette, request)
+        st.attempted(_client(request))
         if st.code_ok(code):
             return _with_session(datasette, _redirect(request, "/"), st, None)
         st.failed(_client(request))
@@ -82,6 +86,7 @@ async def invitacion(datasette, request):
     st = state_of(datasette)
     if st.throttled(_client(request)):
         return await _too_many(datasette, request)
+    st.attempted(_client(request))
     try:
         volunteer = await st.run(lambda q: q.invited(request.url_vars["token"]))
     except TranscriptionError as e:     # revoked: it can do nothing more
@@ -105,8 +110,9 @@ def _wrong_code(st: TranscribeState | None = None) -> TranscriptionError:
 
 
 async def _too_many(datasette, request):
-    err = TranscriptionError("throttled", "too many wrong access codes from this computer; wait ten minutes",
-                             "Demasiadas claves equivocadas desde esta computadora: espere diez minutos.")
+    err = TranscriptionError("throttled", f"too many wrong access codes from this network; wait {SLOW_SECONDS} "
+                             "seconds and type the code again", f"Demasiadas claves equivocadas desde esta red: "
+                             f"espere {SLOW_SECONDS} segundos y escriba la clave otra vez.")
     return await _sign_in_page(datasette, request, state_of(datasette), False, err, status=429)
 
 
@@ -125,6 +131,7 @@ async def entrar(datasette, request):
     if not knows:
         if st.throttled(_client(request)):
             return await _too_many(datasette, request)
+        st.attempted(_client(request))
         if not st.code_ok(form.get("clave")):
             st.failed(_client(request))
             return await _sign_in_page(datasette, request, st, False, _wrong_code(st), form, 403)
@@ -181,7 +188,7 @@ async def foto(datasette, request):
         form = await request.post_vars()
         fields = None if form.get("accion") == "ilegible" else form
         try:
-            saved = await st.run(lambda q: q.save(sha, vid, fields))
+            saved = await st.run(lambda q: q.save_or_keep(sha, vid, fields))   # never lost while busy
         except TranscriptionError as e:
             if e.code in ("already_entered", "not_in_queue"):
                 return _redirect(request, "/siguiente")
@@ -190,7 +197,10 @@ async def foto(datasette, request):
             values, error, code = form, e, 400
         else:
             st.held.pop(vid, None)
-            st.skipped.get(vid, set()).discard(sha)
+            if saved.state == "kept":      # not recorded yet: not offered to this volunteer again
+                st.skipped.setdefault(vid, set()).add(sha)
+            else:
+                st.skipped.get(vid, set()).discard(sha)
             return _redirect(request, "/siguiente", hecho=saved.state)
     if entered or photo.decision:
         return _redirect(request, "/siguiente")
@@ -252,6 +262,18 @@ def asgi_wrapper(datasette):
                 return await _plain(send, 404, b"not found / no existe")
             if int(headers.get(b"content-length", b"0") or 0) > MAX_BODY:
                 return await _plain(send, 413, b"too large / demasiado grande")
+            if b"content-length" not in headers and scope.get("method") not in ("GET", "HEAD"):
+                # a chunked body: read at most MAX_BODY + 1 bytes of it, never the rest
+                body, more = b"", True
+                while more and len(body) <= MAX_BODY:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                if len(body) > MAX_BODY:
+                    return await _plain(send, 413, b"too large / demasiado grande")
+                receive = _replay(body, receive)
 
             async def send_with_headers(message):
                 if message["type"] == "http.response.start":
@@ -268,7 +290,23 @@ def asgi_wrapper(datasette):
     return wrap
 
 
+def _replay(body: bytes, receive):
+    """A ``receive`` that gives the body already read, then whatever the client sends next."""
+    sent = False
+
+    async def again():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return again
+
+
 async def _plain(send, status: int, body: bytes) -> None:
+    # 413: the connection is closed after the answer, so the rest of a body is never read
+    close = [(b"connection", b"close")] if status == 413 else []
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-security-policy", CSP.encode())]})
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-security-policy", CSP.encode()),
+                            *close]})
     await send({"type": "http.response.body", "body": body})

@@ -35,13 +35,18 @@ def make_datasette(state: TranscribeState):
 
 
 def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rotate_code: bool = False,
-          room_code: bool = False, rotate_desk_code: bool = False, echo=print, warn=print) -> None:
-    """Serve the transcription app until interrupted; ``echo`` gets the URL with the access code."""
+          room_code: bool = False, rotate_desk_code: bool = False, echo=print, warn=print,
+          forwarded_allow_ips: str | None = None) -> None:
+    """Serve the transcription app until interrupted; ``echo`` gets the URL with the access code.
+    ``forwarded_allow_ips``: the reverse proxies whose X-Forwarded-For is believed (None: none, so a
+    rotating header cannot dodge the per-address limit on access codes)."""
     from ..site.server import serve_app
 
     state = prepare(workdir, rotate_code, room_code, rotate_desk_code)
     q = Transcriptions(state.workdir, state.election_id)
     try:
+        from archive import pending
+        pending.replay(q)              # entries kept while the workdir was busy, recorded first
         status = q.status()
     finally:
         q.close()
@@ -67,4 +72,5 @@ def serve(workdir: str | Path, host: str = "127.0.0.1", port: int = 8002, *, rot
         if host in ("0.0.0.0", "::"):
             echo("  (volunteers use this machine's address on the network instead of "
                  f"{host}: see `hostname -I`)")
-    serve_app(ds.app(), host, port, startup=ds.invoke_startup, echo=listening)
+    serve_app(ds.app(), host, port, startup=ds.invoke_startup, echo=listening,
+              forwarded_allow_ips=forwarded_allow_ips)
