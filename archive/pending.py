@@ -83,3 +83,28 @@ def replay(queue) -> int:
             path.unlink()
         done += 1
     return done
+
+
+def save_or_keep(queue, sha: str, volunteer_id: int, fields: Mapping[str, str] | None,
+                 wait: float | None = None):
+    """``queue.save``, retried while another writer holds the workdir; still busy after ``wait``
+    seconds, the entry is kept on disk and None returned. Entries kept earlier are recorded
+    first. A rule broken is raised at once."""
+    from .workdir import busy_timeout
+    wait = SAVE_WAIT if wait is None else wait
+    deadline = time.monotonic() + wait
+    queue.db.execute(f"PRAGMA busy_timeout = {int(max(0.1, min(wait, 2.0)) * 1000)}")
+    try:
+        while True:
+            try:
+                replay(queue)
+                return queue.save(sha, volunteer_id, fields)
+            except sqlite3.OperationalError as e:
+                if not busy(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    keep(queue.wd.path, sha, volunteer_id, fields)
+                    return None
+                time.sleep(0.2)
+    finally:
+        queue.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")

@@ -35,8 +35,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
-import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -50,7 +48,7 @@ from . import pending
 from . import volunteers as volunteers_mod
 from .errors import TranscriptionError, ValidationError
 from .ingest import Ingester
-from .workdir import Workdir, busy_timeout
+from .workdir import Workdir
 
 SOURCE_KIND = "transcribed-photo"
 SOURCE = "testigo transcribe"      # inputs.source of the acta an agreement makes
@@ -438,27 +436,11 @@ class Transcriptions:
     def save_or_keep(self, sha: str, volunteer_id: int, fields: Mapping[str, str] | None,
                      wait: float | None = None) -> Saved:
         """:meth:`save`, retried while another writer holds the workdir; still busy after ``wait``
-        seconds, the entry is kept on disk (``archive.pending``) and recorded by a later save:
-        state ``kept``. Entries kept earlier are recorded first. A rule broken is raised at once."""
+        seconds, the entry is kept on disk and recorded by a later save (``archive.pending``)."""
         if fields is not None:
             parse_entry(fields, self.election)       # a typing mistake is said now, not kept
-        wait = pending.SAVE_WAIT if wait is None else wait
-        deadline = time.monotonic() + wait
-        self.db.execute(f"PRAGMA busy_timeout = {int(max(0.1, min(wait, 2.0)) * 1000)}")
-        try:
-            while True:
-                try:
-                    pending.replay(self)
-                    return self.save(sha, volunteer_id, fields)
-                except sqlite3.OperationalError as e:
-                    if not pending.busy(e):
-                        raise
-                    if time.monotonic() >= deadline:
-                        pending.keep(self.wd.path, sha, volunteer_id, fields)
-                        return Saved(None, "kept", 0)
-                    time.sleep(0.2)
-        finally:
-            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+        saved = pending.save_or_keep(self, sha, volunteer_id, fields, wait)
+        return Saved(None, "kept", 0) if saved is None else saved
 
     def _save(self, sha: str, volunteer_id: int, a: acta_mod.Acta | None, value: str) -> Saved:
         db = self.db
