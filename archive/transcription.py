@@ -45,7 +45,7 @@ from . import acta as acta_mod
 from . import consensus, known_answers
 from . import image as image_mod
 from . import volunteers as volunteers_mod
-from .errors import TranscriptionError, ValidationError
+from .errors import PayloadError, TranscriptionError, ValidationError
 from .ingest import Ingester
 from .workdir import Workdir
 
@@ -149,11 +149,17 @@ def parse_entry(fields: Mapping[str, str], election) -> acta_mod.Acta:
     Raises TranscriptionError naming the field to fix, with a message in Spanish and English.
     """
     n = {name: _number(fields, name, es, en, digits) for name, es, en, digits in form_fields(election)}
-    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.parse_payload)
-    if not lo <= len(str(n["centro"])) <= hi:
-        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits; "
-                                 "copy it from the acta", f"El código del centro {n['centro']} debe tener de {lo} "
-                                 f"a {hi} cifras: cópielo del acta.", "centro")
+    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.check_centre)
+    try:
+        acta_mod.check_centre(str(n["centro"]), election)
+    except PayloadError:
+        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits "
+                                 "and begin with its estado's code; copy it from the acta",
+                                 f"El código del centro {n['centro']} debe tener de {lo} a {hi} cifras y empezar "
+                                 "por el código de su estado: cópielo del acta.", "centro") from None
+    if n["mesa"] < 1:
+        raise TranscriptionError("bad_mesa", "the mesa number is 1 or more; copy it from the acta",
+                                 "El número de mesa es 1 o más: cópielo del acta.", "mesa")
     a = acta_mod.Acta(n["centro"], n["mesa"], SOURCE_KIND, {c.code: n[f"v_{c.code}"] for c in election.candidates},
                       None, n["validos"], n["nulos"])
     try:

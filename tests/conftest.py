@@ -177,8 +177,9 @@ def payload_for_row(row: dict, move: int = 0) -> str:
     for cand in e.candidates:
         first = min(k.position for k in e.cards if k.candidate == cand.code)
         counts[first - 1] = votes[cand.code]
+    from archive.render import trailers_for_row
     return (f"{int(row['CENTRO'])}.{int(row['MESA']):02d}.1.0001!" + ",".join(map(str, counts))
-            + "!0" * e.payload["trailers"])
+            + trailers_for_row(row, e))
 
 
 @pytest.fixture(scope="session")
