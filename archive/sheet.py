@@ -9,13 +9,20 @@ ingests wait at most one batch, and a killed ingest resumes after its last commi
 from __future__ import annotations
 
 import csv
+import time
 from typing import Iterator
 
 from . import acta as acta_mod
 from .errors import PayloadError, SheetUnreadable
 from .textfile import detect_encoding, open_text
 
-BATCH_ROWS = 500
+#: Rows read ahead of a write (bounded: memory stays flat), and how long one write transaction may
+#: last before it commits; after each commit the writer pauses a little longer than SQLite's
+#: longest busy-handler sleep (100 ms), so a waiting writer always gets in: it waits at most about
+#: one transaction (a second) rather than the whole sheet.
+BATCH_ROWS = 5000
+BATCH_SECONDS = 1.0
+PAUSE_SECONDS = 0.11
 REQUIRED_COLUMNS = ("CENTRO", "MESA", "VOTOS_VALIDOS", "VOTOS_NULOS")
 ELECTORS_COLUMN = "RE"
 
@@ -99,6 +106,7 @@ def ingest_sheet(ing, sheet, sha: str, size: int, progress=None) -> None:
                 batch = []
                 if progress is not None:
                     progress(base.tell())
+                time.sleep(PAUSE_SECONDS)
         _write_batch(ing, sheet, sha, header, batch, finished=n)
 
 
@@ -117,31 +125,44 @@ def _reject(ing, sheet, sha: str, size: int, code: str, reason: str) -> None:
 
 
 def _write_batch(ing, sheet, sha: str, header: list[str], batch: list, finished: int | None = None) -> None:
-    """One short write transaction: the batch's rows, and how far the sheet has got."""
+    """The batch's rows in short write transactions (at most BATCH_SECONDS each), each recording
+    how far the sheet has got; the last one of the sheet marks it done."""
     db = ing.wd.db
-    db.execute("BEGIN IMMEDIATE")
+    i = 0
+    while True:
+        start = time.monotonic()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            while i < len(batch) and (time.monotonic() - start < BATCH_SECONDS or i == 0):
+                _write_row(ing, sheet, sha, header, *batch[i])
+                i += 1
+            if batch:
+                db.execute("UPDATE sheet_progress SET rows_done = ? WHERE sha256 = ?", (batch[i - 1][0], sha))
+            last = i >= len(batch)
+            if last and finished is not None:
+                db.execute("INSERT OR IGNORE INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), finished))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if last:
+            return
+        time.sleep(PAUSE_SECONDS)
+
+
+def _write_row(ing, sheet, sha: str, header: list[str], n: int, record: list | None, problem: str | None) -> None:
+    locator = f"{sheet.path}#row={n}"
+    if problem is not None:
+        ing._input(sheet.source, locator, sha, "invalid", "bad_row",
+                   f"row {n}: the line cannot be read as CSV ({problem})", kind="sheet-row")
+        return
+    row = dict(zip(header, record))
     try:
-        for n, record, problem in batch:
-            locator = f"{sheet.path}#row={n}"
-            if problem is not None:
-                ing._input(sheet.source, locator, sha, "invalid", "bad_row",
-                           f"row {n}: the line cannot be read as CSV ({problem})", kind="sheet-row")
-                continue
-            row = dict(zip(header, record))
-            try:
-                if len(record) < len(header):
-                    raise PayloadError("bad_row", f"the row has {len(record)} columns, the header {len(header)}")
-                a = acta_mod.parse_csv_row(row, ing.election)
-                flags = acta_mod.validate(a, ing.election, electores=row_electors(row))
-            except PayloadError as e:
-                ing._input(sheet.source, locator, sha, "invalid", e.code, f"row {n}: {e}", kind="sheet-row")
-                continue
-            ing._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row", flags=flags)
-        if batch:
-            db.execute("UPDATE sheet_progress SET rows_done = ? WHERE sha256 = ?", (batch[-1][0], sha))
-        if finished is not None:
-            db.execute("INSERT OR IGNORE INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), finished))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+        if len(record) < len(header):
+            raise PayloadError("bad_row", f"the row has {len(record)} columns, the header {len(header)}")
+        a = acta_mod.parse_csv_row(row, ing.election)
+        flags = acta_mod.validate(a, ing.election, electores=row_electors(row))
+    except PayloadError as e:
+        ing._input(sheet.source, locator, sha, "invalid", e.code, f"row {n}: {e}", kind="sheet-row")
+        return
+    ing._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row", flags=flags)
