@@ -279,10 +279,33 @@ def test_home_says_how_complete_the_registry_is(site, outside):
     # awaiting transcription: blank.jpg (sent twice: one photo), blank2.jpg, and bad_code.jpg, whose
     # QR is not an acta's (the transcription queue, counted at build time into datapackage.json)
     assert got == {"mesas": "24.532", "mesas_with_acta": "200", "actas_outside": "5",
-                   "awaiting_transcription": "3"}
+                   "awaiting_transcription": "3", "mesas_total": "30.026", "mesas_authority": "30.026"}
+    # coverage is stated against the authority's count of mesas (issue 20), with its source
+    coverage = re.sub(r"<[^>]+>", "", re.search(r'<span id="coverage">(.*?)\.</span>', html, re.S).group(1))
+    assert "200 de 30.026 mesas del país, según la autoridad electoral (0,7 %)" in coverage
+    assert "4 mesas fuera del registro, contadas aparte" in coverage
+    assert "Consejo Nacional Electoral" in html
+    totales = site.json("/totales.json")["summary"]["authority"]
+    assert totales["mesas"] == 30_026 and "CNE" in totales["source"]
+    assert "200 de 30.026 mesas del país" in re.sub(r"<[^>]+>", "", site.get("/totales").text)
     dp = json.loads((outside["bundle"] / "datapackage.json").read_text())
     assert dp["testigo"]["counts"]["photos_awaiting_transcription"] == 3
     assert "actas_fuera_del_registro" in html
+
+
+def test_without_an_authority_count_coverage_is_the_registrys(outside, copy_tree):
+    bundle = copy_tree(outside["bundle"])
+    dp = json.loads((bundle / "datapackage.json").read_text())
+    assert dp["testigo"]["counts"].pop("authority_count")["mesas"] == 30_026
+    (bundle / "datapackage.json").write_text(json.dumps(dp))
+    c = SiteClient(site_mod.make_datasette(bundle))
+    try:
+        html = c.get("/").text
+        assert "200</strong> de <span data-count=\"mesas_total\">24.532</span> mesas del registro" in html
+        assert "autoridad electoral" not in html and "30.026" not in html
+        assert "de 24.532 en el registro" in re.sub(r"<[^>]+>", "", c.get("/totales").text)
+    finally:
+        c.close()
 
 
 def test_outside_actas_are_listed_and_faceted(site, outside):
