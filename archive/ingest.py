@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 from . import acta as acta_mod
 from . import election as election_mod
+from . import photolink
 from . import sheet as sheet_mod
 from .errors import PayloadError, RejectedFile, TestigoError
 from .progress import PROGRESS_MIN, progress
@@ -286,6 +287,8 @@ class Ingester:
                        (sha, fresh["status"], fresh.get("qr_text"), fresh.get("code"),
                         fresh.get("reason"), fresh.get("decoder"), fresh.get("step")))
         r = db.execute("SELECT * FROM readings WHERE sha256 = ?", (sha,)).fetchone()
+        if r["status"] != "rejected":
+            photolink.link_photo(db, item.locator, sha)
         earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
                              "ORDER BY id LIMIT 1", (sha,)).fetchone()
         if earlier is not None and earlier["acta_id"] is not None:

@@ -13,6 +13,7 @@ import time
 from typing import Iterator
 
 from . import acta as acta_mod
+from . import photolink
 from .errors import PayloadError, SheetUnreadable
 from .textfile import detect_encoding, open_text
 
@@ -165,4 +166,5 @@ def _write_row(ing, sheet, sha: str, header: list[str], n: int, record: list | N
     except PayloadError as e:
         ing._input(sheet.source, locator, sha, "invalid", e.code, f"row {n}: {e}", kind="sheet-row")
         return
-    ing._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row", flags=flags)
+    acta_id = ing._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row", flags=flags)
+    photolink.link_row(ing.wd.db, acta_id, a.extra.get("url"))

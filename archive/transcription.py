@@ -44,6 +44,7 @@ from typing import Mapping
 from . import acta as acta_mod
 from . import consensus, known_answers
 from . import image as image_mod
+from . import photolink
 from . import volunteers as volunteers_mod
 from .errors import PayloadError, TranscriptionError, ValidationError
 from .ingest import Ingester
@@ -214,7 +215,8 @@ WITH eligible AS (
 counts AS (SELECT image_sha256, count(*) AS n FROM transcription_entries WHERE {live} {one_entry}
            GROUP BY image_sha256)
 SELECT e.sha256, e.media_type, e.width, e.height, e.first_input, coalesce(c.n, 0) AS entries,
-       coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256)
+       coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256
+                                                   AND a.source_kind != 'csv')
                                  THEN 'agreed' END) AS decision
 FROM eligible e LEFT JOIN counts c ON c.image_sha256 = e.sha256
 LEFT JOIN transcription_decisions d ON d.image_sha256 = e.sha256
@@ -376,6 +378,10 @@ class Transcriptions:
             row = self.db.execute("SELECT media_type, width, height FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
             p = Photo(sha, row[0], row[1], row[2], 0, 0, None, consensus.rule(self.db).of)
         return p
+
+    def linked_mesa(self, sha: str) -> tuple[int, int] | None:
+        """The (centre, mesa) a sheet row's URL names this photo as (archive.photolink), or None."""
+        return photolink.linked_mesa(self.db, sha)
 
     def entered(self, volunteer_id: int) -> set[str]:
         return {r[0] for r in self.db.execute(

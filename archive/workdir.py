@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS sheet_progress (
     header TEXT NOT NULL,       -- its columns as read
     rows_done INTEGER NOT NULL  -- rows committed so far (a killed ingest resumes after them)
 );
+-- photos linked to sheet rows by name (archive/photolink.py): a photo whose file name is the
+-- basename of a row's URL (as on the citizens' site) is that row's mesa's photo
+CREATE TABLE IF NOT EXISTS photo_names (
+    name TEXT NOT NULL, sha256 TEXT NOT NULL REFERENCES blobs(sha256), PRIMARY KEY (name, sha256)
+);
+CREATE TABLE IF NOT EXISTS sheet_urls (
+    name TEXT NOT NULL, acta_id INTEGER NOT NULL REFERENCES actas(id), PRIMARY KEY (name, acta_id)
+);
 -- transcription by volunteers (archive/transcription.py): who typed what, when, for which photo
 CREATE TABLE IF NOT EXISTS volunteers (
     id INTEGER PRIMARY KEY,

@@ -213,3 +213,42 @@ def test_v1_then_v2_keeps_the_new_mesas_apart(tmp_path, shared_data, full_workdi
     assert db.execute("select count(*) from actas where outside_registry = 1 and source = 'csv' "
                       "and counted_outside = 1").fetchone() == (543,)
     db.close()
+
+
+# --- photos linked to their sheet rows by the URL's file name --------------------------------------------
+
+def test_a_photo_named_as_a_rows_url_is_that_mesas_photo(tmp_path, csv_rows):
+    """Photo before the sheet and sheet before the photo: either way the row's acta carries the
+    unreadable photo, the photo stays in the transcription queue with the row's mesa, and the
+    bundle publishes it with the row's acta; a photo of another name is linked to nothing."""
+    from archive import photolink, transcription
+    from archive.workdir import Workdir
+    from conftest import add_unreadable_photos
+    first, second, other = csv_rows[10], csv_rows[11], csv_rows[12]
+    names = {r["URL"].rsplit("/", 1)[1]: r for r in (first, second)}
+    assert all(n.endswith(".jpg") for n in names)
+    early, late = tmp_path / "early", tmp_path / "late"
+    (n1, r1), (n2, r2) = names.items()
+    photos = {**add_unreadable_photos(early, {n1: r1, "foto_cualquiera.jpg": other}),
+              **add_unreadable_photos(late, {n2: r2})}
+    sheet = tmp_path / "hoja.csv"
+    sheet.write_text(_sheet_text([first, second, other], COLUMNS_V1), encoding="utf-8")
+    wd = tmp_path / "w"
+    ingest([str(early)], wd)                 # the photo first, then its row
+    ingest([str(sheet)], wd)
+    ingest([str(late)], wd)                  # the row first, then its photo
+    with Workdir(wd, create=False) as w:
+        linked = dict(w.db.execute("select centro || '.' || mesa, image_sha256 from actas where source_kind = 'csv'"))
+        for name, r in names.items():
+            sha = photos[name][0]
+            assert linked[f"{int(r['CENTRO'])}.{int(r['MESA'])}"] == sha
+            assert photolink.linked_mesa(w.db, sha) == (int(r["CENTRO"]), int(r["MESA"]))
+        assert linked[f"{int(other['CENTRO'])}.{int(other['MESA'])}"] is None
+        queue = {p.sha256: p.decision for p in transcription.photos(w.db)}
+        assert queue == {photos[n][0]: None for n in photos}     # all three still wait for volunteers
+    build_bundle(wd, tmp_path / "B")
+    db = sqlite3.connect(tmp_path / "B" / "ve-2024.db")
+    published = dict(db.execute("select a.mesa_id, i.original_sha256 from actas a join images i "
+                                "on i.sha256 = a.image_sha256 where a.source = 'csv'"))
+    db.close()
+    assert published == {f"{int(r['CENTRO'])}.{int(r['MESA']):02d}": photos[n][0] for n, r in names.items()}
