@@ -22,7 +22,7 @@ from archive.bundle import build_bundle
 from archive.ingest import ingest
 from conftest import CSV_TOTALS, ROOT
 
-TESTIGO = [sys.executable, "-m", "archive"]
+TESTIGO = [sys.executable, "-m", "publish"]
 
 
 def _outcomes(wd: Path) -> dict[str, tuple]:
