@@ -357,3 +357,31 @@ def test_testigo_check_says_outside_the_registry(outside, tmp_path):
     assert found.status == "match" and "outside the registry" in found.reason
     assert (missing.status, missing.code) == ("not_in_archive", "outside_registry")
     assert "counted apart" in missing.reason
+
+
+@pytest.mark.parametrize("header, counts_edit, code", [
+    ("0000000.01.1.0001", None, "bad_header"),          # centre 0: estado 0 does not exist
+    ("990101001.01.1.0001", None, "bad_header"),        # estado 99 does not exist
+    ("201301006.00.1.0001", None, "bad_header"),        # mesa 0
+    ("201301006.99.1.0001", None, None),                # mesa 99 of a real centre: kept (outside the registry)
+    ("040202001.01.1.0001", None, None),                # leading zeros of a 9-digit code, as real scans print
+    ("201301006.01.1.0001", (0, " 140"), "non_numeric_count"),   # a space
+    ("201301006.01.1.0001", (0, "140\n"), "non_numeric_count"),  # a newline
+    ("201301006.01.1.0001", (1, "07"), "non_numeric_count"),     # a leading zero
+    ("201301006.01.1.0001", (1, "٧"), "non_numeric_count"),      # a digit, but not ASCII
+])
+def test_headers_that_exist_and_plain_counts(election, header, counts_edit, code):
+    """Issue 21, item 6: a wrong text is worse than none."""
+    from archive.render import KNOWN_PAYLOAD
+    _, counts, *trailers = KNOWN_PAYLOAD.split("!")
+    counts = counts.split(",")
+    if counts_edit:
+        counts[counts_edit[0]] = counts_edit[1]
+    text = "!".join([header, ",".join(counts), *trailers])
+    if code is None:
+        a = acta_mod.parse_payload(text, election)
+        assert f"{a.centro}.{a.mesa:02d}" == f"{int(header.split('.')[0])}.{header.split('.')[1]}"
+    else:
+        with pytest.raises(PayloadError) as err:
+            acta_mod.parse_payload(text, election)
+        assert err.value.code == code
