@@ -192,7 +192,8 @@ def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
                 "parroquia": election.parroquias[(m.cod_edo, m.cod_mun, m.cod_par)],
                 "mesas": 0, "electores": 0, "outside_registry": 0}
         c["mesas"] += 1
-        c["electores"] += m.electores
+        # a centre's electors are known only when every one of its mesas' is
+        c["electores"] = None if c["electores"] is None or m.electores is None else c["electores"] + m.electores
     outside = sorted({(c, m) for c, m in read if (c, m) not in election.mesas})
     for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
         mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": None,
@@ -223,7 +224,8 @@ def _crosscheck(a: dict, others: list[dict]) -> tuple[str | None, str | None]:
     if not others:
         return None, None
     for o in others:
-        diff = acta_mod.differences(a["votes"], a["validos"], o["votes"], o["validos"], (a["source"], o["source"]))
+        diff = acta_mod.differences(a["votes"], a["validos"], o["votes"], o["validos"], (a["source"], o["source"]),
+                                    a["nulos"], o["nulos"])
         if diff:
             return "disagree", json.dumps(diff, sort_keys=True)
     return "agree", None
@@ -341,7 +343,9 @@ def _counts(db_path: Path, tables: dict, state: _Snapshot, election) -> dict:
     try:
         one = lambda sql: conn.execute(sql).fetchone()[0] or 0  # noqa: E731
         by_status = dict(conn.execute("SELECT status, count(*) FROM actas GROUP BY status").fetchall())
-        return {"mesas_registry": len(election.mesas), "actas": one("SELECT count(*) FROM actas"),
+        authority = election.authority_count
+        return {"mesas_registry": len(election.mesas),
+                "authority_count": authority.to_dict() if authority else None, "actas": one("SELECT count(*) FROM actas"),
                 "mesas_counted": one("SELECT count(*) FROM actas WHERE counted = 1"),
                 "actas_by_status": {s: by_status.get(s, 0) for s in ("ok", "duplicate", "conflict")},
                 "images": one("SELECT count(*) FROM images"), "issues": one("SELECT count(*) FROM issues"),
@@ -445,6 +449,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
     warnings: list[str] = []
     try:
         election = election_mod.load(wd.election_id or election_mod.DEFAULT_ELECTION)
+        acta_mod.fill_qr_nulos(wd.db, election)
         name = name or election.id
         if not _NAME.match(name) or name.endswith(".db"):
             raise BundleError(f"bundle name {name!r}: use letters, digits, '.', '_' and '-' only")

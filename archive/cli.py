@@ -79,9 +79,11 @@ def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as
         with Workdir(workdir, create=False) as wd:
             totals = wd.outcome_counts()
             outside = wd.db.execute("SELECT count(*) FROM inputs WHERE code = 'outside_registry'").fetchone()[0]
-        out = {"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals,
+        out = {"new": dict(summary.new), "skipped": summary.skipped, "workdir": totals, "sheets": summary.notes,
                "outside_registry": outside}
         if not as_json:
+            for note in summary.notes:
+                click.echo(f"sheet {note}")
             click.echo(f"{summary.total()} new inputs, {summary.skipped} already ingested (skipped)")
             for outcome in OUTCOMES:
                 if summary.new.get(outcome) or totals.get(outcome):

@@ -107,6 +107,6 @@ def browser_spec(field_list: list[Field], payload_spec: dict, card_candidates: l
     ``payload_spec``: the election's payload grammar (election.json ``payload``);
     ``card_candidates``: the candidate code of each ballot card, in payload order.
     """
-    keep = ("counts", "trailers", "centro_digits", "mesa_digits", "max_count")
-    return {"fields": [asdict(f) for f in field_list], "payload": {k: payload_spec[k] for k in keep},
+    keep = ("counts", "trailers", "centro_digits", "mesa_digits", "max_count", "nulos_trailer")
+    return {"fields": [asdict(f) for f in field_list], "payload": {k: payload_spec.get(k) for k in keep},
             "cards": list(card_candidates)}

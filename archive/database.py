@@ -161,7 +161,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "image_sha256": "The published photo the acta was read or transcribed from (NULL for csv).",
               "payload": "The QR text, verbatim (NULL for csv).",
               "validos": "Valid votes (sum of all candidates).",
-              "nulos": "Null votes; NULL for QR readings (not established in the payload).",
+              "nulos": "Null votes; for a QR reading, the payload's first trailing field (established on real scans, see the election definition).",
               "status": "'ok', 'duplicate' (same numbers as an earlier reading of the same source) or "
                         "'conflict' (readings of the same source disagree).",
               "duplicate_of": "For duplicates: the acta first read with these numbers.",

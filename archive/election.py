@@ -5,8 +5,6 @@ Loaded from ``datasets/<id>/`` so that a new election is new data, not new code.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +13,8 @@ from pathlib import Path
 
 import datasets
 
-from .errors import DefinitionError
+from . import textfile
+from .errors import DefinitionError, SheetUnreadable
 
 DEFAULT_ELECTION = "ve-2024"
 
@@ -24,7 +23,7 @@ DEFAULT_ELECTION = "ve-2024"
 class Mesa:
     centro: int
     mesa: int
-    electores: int
+    electores: int | None            # None: the registry file has no RE for it
     cod_edo: int
     cod_mun: int
     cod_par: int
@@ -40,6 +39,21 @@ class Place:
 
 
 UNPLACED = Place(None, None, None)
+
+
+@dataclass(frozen=True)
+class AuthorityCount:
+    """What the electoral authority says the election had, with where that figure comes from.
+    Coverage is stated against it ("24,532 of 30,026 mesas"); None fields are not known."""
+
+    mesas: int | None
+    centros: int | None
+    electores: int | None
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"mesas": self.mesas, "centros": self.centros, "electores": self.electores,
+                "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -72,14 +86,36 @@ class Election:
     centros: dict[int, Place] = field(default_factory=dict)
     # (estado, municipio, the code's parroquia digits) -> the registry's parroquia code
     local_parroquias: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # centre -> {"nombre": ..., "direccion": ...} where a registry file names it
+    centre_names: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def payload(self) -> dict:
         return self.meta["payload"]
 
     @property
+    def registry_paths(self) -> list[Path]:
+        """The registry's files (which mesas exist, where, and their electors where known)."""
+        reg = self.meta["registry"]
+        return [self.folder / f for f in reg.get("files") or [reg["file"]]]
+
+    @property
     def registry_path(self) -> Path:
-        return self.folder / self.meta["registry"]["file"]
+        return self.registry_paths[0]
+
+    @property
+    def authority_count(self) -> AuthorityCount | None:
+        """The authority's published count of mesas, centres and electors (None: not known)."""
+        c = self.meta["registry"].get("authority_count")
+        if not c:
+            return None
+        return AuthorityCount(c.get("mesas"), c.get("centros"), c.get("electores"), c["source"])
+
+    @property
+    def valid_estados(self) -> set[int]:
+        """Estado codes a centre code may name: the definition's list, else the registry's estados."""
+        listed = (self.meta.get("centre_code") or {}).get("estados")
+        return set(listed) if listed else set(self.estados)
 
     def mesa(self, centro: int, mesa: int) -> Mesa | None:
         return self.mesas.get((centro, mesa))
@@ -119,11 +155,9 @@ class Election:
 
 
 def open_text(path: Path):
-    """Open a CSV that may be gzip-compressed, dropping a UTF-8 BOM."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return io.StringIO(raw.decode("utf-8-sig"), newline="")
+    """Open a CSV as people publish it (gzip or not, UTF-8 with or without BOM, else
+    Windows-1252 / Latin-1), streamed."""
+    return textfile.open_text(path, textfile.detect_encoding(path))[0]
 
 
 @lru_cache(maxsize=4)
@@ -151,16 +185,44 @@ def load(election_id: str = DEFAULT_ELECTION) -> Election:
     return election
 
 
+REGISTRY_COLUMNS = ("COD_EDO", "EDO", "COD_MUN", "MUN", "COD_PAR", "PAR", "CENTRO", "MESA")
+#: optional columns: registered electors; a centre's name and address (search finds a centre by name)
+NAME_COLUMNS = {"NOMBRE_CENTRO": "nombre", "CENTRO_NOMBRE": "nombre", "NOMBRE": "nombre",
+                "DIRECCION": "direccion", "DIRECCION_CENTRO": "direccion"}
+
+
 def _load_registry(election: Election) -> None:
-    with open_text(election.registry_path) as f:
-        for row in csv.DictReader(f):
-            edo, mun, par = int(row["COD_EDO"]), int(row["COD_MUN"]), int(row["COD_PAR"])
-            m = Mesa(int(row["CENTRO"]), int(row["MESA"]), int(row["RE"]), edo, mun, par)
-            election.mesas[(m.centro, m.mesa)] = m
-            election.centros[m.centro] = Place(edo, mun, par)
-            election.estados[edo] = row["EDO"].strip()
-            election.municipios[(edo, mun)] = row["MUN"].strip()
-            election.parroquias[(edo, mun, par)] = row["PAR"].strip()
+    """Read the registry files: the mesas that exist, their place, electors where known (RE),
+    centre names where given. A mesa named twice keeps its first row (electors filled in from
+    a later file when the first lacks them)."""
+    for path in election.registry_paths:
+        try:
+            f = open_text(path)
+        except (OSError, SheetUnreadable) as e:
+            raise DefinitionError(f"registry file {path} cannot be read: {e}") from None
+        with f:
+            reader = csv.DictReader(f)
+            header = {(n or "").strip().upper(): n for n in reader.fieldnames or []}
+            missing = [c for c in REGISTRY_COLUMNS if c not in header]
+            if missing:
+                raise DefinitionError(f"registry file {path.name} lacks the column(s) {', '.join(missing)}")
+            col = lambda row, name: (row.get(header.get(name, name)) or "").strip()  # noqa: E731
+            for row in reader:
+                edo, mun, par = int(col(row, "COD_EDO")), int(col(row, "COD_MUN")), int(col(row, "COD_PAR"))
+                re_ = col(row, "RE")
+                m = Mesa(int(col(row, "CENTRO")), int(col(row, "MESA")), int(re_) if re_.isdigit() else None,
+                         edo, mun, par)
+                old = election.mesas.get((m.centro, m.mesa))
+                if old is None or (old.electores is None and m.electores is not None):
+                    election.mesas[(m.centro, m.mesa)] = m if old is None else Mesa(
+                        old.centro, old.mesa, m.electores, old.cod_edo, old.cod_mun, old.cod_par)
+                election.centros.setdefault(m.centro, Place(edo, mun, par))
+                election.estados.setdefault(edo, col(row, "EDO"))
+                election.municipios.setdefault((edo, mun), col(row, "MUN"))
+                election.parroquias.setdefault((edo, mun, par), col(row, "PAR"))
+                names = {key: col(row, c) for c, key in NAME_COLUMNS.items() if c in header and col(row, c)}
+                if names:
+                    election.centre_names.setdefault(m.centro, names)
     _learn_local_parroquias(election)
 
 

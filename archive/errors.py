@@ -45,6 +45,14 @@ class RejectedFile(TestigoError):
         self.code = code
 
 
+class SheetUnreadable(TestigoError):
+    """A file named as a sheet cannot be read at all (a damaged gzip, no header line)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 class WorkdirError(TestigoError):
     """The workdir is missing, not a testigo workdir, or from an incompatible version."""
 

@@ -5,7 +5,6 @@ committed in its own transaction, so a killed run resumes and a re-run changes n
 """
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -14,19 +13,21 @@ import sys
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
 from . import acta as acta_mod
 from . import election as election_mod
+from . import photolink
+from . import sheet as sheet_mod
 from .errors import PayloadError, RejectedFile, TestigoError
+from .progress import PROGRESS_MIN, progress
 from .staging import exit_with_parent
 from .workdir import Workdir, sha256_bytes
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 SHEET_SUFFIXES = (".csv", ".csv.gz")
-REQUIRED_SHEET_COLUMNS = ("CENTRO", "MESA", "VOTOS_VALIDOS", "VOTOS_NULOS")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Sheet:
 class IngestSummary:
     new: Counter
     skipped: int
+    notes: list[str] = field(default_factory=list)   # per sheet: how it was read, or why refused
 
     def total(self) -> int:
         return sum(self.new.values())
@@ -231,8 +233,10 @@ class Ingester:
         if workdir.election_id is None:
             workdir.set_meta("election", self.election_id)
         self.election = election_mod.load(self.election_id)
+        acta_mod.fill_qr_nulos(workdir.db, self.election)
         self.jobs = max(1, jobs)
         self.skipped = 0
+        self.sheet_notes: list[str] = []
         # inputs of this run are those with a higher id: their outcomes (which a later reading
         # of the same mesa may turn into "conflict") are read back rather than counted
         self.last_id_before = workdir.db.execute("SELECT coalesce(max(id), 0) FROM inputs").fetchone()[0]
@@ -338,6 +342,8 @@ class Ingester:
                        (sha, fresh["status"], fresh.get("qr_text"), fresh.get("code"),
                         fresh.get("reason"), fresh.get("decoder"), fresh.get("step")))
         r = db.execute("SELECT * FROM readings WHERE sha256 = ?", (sha,)).fetchone()
+        if r["status"] != "rejected":
+            photolink.link_photo(db, item.locator, sha)
         earlier = db.execute("SELECT locator, acta_id FROM inputs WHERE sha256 = ? AND kind = 'image' "
                              "ORDER BY id LIMIT 1", (sha,)).fetchone()
         if earlier is not None and earlier["acta_id"] is not None:
@@ -375,6 +381,11 @@ class Ingester:
             reason = (f"mesa {a.mesa_key} is not in the {self.election.id} registry: the acta is kept, "
                       "flagged outside_registry and counted in the separate line 'actas outside the "
                       "registry', not in the registry totals")
+        if acta_mod.ELECTORS_UNKNOWN in flags:
+            code = code or acta_mod.ELECTORS_UNKNOWN
+            reason = ((reason + "; ") if reason else f"mesa {a.mesa_key}: ") + (
+                "its registered electors are unknown (not in the registry, no RE in the row), so the "
+                "electors check (válidos + nulos at most the electors) could not be made")
         outcome = "decoded" if a.source_kind == "qr" else "transcribed"
         match = next((r for r in same_mesa if r["numbers"] == numbers), None)
         if match is not None:
@@ -406,47 +417,23 @@ class Ingester:
         return acta_id
 
     # ---- sheets -------------------------------------------------------------
-    def ingest_sheet(self, sheet: Sheet) -> None:
-        """Ingest a transcribed per-mesa sheet in one transaction (all rows or none)."""
-        data = sheet.path.read_bytes()
-        sha = sha256_bytes(data)
+    def ingest_sheet(self, sheet: Sheet, progress_factory=None) -> None:
+        """Ingest a per-mesa results sheet: stored by content, then streamed in short batches
+        (see archive/sheet.py); a finished sheet is skipped, an interrupted one resumes."""
         db = self.wd.db
+        sha, size = self.wd.store_file(sheet.path)
         if db.execute("SELECT 1 FROM sheets WHERE sha256 = ?", (sha,)).fetchone() or db.execute(
                 "SELECT 1 FROM inputs WHERE sha256 = ? AND locator = ?", (sha, str(sheet.path))).fetchone():
             self.skipped += 1
             return
-        self.wd.store(data, sha)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT OR IGNORE INTO blobs (sha256, size, media_type) VALUES (?, ?, 'text/csv')",
-                       (sha, len(data)))
-            f = election_mod.open_text(sheet.path)
-            reader = csv.DictReader(f)
-            columns = reader.fieldnames or []
-            needed = list(REQUIRED_SHEET_COLUMNS) + [c.csv_column for c in self.election.candidates]
-            missing = [c for c in needed if c not in columns]
-            if missing:
-                self._input(sheet.source, str(sheet.path), sha, "rejected-file", "unknown_sheet",
-                            f"{sheet.path.name} is not a per-mesa results sheet: missing columns "
-                            f"{', '.join(missing)}", kind="file")
-                db.execute("COMMIT")
-                return
-            rows = 0
-            for rows, row in enumerate(reader, 1):
-                locator = f"{sheet.path}#row={rows}"
-                try:
-                    a = acta_mod.parse_csv_row(row, self.election)
-                    acta_mod.validate(a, self.election)
-                except PayloadError as e:
-                    self._input(sheet.source, locator, sha, "invalid", e.code, f"row {rows}: {e}", kind="sheet-row")
-                    continue
-                self._add_acta(a, sheet.source, locator, sha, image_sha=None, kind="sheet-row")
-            db.execute("INSERT INTO sheets VALUES (?, ?, ?)", (sha, str(sheet.path), rows))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with progress(progress_factory, size if size >= PROGRESS_MIN else 0,
+                      label=f"sheet {sheet.path.name}") as bar:
+            seen = [0]
+
+            def advance(pos: int) -> None:
+                bar.update(pos - seen[0])
+                seen[0] = pos
+            sheet_mod.ingest_sheet(self, sheet, sha, size, advance)
 
 
 def ingest(sources: Iterable[str], workdir: str | os.PathLike, election_id: str | None = None,
@@ -456,25 +443,26 @@ def ingest(sources: Iterable[str], workdir: str | os.PathLike, election_id: str 
     with Workdir(workdir, election=election_id) as wd:
         ing = Ingester(wd, election_id, jobs)
         for sheet in sheets:
-            ing.ingest_sheet(sheet)
+            ing.ingest_sheet(sheet, progress_factory)
         if progress_factory is not None and items:
             with progress_factory(len(items)) as bar:
                 ing.ingest_items(items, bar.update)
         else:
             ing.ingest_items(items)
-        return IngestSummary(ing.new, ing.skipped)
+        return IngestSummary(ing.new, ing.skipped, ing.sheet_notes)
 
 
 def crosschecks(wd: Workdir) -> list[dict]:
     """Compare each QR reading with the transcribed sheet row of the same mesa."""
     rows = wd.db.execute(
         "SELECT q.id AS qr_id, c.id AS csv_id, q.centro, q.mesa, q.votes AS qv, c.votes AS cv, "
-        "q.validos AS qval, c.validos AS cval FROM actas q JOIN actas c ON c.centro = q.centro AND "
+        "q.validos AS qval, c.validos AS cval, q.nulos AS qnul, c.nulos AS cnul FROM actas q JOIN actas c ON c.centro = q.centro AND "
         "c.mesa = q.mesa AND c.source_kind = 'csv' AND c.status != 'duplicate' "
         "WHERE q.source_kind = 'qr' ORDER BY q.id, c.id").fetchall()
     out = []
     for r in rows:
-        diff = acta_mod.differences(json.loads(r["qv"]), r["qval"], json.loads(r["cv"]), r["cval"])
+        diff = acta_mod.differences(json.loads(r["qv"]), r["qval"], json.loads(r["cv"]), r["cval"],
+                                    a_nulos=r["qnul"], b_nulos=r["cnul"])
         out.append({"qr_acta": r["qr_id"], "csv_acta": r["csv_id"], "centro": r["centro"], "mesa": r["mesa"],
                     "result": "disagree" if diff else "agree", "differences": diff})
     return out

@@ -26,6 +26,7 @@ MID_SIDE = 2000       # long side cap for the enhancement steps on big photos
 BOTTOM = 0.25         # the QR sits in the bottom ~11% of the sheet; more for margins and tilt
 SMALL_PHOTO = 600     # below this long side a phone photo cannot hold a readable acta QR
 DARK_MEAN = 45        # mean gray level under which we call a photo too dark
+TINY_MAX_PIXELS = 12_000_000   # the tiny-code rung upscales at most to this many pixels (~0.5 s)
 
 
 @dataclass
@@ -131,6 +132,13 @@ def _upscale(img: Image.Image, k: int = 2) -> Image.Image:
     return img.resize((img.width * k, img.height * k), Image.Resampling.BICUBIC)
 
 
+def _sharp_upscale(img: Image.Image, k: int) -> Image.Image:
+    """Lanczos upscaling then a fine unsharp mask: gives a QR under ~2 px per module (after
+    blur) module edges zxing can sample; bicubic with a wide mask smears them together."""
+    up = img.resize((img.width * k, img.height * k), Image.Resampling.LANCZOS)
+    return up.filter(ImageFilter.UnsharpMask(2, 200, 0))
+
+
 def _rotate(img: Image.Image, angle: float) -> Image.Image:
     return img.rotate(angle, Image.Resampling.BICUBIC, expand=True, fillcolor=255)
 
@@ -196,6 +204,15 @@ def _ladder(v: _Views) -> Iterator[tuple[str, str, Image.Image, object]]:
     if max(big.size) < 1400:  # last resort for tiny, blurred codes: ~50 ms
         yield "zxing", f"{label}whole+x3+sharpen", _upscale(ImageOps.autocontrast(big, cutoff=1), 3).filter(
             ImageFilter.UnsharpMask(6, 250, 1)), local
+    # the tiny-code rung: codes under ~2 px per module after blur (a QR far from the camera, a
+    # thumbnail). Upscaled with Lanczos and sharpened finely, the QR's strip (then the whole photo,
+    # at full resolution when it was reduced) gives zxing modules it can read; bounded in pixels.
+    bottom = _strips(full, 0.3)[0]
+    for name, r in ((("full:" if v.reduced else "") + bottom[0], bottom[1]),
+                    (("full:" if v.reduced else "") + "whole", full)):
+        for k in (3, 4):
+            if r.width * r.height * k * k <= TINY_MAX_PIXELS:
+                yield "zxing", f"{name}+tiny-x{k}", _sharp_upscale(r, k), local
 
 
 def _text(raw: bytes) -> str:

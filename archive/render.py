@@ -354,9 +354,16 @@ def payload_for_row(row: dict, election: Election, rng: random.Random) -> str:
         main = _MAIN_CARD.get(cand.code, positions[0])
         for pos, n in split_votes(total, positions, main, rng).items():
             counts[pos - 1] = n
-    t = election.payload["trailers"]
     return (f"{int(row['CENTRO'])}.{int(row['MESA']):02d}.1.0001!" + ",".join(map(str, counts))
-            + "!0" * t)
+            + trailers_for_row(row, election))
+
+
+def trailers_for_row(row: dict, election: Election) -> str:
+    """The QR's trailing fields for a sheet row: its nulos where the grammar puts them, else 0."""
+    trailers = [0] * election.payload["trailers"]
+    if election.payload.get("nulos_trailer"):
+        trailers[election.payload["nulos_trailer"] - 1] = int(row.get("VOTOS_NULOS") or 0)
+    return "".join(f"!{t}" for t in trailers)
 
 
 def read_rows(election: Election) -> list[dict]:

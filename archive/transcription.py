@@ -45,8 +45,9 @@ from . import acta as acta_mod
 from . import consensus, known_answers
 from . import image as image_mod
 from . import pending
+from . import photolink
 from . import volunteers as volunteers_mod
-from .errors import TranscriptionError, ValidationError
+from .errors import PayloadError, TranscriptionError, ValidationError
 from .ingest import Ingester
 from .workdir import Workdir
 
@@ -150,11 +151,17 @@ def parse_entry(fields: Mapping[str, str], election) -> acta_mod.Acta:
     Raises TranscriptionError naming the field to fix, with a message in Spanish and English.
     """
     n = {name: _number(fields, name, es, en, digits) for name, es, en, digits in form_fields(election)}
-    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.parse_payload)
-    if not lo <= len(str(n["centro"])) <= hi:
-        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits; "
-                                 "copy it from the acta", f"El código del centro {n['centro']} debe tener de {lo} "
-                                 f"a {hi} cifras: cópielo del acta.", "centro")
+    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.check_centre)
+    try:
+        acta_mod.check_centre(str(n["centro"]), election)
+    except PayloadError:
+        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits "
+                                 "and begin with its estado's code; copy it from the acta",
+                                 f"El código del centro {n['centro']} debe tener de {lo} a {hi} cifras y empezar "
+                                 "por el código de su estado: cópielo del acta.", "centro") from None
+    if n["mesa"] < 1:
+        raise TranscriptionError("bad_mesa", "the mesa number is 1 or more; copy it from the acta",
+                                 "El número de mesa es 1 o más: cópielo del acta.", "mesa")
     a = acta_mod.Acta(n["centro"], n["mesa"], SOURCE_KIND, {c.code: n[f"v_{c.code}"] for c in election.candidates},
                       None, n["validos"], n["nulos"])
     try:
@@ -209,7 +216,8 @@ WITH eligible AS (
 counts AS (SELECT image_sha256, count(*) AS n FROM transcription_entries WHERE {live} {one_entry}
            GROUP BY image_sha256)
 SELECT e.sha256, e.media_type, e.width, e.height, e.first_input, coalesce(c.n, 0) AS entries,
-       coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256)
+       coalesce(d.decision, CASE WHEN EXISTS (SELECT 1 FROM actas a WHERE a.image_sha256 = e.sha256
+                                                   AND a.source_kind != 'csv')
                                  THEN 'agreed' END) AS decision
 FROM eligible e LEFT JOIN counts c ON c.image_sha256 = e.sha256
 LEFT JOIN transcription_decisions d ON d.image_sha256 = e.sha256
@@ -371,6 +379,10 @@ class Transcriptions:
             row = self.db.execute("SELECT media_type, width, height FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
             p = Photo(sha, row[0], row[1], row[2], 0, 0, None, consensus.rule(self.db).of)
         return p
+
+    def linked_mesa(self, sha: str) -> tuple[int, int] | None:
+        """The (centre, mesa) a sheet row's URL names this photo as (archive.photolink), or None."""
+        return photolink.linked_mesa(self.db, sha)
 
     def entered(self, volunteer_id: int) -> set[str]:
         return {r[0] for r in self.db.execute(

@@ -62,9 +62,24 @@ CREATE TABLE IF NOT EXISTS actas (
 );
 CREATE INDEX IF NOT EXISTS actas_mesa ON actas(centro, mesa, source_kind);
 CREATE INDEX IF NOT EXISTS actas_image ON actas(image_sha256);   -- has this photo an acta already?
--- sheets fully ingested (a sheet is ingested in one transaction)
+-- sheets fully ingested (the last batch of a sheet writes its row here)
 CREATE TABLE IF NOT EXISTS sheets (
     sha256 TEXT PRIMARY KEY, locator TEXT NOT NULL, rows INTEGER NOT NULL
+);
+-- sheets being ingested, batch by batch (archive/sheet.py): how far each got, and how it was read
+CREATE TABLE IF NOT EXISTS sheet_progress (
+    sha256 TEXT PRIMARY KEY, locator TEXT NOT NULL,
+    encoding TEXT NOT NULL,     -- utf-8-sig / utf-8 / cp1252 / latin-1: the first that read it whole
+    header TEXT NOT NULL,       -- its columns as read
+    rows_done INTEGER NOT NULL  -- rows committed so far (a killed ingest resumes after them)
+);
+-- photos linked to sheet rows by name (archive/photolink.py): a photo whose file name is the
+-- basename of a row's URL (as on the citizens' site) is that row's mesa's photo
+CREATE TABLE IF NOT EXISTS photo_names (
+    name TEXT NOT NULL, sha256 TEXT NOT NULL REFERENCES blobs(sha256), PRIMARY KEY (name, sha256)
+);
+CREATE TABLE IF NOT EXISTS sheet_urls (
+    name TEXT NOT NULL, acta_id INTEGER NOT NULL REFERENCES actas(id), PRIMARY KEY (name, acta_id)
 );
 -- transcription by volunteers (archive/transcription.py): who typed what, when, for which photo
 CREATE TABLE IF NOT EXISTS volunteers (
@@ -270,6 +285,28 @@ class Workdir:
                 tmp.unlink(missing_ok=True)
                 raise
         return sha256
+
+    def store_file(self, path: Path) -> tuple[str, int]:
+        """Store a file by content hash, streamed (a sheet may be larger than memory).
+        Returns its sha256 and size."""
+        h, size = hashlib.sha256(), 0
+        tmp = self.path / "objects" / "incoming" / f"sheet.tmp{os.getpid()}"
+        tmp.parent.mkdir(exist_ok=True)
+        with open(path, "rb") as src, open(tmp, "wb") as out:
+            while chunk := src.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        sha256 = h.hexdigest()
+        dest = self.object_path(sha256)
+        if dest.exists():
+            tmp.unlink()
+        else:
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(tmp, dest)
+        return sha256, size
 
     def outcome_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT outcome, count(*) FROM inputs GROUP BY outcome").fetchall()

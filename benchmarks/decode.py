@@ -9,10 +9,15 @@ two-call path ``decode(open_image(data))`` (o+d), which loads full resolution fi
 
     python benchmarks/decode.py                  # 60 images per level, ~1-2 minutes
     python benchmarks/decode.py -n 200 --levels moderate --keep /tmp/renders
+
+Beside the rendered levels, the row "real" is the real acta scans of
+``../shared/data/ve2024/real_scans`` (their ``truth.csv`` holds the text each must give, none for
+the strip cut through its QR), found beside the checkout or above it, or named with ``--real DIR``.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import os
 import random
@@ -53,6 +58,12 @@ def _pillow_floor(data: bytes) -> None:
         im.load()
 
 
+def _real_scans_dir() -> Path | None:
+    here = Path(__file__).resolve().parent.parent
+    return next((p / "shared" / "data" / "ve2024" / "real_scans" for p in here.parents
+                 if (p / "shared" / "data" / "ve2024" / "real_scans" / "truth.csv").is_file()), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", "--per-level", type=int, default=60, help="images per level (default 60)")
@@ -63,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for rendering")
     ap.add_argument("--keep", metavar="DIR", help="write the renders here instead of a temp dir")
     ap.add_argument("--show-failures", action="store_true", help="list files not decoded")
+    ap.add_argument("--real", metavar="DIR", default=None,
+                    help="real scans with a truth.csv (default: ../shared/data/ve2024/real_scans when present)")
+    ap.add_argument("--no-real", action="store_true", help="rendered levels only")
     args = ap.parse_args(argv)
 
     levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
@@ -89,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         list(pool.map(_render_one, jobs, chunksize=4))
     print(f"rendered {len(jobs)} images in {time.perf_counter() - t0:.1f}s ({out})")
 
+
+    real = None if args.no_real else (Path(args.real) if args.real else _real_scans_dir())
+    if real is not None:
+        with open(real / "truth.csv", encoding="utf-8", newline="") as f:
+            for t in csv.DictReader(f):
+                path = str(real / t["file"])
+                jobs.append((None, "real", 0, path))
+                truth[path] = ("real", t["qr_text"] or None)
+        levels = levels + ["real"]
     reading.decode_bytes(Path(jobs[0][3]).read_bytes(), election)  # warm up imports and caches
     results: dict[str, list] = {lv: [] for lv in levels}
     for _, level, _, path in jobs:

@@ -29,6 +29,7 @@ What you get (all real SQLite files on disk, from the real published CSV):
   bundle              Path of a bundle built from photo_workdir and signed with signing_key
   bundle_copy         a fresh, writable copy of ``bundle`` for tampering (function scope)
   copy_tree           copy_tree(src) -> a writable copy under tmp_path (function scope)
+  shared_data         Path of ../shared/data/ve2024 (real sheets V1 and V2, real scans); skips when absent
   full_workdir        [slow] workdir with the whole real CSV ingested
   full_bundle         [slow] bundle built and signed from full_workdir
   chromium            [browser] Debian's Chromium, headless, driven by Playwright (one per session)
@@ -61,6 +62,25 @@ SLICE_ROWS = 200
 SLICE_STEP = 122  # every 122nd row: 200 rows across all states
 CSV_TOTALS = {"EG": 7_156_462, "NM": 3_241_461, "LM": 84_446, "JABE": 19_966, "JOBR": 21_583,
               "AE": 49_603, "CF": 12_321, "DC": 10_308, "EM": 25_570, "BERA": 37_408}
+
+
+def _shared_data() -> Path | None:
+    """The real public files of ``../shared/data/ve2024`` (SOURCES.md there), looked for beside
+    the checkout or any folder above it, or named by $TESTIGO_SHARED_DATA; None when absent."""
+    named = os.environ.get("TESTIGO_SHARED_DATA")
+    candidates = [Path(named)] if named else [p / "shared" / "data" / "ve2024" for p in ROOT.parents]
+    return next((p for p in candidates if (p / "SOURCES.md").is_file()), None)
+
+
+SHARED_DATA = _shared_data()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real data folder; tests that need it skip cleanly when it is not there."""
+    if SHARED_DATA is None:
+        pytest.skip("the real data of ../shared/data/ve2024 is not here (see datasets/ve-2024/README.md)")
+    return SHARED_DATA
 
 
 def pytest_configure(config):
@@ -177,8 +197,9 @@ def payload_for_row(row: dict, move: int = 0) -> str:
     for cand in e.candidates:
         first = min(k.position for k in e.cards if k.candidate == cand.code)
         counts[first - 1] = votes[cand.code]
+    from archive.render import trailers_for_row
     return (f"{int(row['CENTRO'])}.{int(row['MESA']):02d}.1.0001!" + ",".join(map(str, counts))
-            + "!0" * e.payload["trailers"])
+            + trailers_for_row(row, e))
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,9 @@ def test_counting_rule_and_crosschecks(bundle, photo_workdir, csv_slice_rows):
     assert json.loads(qr_d["crosscheck_diff"])["EG"] == {"qr": int(f["disagree"]["EG"]) - 1,
                                                          "csv": int(f["disagree"]["EG"])}
     (only,) = actas(f["qr_only"])
-    assert only["source"] == "qr" and only["counted"] == 1 and only["nulos"] is None and only["payload"]
+    # the QR's first trailing field is the mesa's nulos: it reaches the bundle (issue 20)
+    assert only["source"] == "qr" and only["counted"] == 1 and only["payload"]
+    assert only["nulos"] == int(f["qr_only"]["VOTOS_NULOS"]) == int(only["payload"].split("!")[2])
     dups = actas(f["dup"])
     assert sorted(a["status"] for a in dups) == ["duplicate", "ok"]
     ok = next(a for a in dups if a["status"] == "ok")
@@ -182,7 +184,7 @@ def test_issues_name_files_without_local_paths(bundle, photo_workdir):
                            "conflict_b.jpg", "notas.txt", "same_as_agree.jpg"}
     assert issues["blurry.jpg"]["outcome"] == "unreadable"
     assert issues["blurry.jpg"]["original_sha256"] == photo_workdir.facts["unreadable_sha"]
-    assert issues["hoja_extra.csv#row=1"]["code"] == "unknown_mesa"
+    assert issues["hoja_extra.csv#row=1"]["code"] == "bad_header"   # centre 999999999: no estado 99
     assert issues["same_as_agree.jpg"]["code"] == "same_file" and issues["same_as_agree.jpg"]["acta_id"]
     # no text anywhere in the database mentions the volunteer's folders, nor a zip's name or
     # folders (a chat export is a zip named after the contact who sent the photos)

@@ -102,7 +102,7 @@ def test_match(sample_bundle, photos):
     assert r.exit_code == 0, r.output
     [c] = lines(r)
     assert c["status"] == "match" and c["mesa_id"] == "201301006.01"
-    assert c["differences"] == [] and c["compared"] == 11   # válidos + 10 candidates:
+    assert c["differences"] == [] and c["compared"] == 12   # válidos, nulos (the QR has them) + 10 candidates:
     assert c["compared_with"]["source"] == "csv"                 # the counted acta is the sheet row (no cards)
     assert c["qr_text"] == photos["payload"]
 
@@ -182,7 +182,7 @@ def test_comparison_rule(election):
           "image_url": "/images/x.jpg", "payload": render.KNOWN_PAYLOAD}
     res = comparison.check_mesa(fields, yours, {"counted_acta": 1, "actas": [sheet, qr]}, render.KNOWN_PAYLOAD)
     assert res["result"] == "match" and res["compared_with"]["id"] == 1 and res["other_matches"] == [2]
-    assert {r["field"] for r in res["fields"]} == {"validos", *acta.votes}    # no cards, no nulos on a sheet
+    assert {r["field"] for r in res["fields"]} == {"validos", "nulos", *acta.votes}   # no cards on a sheet
     assert res["identical_payload"] is True and res["image_url"] == "/images/x.jpg"
     changed = dict(yours, EG=yours["EG"] + 1)
     res = comparison.check_mesa(fields, changed, {"counted_acta": 2, "actas": [sheet, qr]})

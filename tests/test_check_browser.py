@@ -65,11 +65,12 @@ def test_photo_checked_in_the_browser_and_never_sent(server, page, sample_bundle
     assert page.get_attribute("#archived-photo", "src").startswith("/images/")
     rows = page.evaluate("Array.from(document.querySelectorAll('#photo-field-table tbody tr'))"
                          ".map(t => [t.dataset.field, t.className])")
-    assert len(rows) == 11 and all(c == "t-same" for _, c in rows)
+    assert len(rows) == 12 and all(c == "t-same" for _, c in rows)   # válidos, nulos, 10 candidates
+    assert "nulos" in [f for f, _ in rows]                     # the QR's nulos, compared in the browser too
     shot(page, "1-photo-match")
 
     assert feed(page, edited_photo) == "mismatch"
-    assert "No coincide: 2 de 11 campos" in page.inner_text("#photo-result")
+    assert "No coincide: 2 de 12 campos" in page.inner_text("#photo-result")
     diffs = page.evaluate("Array.from(document.querySelectorAll('#photo-field-table tr.t-diff'))"
                           ".map(t => t.dataset.field)")
     # the browser's verdict is the CLI's (one definition of the comparison)
@@ -108,7 +109,7 @@ def test_photo_check_on_a_phone_in_english(server, chromium, tmp_path):
         assert "Your photo never leaves your phone" in page.inner_text("#privacy")
         assert page.get_attribute("#photo-camera", "capture") == "environment"
         assert feed(page, SAMPLE / PHOTOS_IN_BUNDLE[1]) == "match"
-        assert page.inner_text("#photo-result").startswith("✔ Match: all 11 fields")
+        assert page.inner_text("#photo-result").startswith("✔ Match: all 12 fields")
         href = page.get_attribute("#photo-result a[href^='/mesa/']", "href")   # the site's English page
         assert href.endswith("?lang=en") and not href.startswith("/en/"), href
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]   # nothing wider than the phone

@@ -43,7 +43,7 @@ def small_election(tmp_path_factory):
     folder = base / ELECTION
     shutil.copytree(full.folder, folder, ignore=shutil.ignore_patterns("sample", "*.csv.gz"))
     meta = json.loads((folder / "election.json").read_text())
-    meta["id"], meta["registry"]["file"] = ELECTION, "registry.csv"
+    meta["id"], meta["registry"]["files"] = ELECTION, ["registry.csv"]
     (folder / "election.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
     centros = {int(p.split("_")[0]) for p in PHOTOS}
     parishes = {(m.cod_edo, m.cod_mun, m.cod_par) for m in full.mesas.values() if m.centro in centros}

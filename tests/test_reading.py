@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from archive import acta, reading, render
 from archive.render import KNOWN_PAYLOAD
@@ -193,3 +193,23 @@ def test_shipped_sample_decodes_to_its_manifest(election):
     for row in rows:
         r = reading.decode_bytes((SAMPLE / row["file"]).read_bytes(), election, row["file"])
         assert r.status == "ok" and r.qr_text == row["payload"], (row["file"], r)
+
+
+def _tiny(page: Image.Image, scale: float, blur: float) -> bytes:
+    """The page shrunk until its QR has ~2 px per module or fewer, blurred, in a wider photo."""
+    small = page.convert("L").resize((int(page.width * scale), int(page.height * scale)),
+                                     Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(blur))
+    canvas = Image.new("L", (int(small.width * 2.2), int(small.height * 1.3)), 200)
+    canvas.paste(small, (int(small.width * 0.6), int(small.height * 0.15)))
+    return _jpeg(canvas)
+
+
+def test_tiny_qr_rung_reads_what_every_other_rung_misses(election):
+    """A QR of ~1.8 px per module after blur: only the tiny-code rung (Lanczos x3, fine
+    sharpening, zxing) reads it, and exactly; a smaller one stays unreadable, never wrong."""
+    page = render.render_page(KNOWN_PAYLOAD, election)
+    r = reading.decode_bytes(_tiny(page, 0.30, 0.8), election, "lejos.jpg")
+    assert (r.status, r.qr_text) == ("ok", KNOWN_PAYLOAD)
+    assert r.decoder == "zxing" and "tiny-x" in r.step        # every earlier rung missed it
+    smaller = reading.decode_bytes(_tiny(page, 0.20, 0.6), election, "mas_lejos.jpg")
+    assert smaller.status == "unreadable" and smaller.qr_text is None

@@ -19,7 +19,7 @@ import pytest
 from archive import acta as acta_mod
 from archive import election as election_mod
 from archive.bundle import build_bundle
-from archive.errors import ValidationError
+from archive.errors import PayloadError, ValidationError
 from archive.ingest import ingest
 from archive.render import render_page
 from archive.verify import verify_bundle
@@ -90,18 +90,25 @@ def test_codes_outside_the_registry_are_placed_as_far_as_known():
     assert e.place(201301006) == e.centros[201301006]              # registry first
 
 
-def test_validate_flags_photo_actas_outside_and_refuses_sheet_rows(csv_rows):
+def test_validate_flags_actas_outside_the_registry_whatever_their_source(csv_rows):
     e = election_mod.load()
     row = csv_rows[0]
-    qr = acta_mod.parse_payload(payload_for_row(_as_mesa(row, 990101001, 1)), e)
-    assert acta_mod.validate(qr, e) == ("outside_registry",)
+    qr = acta_mod.parse_payload(payload_for_row(_as_mesa(row, 21201999, 1)), e)
+    assert acta_mod.validate(qr, e) == ("outside_registry", "electors_unknown")
     assert acta_mod.validate(acta_mod.parse_payload(payload_for_row(row), e), e) == ()
-    sheet = acta_mod.parse_csv_row(_as_mesa(row, 990101001, 1), e)
+    # a sheet row of a mesa the registry lacks is kept too (issue 20), checked against its own RE
+    sheet = acta_mod.parse_csv_row(_as_mesa(row, 21201999, 1), e)
+    assert acta_mod.validate(sheet, e) == ("outside_registry", "electors_unknown")
+    assert acta_mod.validate(sheet, e, electores=int(row["RE"])) == ("outside_registry",)
     with pytest.raises(ValidationError) as err:
-        acta_mod.validate(sheet, e)
-    assert err.value.code == "unknown_mesa"
+        acta_mod.validate(sheet, e, electores=sheet.validos - 1)
+    assert err.value.code == "over_electors"
+    # a centre code whose estado does not exist is no acta at all (issue 21: headers that exist)
+    with pytest.raises(PayloadError) as err:
+        acta_mod.parse_payload(payload_for_row(_as_mesa(row, 990101001, 1)), e)
+    assert err.value.code == "bad_header"
     # the sum rule still applies outside the registry
-    bad = acta_mod.Acta(990101001, 1, "qr", qr.votes, qr.counts, qr.validos + 1, None, qr.payload)
+    bad = acta_mod.Acta(21201999, 1, "qr", qr.votes, qr.counts, qr.validos + 1, None, qr.payload)
     with pytest.raises(ValidationError) as err:
         acta_mod.validate(bad, e)
     assert err.value.code == "sum_mismatch"
@@ -124,7 +131,7 @@ def outside(tmp_path_factory, small_workdir, csv_rows, csv_slice_rows, signing_k
         "placed": (21201999, 1),                 # estado 2, municipio 12, parroquia 60 by the code
         "registry_centre": (registry_centre, new_mesa),
         "municipio_only": (21299001, 3),
-        "unplaced": (990101001, 1),
+        "estado_only": (249901001, 1),           # municipio 99 of La Guaira: the estado only
     }
     rows = {name: _as_mesa(donors[i * 97], *cm) for i, (name, cm) in enumerate(mesas.items())}
     inbox = base / "inbox"
@@ -190,7 +197,7 @@ def test_bundle_flags_outside_actas_and_counts_them_apart(outside):
     assert dp["totals"] == outside["slice_totals"]
     assert dp["totals_outside_registry"] == outside["outside_totals"]
     assert dp["counts"]["mesas_registry"] == 24_532
-    assert dp["counts"]["outside_registry"] == {"mesas": 4, "actas": 5, "counted": 4, "centros_unplaced": 1}
+    assert dp["counts"]["outside_registry"] == {"mesas": 4, "actas": 5, "counted": 4, "centros_unplaced": 0}
     assert "outside_registry" in dp["counting_rule"]["en"] and "fuera del registro" in dp["counting_rule"]["es"]
     readme = (outside["bundle"] / "README.md").read_text()
     assert "outside_registry_totals" in readme and "| 5 (4, 4) |" in readme
@@ -207,15 +214,15 @@ def test_bundle_rows_for_outside_mesas_and_centres(outside):
     assert _rows(db, "select count(*) as n from mesas where outside_registry = 0")[0]["n"] == 24_532
     centros = {r["centro"]: r for r in _rows(db, "select * from centros where outside_registry = 1")}
     # a new mesa of a registry centre keeps that centre's registry row
-    assert set(centros) == {m["placed"][0], m["municipio_only"][0], m["unplaced"][0]}
+    assert set(centros) == {m["placed"][0], m["municipio_only"][0], m["estado_only"][0]}
     placed = centros[m["placed"][0]]
     assert (placed["cod_edo"], placed["municipio_id"], placed["parroquia_id"]) == (2, "2.12", "2.12.60")
     assert placed["estado"] == "EDO. ANZOATEGUI" and placed["parroquia"]
     assert placed["electores"] is None and placed["mesas"] == 0
     muni = centros[m["municipio_only"][0]]
     assert (muni["cod_edo"], muni["municipio_id"], muni["parroquia_id"]) == (2, "2.12", None)
-    un = centros[m["unplaced"][0]]
-    assert (un["cod_edo"], un["estado"], un["municipio_id"], un["parroquia_id"]) == (None, None, None, None)
+    un = centros[m["estado_only"][0]]
+    assert (un["cod_edo"], un["estado"], un["municipio_id"], un["parroquia_id"]) == (24, "EDO. LA GUAIRA", None, None)
     # the bundle is whole: foreign keys hold and it verifies with its key
     report = verify_bundle(outside["bundle"], outside["bundle"] / "minisign.pub")
     assert report.ok, report.problems
@@ -249,9 +256,7 @@ def test_mesa_page_shows_the_notice(site, outside):
     counted = next(a for a in data["actas"] if a["id"] == data["counted_acta"])
     assert counted["validos"] == sum(_votes(outside["rows"]["placed"]).values())
     assert counted["image_url"].startswith("/images/")
-    unplaced = site.get(f"/mesa/{_mid(*outside['mesas']['unplaced'])}?lang=en").text
-    assert "maps to no known state" in unplaced
-    assert site.get(f"/centro/{outside['mesas']['unplaced'][0]}").status_code == 200
+    assert site.get(f"/centro/{outside['mesas']['estado_only'][0]}").status_code == 200
     centre = site.get(f"/centro/{outside['mesas']['registry_centre'][0]}").text
     assert "fuera del registro" in centre
 
@@ -274,10 +279,33 @@ def test_home_says_how_complete_the_registry_is(site, outside):
     # awaiting transcription: blank.jpg (sent twice: one photo), blank2.jpg, and bad_code.jpg, whose
     # QR is not an acta's (the transcription queue, counted at build time into datapackage.json)
     assert got == {"mesas": "24.532", "mesas_with_acta": "200", "actas_outside": "5",
-                   "awaiting_transcription": "3"}
+                   "awaiting_transcription": "3", "mesas_total": "30.026", "mesas_authority": "30.026"}
+    # coverage is stated against the authority's count of mesas (issue 20), with its source
+    coverage = re.sub(r"<[^>]+>", "", re.search(r'<span id="coverage">(.*?)\.</span>', html, re.S).group(1))
+    assert "200 de 30.026 mesas del país, según la autoridad electoral (0,7 %)" in coverage
+    assert "4 mesas fuera del registro, contadas aparte" in coverage
+    assert "Consejo Nacional Electoral" in html
+    totales = site.json("/totales.json")["summary"]["authority"]
+    assert totales["mesas"] == 30_026 and "CNE" in totales["source"]
+    assert "200 de 30.026 mesas del país" in re.sub(r"<[^>]+>", "", site.get("/totales").text)
     dp = json.loads((outside["bundle"] / "datapackage.json").read_text())
     assert dp["testigo"]["counts"]["photos_awaiting_transcription"] == 3
     assert "actas_fuera_del_registro" in html
+
+
+def test_without_an_authority_count_coverage_is_the_registrys(outside, copy_tree):
+    bundle = copy_tree(outside["bundle"])
+    dp = json.loads((bundle / "datapackage.json").read_text())
+    assert dp["testigo"]["counts"].pop("authority_count")["mesas"] == 30_026
+    (bundle / "datapackage.json").write_text(json.dumps(dp))
+    c = SiteClient(site_mod.make_datasette(bundle))
+    try:
+        html = c.get("/").text
+        assert "200</strong> de <span data-count=\"mesas_total\">24.532</span> mesas del registro" in html
+        assert "autoridad electoral" not in html and "30.026" not in html
+        assert "de 24.532 en el registro" in re.sub(r"<[^>]+>", "", c.get("/totales").text)
+    finally:
+        c.close()
 
 
 def test_outside_actas_are_listed_and_faceted(site, outside):
@@ -300,7 +328,7 @@ def test_check_says_outside_the_registry(site, outside):
 @pytest.mark.slow
 def test_full_csv_totals_unchanged_by_an_outside_acta(full_workdir, copy_tree, tmp_path, csv_rows):
     wd = copy_tree(full_workdir)
-    row = _as_mesa(csv_rows[7], 990101001, 1)
+    row = _as_mesa(csv_rows[7], 249901001, 1)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "outside.jpg").write_bytes(make_photo(payload_for_row(row), width=PHOTO_WIDTH))
@@ -319,7 +347,7 @@ def test_testigo_check_says_outside_the_registry(outside, tmp_path):
     from publish.check.acta import check_photo, open_archive
     e = election_mod.load()
     archived = make_photo(payload_for_row(outside["rows"]["placed"]), seed=9, width=PHOTO_WIDTH)
-    elsewhere = make_photo(payload_for_row(_as_mesa(outside["rows"]["placed"], 990101001, 9)), width=PHOTO_WIDTH)
+    elsewhere = make_photo(payload_for_row(_as_mesa(outside["rows"]["placed"], 249901001, 9)), width=PHOTO_WIDTH)
     archive = open_archive(bundle=outside["bundle"])
     try:
         found = check_photo(archived, "archived.jpg", archive, e)
@@ -329,3 +357,31 @@ def test_testigo_check_says_outside_the_registry(outside, tmp_path):
     assert found.status == "match" and "outside the registry" in found.reason
     assert (missing.status, missing.code) == ("not_in_archive", "outside_registry")
     assert "counted apart" in missing.reason
+
+
+@pytest.mark.parametrize("header, counts_edit, code", [
+    ("0000000.01.1.0001", None, "bad_header"),          # centre 0: estado 0 does not exist
+    ("990101001.01.1.0001", None, "bad_header"),        # estado 99 does not exist
+    ("201301006.00.1.0001", None, "bad_header"),        # mesa 0
+    ("201301006.99.1.0001", None, None),                # mesa 99 of a real centre: kept (outside the registry)
+    ("040202001.01.1.0001", None, None),                # leading zeros of a 9-digit code, as real scans print
+    ("201301006.01.1.0001", (0, " 140"), "non_numeric_count"),   # a space
+    ("201301006.01.1.0001", (0, "140\n"), "non_numeric_count"),  # a newline
+    ("201301006.01.1.0001", (1, "07"), "non_numeric_count"),     # a leading zero
+    ("201301006.01.1.0001", (1, "٧"), "non_numeric_count"),      # a digit, but not ASCII
+])
+def test_headers_that_exist_and_plain_counts(election, header, counts_edit, code):
+    """Issue 21, item 6: a wrong text is worse than none."""
+    from archive.render import KNOWN_PAYLOAD
+    _, counts, *trailers = KNOWN_PAYLOAD.split("!")
+    counts = counts.split(",")
+    if counts_edit:
+        counts[counts_edit[0]] = counts_edit[1]
+    text = "!".join([header, ",".join(counts), *trailers])
+    if code is None:
+        a = acta_mod.parse_payload(text, election)
+        assert f"{a.centro}.{a.mesa:02d}" == f"{int(header.split('.')[0])}.{header.split('.')[1]}"
+    else:
+        with pytest.raises(PayloadError) as err:
+            acta_mod.parse_payload(text, election)
+        assert err.value.code == code

@@ -25,9 +25,11 @@ def test_payload_for_row_folds_back_to_the_csv_numbers(election, csv_rows):
     for row in rows:
         p = render.payload_for_row(row, election, rng)
         a = acta.parse_payload(p, election)
-        assert p.startswith(f"{int(row['CENTRO'])}.{int(row['MESA']):02d}.1.0001!") and p.endswith("!0!0")
+        # the first trailing field is the row's nulos, as on real actas (issue 20)
+        assert p.startswith(f"{int(row['CENTRO'])}.{int(row['MESA']):02d}.1.0001!")
+        assert p.endswith(f"!{int(row['VOTOS_NULOS'])}!0")
         assert a.votes == {c.code: int(row[c.csv_column]) for c in election.candidates}
-        assert a.validos == int(row["VOTOS_VALIDOS"])
+        assert a.validos == int(row["VOTOS_VALIDOS"]) and a.nulos == int(row["VOTOS_NULOS"])
         acta.validate(a, election)
         nm_cards = [n for n, card in zip(a.counts, election.cards) if card.candidate == "NM"]
         split_seen |= sum(1 for n in nm_cards if n) > 1

@@ -314,8 +314,10 @@ def test_check_bad_qr_text_gets_clean_message(site, text, code):
 def test_check_unknown_and_unarchived_mesa(site, bundle):
     counts = ",".join(["0"] * 38)
     # a valid acta QR of a mesa the registry lacks: outside the registry, not (yet) archived
-    r = site.json("/comprobar.json?qr=" + urllib.parse.quote(f"999999999.01.1.0001!{counts}!0!0"))
+    r = site.json("/comprobar.json?qr=" + urllib.parse.quote(f"249901001.01.1.0001!{counts}!0!0"))
     assert r["result"] == "not_archived" and r["code"] == "outside_registry" and r["outside_registry"]
+    # a centre code whose estado does not exist is not an acta at all (issue 21: headers that exist)
+    assert site.json("/comprobar.json?qr=" + urllib.parse.quote(f"999999999.01.1.0001!{counts}!0!0"))["result"] == "invalid"
     assert "outside the registry" in r["message_en"] and "fuera del registro" in r["message_es"]
     # a typed mesa code that is nowhere: still unknown
     r = site.json("/comprobar.json?" + urllib.parse.urlencode({"mesa": "999999999.01", "EG": "1"}))

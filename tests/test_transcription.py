@@ -154,6 +154,8 @@ def test_cannot_be_read_is_a_value_too(queue, photo):
 @pytest.mark.parametrize("change, code, field, es", [
     ({"validos": "1"}, "sum_mismatch", "validos", "suman"),
     ({"centro": "201301"}, "bad_centre", "centro", "de 7 a 9 cifras"),   # the QR grammar's rule
+    ({"centro": "990101001"}, "bad_centre", "centro", "código de su estado"),   # no estado 99
+    ({"mesa": "0"}, "bad_mesa", "mesa", "1 o más"),
     ({"nulos": "99999"}, "over_electors", "validos", "electores inscritos"),
     ({"v_LM": ""}, "missing_field", "v_LM", "escriba 0"),
     ({"v_EG": "1O5"}, "not_a_number", "v_EG", "solo cifras"),
@@ -179,8 +181,8 @@ def test_a_mesa_outside_the_registry_is_kept_flagged_and_counted_apart(transcrib
     t = Transcriptions(path)
     ana, beto = t.volunteer("Ana"), t.volunteer("Beto")
     p = transcribe_workdir.photos
-    # a mesa number the registry lacks at a registry centre; a centre code whose estado (99) is unknown
-    cases = {"t_new3.jpg": {"mesa": "99"}, "t_new4.jpg": {"centro": "990101001", "mesa": "1"}}
+    # a mesa number the registry lacks at a registry centre; a centre code whose municipio (99) is unknown
+    cases = {"t_new3.jpg": {"mesa": "99"}, "t_new4.jpg": {"centro": "249901001", "mesa": "1"}}
     made = {}
     for name, change in cases.items():
         sha, row = p[name]
@@ -206,15 +208,15 @@ def test_a_mesa_outside_the_registry_is_kept_flagged_and_counted_apart(transcrib
         c = db.execute("SELECT * FROM centros WHERE centro = ?", (m["centro"],)).fetchone()
         if name == "t_new3.jpg":   # a registry centre: placed, its photo in its estado's shard
             assert c["outside_registry"] == 0 and shard == f"images/estado-{c['cod_edo']:02d}-1.zip"
-        else:                      # unplaced, like a QR of such a centre: estado NULL, shard group 0
-            assert (c["outside_registry"], c["cod_edo"], c["estado"]) == (1, None, None)
-            assert shard == "images/estado-00-1.zip"
+        else:                      # placed by its estado only, like a QR of such a centre
+            assert (c["outside_registry"], c["cod_edo"], c["estado"]) == (1, 24, "EDO. LA GUAIRA")
+            assert shard == "images/estado-24-1.zip"
     # the registry totals are those of the bundle without them; the separate line holds them exactly
     assert report.totals == before.totals and report.mesas_counted == before.mesas_counted
     line = {r["candidate"]: r["votes"] for r in db.execute("SELECT * FROM outside_registry_totals")}
     assert line == report.totals_outside_registry
     assert line["EG"] == sum(int(p[n][1]["EG"]) for n in cases) and line["NM"] == sum(int(p[n][1]["NM"]) for n in cases)
-    assert report.outside_registry == {"mesas": 2, "actas": 2, "counted": 2, "centros_unplaced": 1}
+    assert report.outside_registry == {"mesas": 2, "actas": 2, "counted": 2, "centros_unplaced": 0}
     counts = json.loads((out / "datapackage.json").read_text())["testigo"]["counts"]
     assert counts["photos_awaiting_transcription"] == len(p) - 2
 

@@ -79,6 +79,11 @@ class SiteState:
                 counts[sql_name] = None
         built = (getattr(self.bundle, "testigo", None) or {}).get("counts") or {}
         counts["awaiting_transcription"] = built.get("photos_awaiting_transcription")   # None: older bundle
+        # the electoral authority's count of mesas (with its source) when the definition knows it:
+        # coverage is stated against it, against the registry's own rows only where it is unknown
+        authority = built.get("authority_count") or {}
+        counts["authority"] = authority if authority.get("mesas") else None
+        counts["mesas_total"] = authority.get("mesas") or counts.get("mesas")
         self.counts = counts
         if "issues" in names:
             cols = await db.table_columns("issues")

@@ -54,21 +54,34 @@
     var head = parts[0].split(".");
     if (head.length !== 4 || !digits(head[0], p.centro_digits) || !digits(head[1], p.mesa_digits)
         || !/^[0-9]+$/.test(head[2]) || !/^[0-9]+$/.test(head[3])) { return { error: "bad_header" }; }
+    // archive.acta.check_centre: the code's estado (EEMMPPCCC, leading zeros dropped) must exist
+    var estado = Math.floor(parseInt(head[0], 10) / 10000000);
+    if (parseInt(head[1], 10) < 1 || (p.estados && p.estados.indexOf(estado) < 0)) { return { error: "bad_header" }; }
     var raw = parts[1].split(",");
     if (raw.length !== p.counts) { return { error: "wrong_count_number" }; }
+    // a count is plain digits: no spaces, no sign, no leading zero (archive.acta._qr_count)
+    function count(c) {
+      if (/^-[0-9]+$/.test(c)) { return { error: "negative_count" }; }
+      if (!/^(0|[1-9][0-9]*)$/.test(c)) { return { error: "non_numeric_count" }; }
+      return parseInt(c, 10);
+    }
     var counts = [];
     for (var i = 0; i < raw.length; i++) {
-      var c = raw[i].trim();
-      if (/^-[0-9]+$/.test(c)) { return { error: "negative_count" }; }
-      if (!/^[0-9]+$/.test(c)) { return { error: "non_numeric_count" }; }
-      counts.push(parseInt(c, 10));
+      var c = count(raw[i]);
+      if (typeof c !== "number") { return c; }
+      counts.push(c);
     }
+    var trailers = [];
     for (var j = 2; j < parts.length; j++) {
-      if (!/^[0-9]+$/.test(parts[j].trim())) { return { error: "non_numeric_count" }; }
+      var t = count(parts[j]);
+      if (typeof t !== "number") { return t; }
+      trailers.push(t);
     }
     if (counts.some(function (n) { return n > p.max_count; })) { return { error: "count_too_large" }; }
+    if (trailers.length && trailers[0] > p.max_count) { return { error: "count_too_large" }; }
     var mesa = parseInt(head[1], 10);
     var yours = { validos: counts.reduce(function (a, b) { return a + b; }, 0) };
+    if (p.nulos_trailer) { yours.nulos = trailers[p.nulos_trailer - 1]; }   // the QR's nulos
     spec.fields.forEach(function (f) {           // every candidate, 0 when none of its cards has votes
       if (f.key !== "validos" && f.key !== "nulos" && f.key.indexOf("card:") !== 0) { yours[f.key] = 0; }
     });

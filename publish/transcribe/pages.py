@@ -178,8 +178,8 @@ async def foto(datasette, request):
     if vid is None:
         return _redirect(request, "/")
     sha = request.url_vars["sha"]
-    photo, entered, status = await st.run(lambda q: (q.photo(sha, vid), sha in q.entered(vid),
-                                                     q.status(vid, st.snapshot(q))))
+    photo, entered, status, linked = await st.run(lambda q: (q.photo(sha, vid), sha in q.entered(vid),
+                                                             q.status(vid, st.snapshot(q)), q.linked_mesa(sha)))
     if photo is None:
         return await render(datasette, request, "testigo_transcribe_fin.html",
                             {"status": status, "gone": True}, 404)
@@ -210,7 +210,7 @@ async def foto(datasette, request):
     return await render(datasette, request, "testigo_transcribe_foto.html", {
         "photo": photo, "fields": form_fields(st.election), "values": values, "error": error,
         "focus": error.field if error and error.field else "centro", "status": status,
-        "volunteer": volunteer, "hecho": hecho, "candidates": st.election.candidates}, code)
+        "volunteer": volunteer, "hecho": hecho, "candidates": st.election.candidates, "linked": linked}, code)
 
 
 async def imagen(datasette, request):

@@ -185,6 +185,8 @@ async def totales(datasette, request):
         where, params = "1 = 1", {}
     votes = await _votes_for_area(datasette, nivel, key)
     summary = await area_totals(datasette, where, params)
+    if nivel is None:      # nationally, coverage is also stated against the authority's count
+        summary["authority"] = st.counts.get("authority")
     child, children = await _children(datasette, nivel, key)
     outside = await outside_registry_line(datasette) if nivel is None else None
     if fmt:

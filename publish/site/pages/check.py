@@ -53,6 +53,7 @@ def browser_spec(st: SiteState) -> dict | None:
     if election is None:
         return None
     spec = comparison.browser_spec(fields_of(st), election.payload, [k["candidate"] for k in st.cards])
+    spec["payload"]["estados"] = sorted(election.valid_estados)     # acta.check_centre's rule
     spec["messages"] = {k: {"es": v, "en": PAYLOAD_MESSAGES_EN[k]} for k, v in PAYLOAD_MESSAGES_ES.items()}
     spec["wasm"] = vendor.static_url("zxing-wasm", "zxing_reader.wasm")
     spec["reader"] = vendor.static_url("zxing-wasm", "index.js")
