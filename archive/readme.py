@@ -80,6 +80,8 @@ recomprimir), `datapackage.json` (descripción Frictionless de las tablas y arch
 dice en cuál (`images.shard`). `unzip -l images/estado-01-1.zip` los lista,
 `unzip -p images/estado-01-1.zip <sha256>.jpg > foto.jpg` saca una, y
 `unzip -d images 'images/*.zip'` las saca todas (como `images/<sha256>.jpg`, la columna `path`).
+Los bytes de cada foto empiezan en `images.offset` dentro de su zip (miembros sin comprimir):
+`size` bytes desde ahí son el archivo, que se lee con una sola petición HTTP de rango.
 
 **Cómo se reunió.** Voluntarios enviaron fotos de las actas; testigo leyó el código QR de cada
 una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
@@ -130,6 +132,8 @@ recompressed), `datapackage.json` (a Frictionless description of every table and
 `images` table says which (`images.shard`). `unzip -l images/estado-01-1.zip` lists them,
 `unzip -p images/estado-01-1.zip <sha256>.jpg > photo.jpg` extracts one, and
 `unzip -d images 'images/*.zip'` extracts all (as `images/<sha256>.jpg`, the `path` column).
+Each photo's bytes start at `images.offset` in its zip (members are stored, not compressed):
+`size` bytes from there are the file, read with a single HTTP range request.
 
 **How it was collected.** Volunteers sent photos of the actas; testigo read each QR code and
 accepted only texts that follow this election's acta grammar (a wrong reading is worse than

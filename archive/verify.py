@@ -171,7 +171,7 @@ def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photo
     problems = list(photos.index.problems)
     index = photos.index
     named = set()
-    for sha, rel, shard, size, media_type in rows:
+    for sha, rel, shard, size, media_type, *offset in rows:
         name = f"{sha}.{_EXT.get(media_type, '?')}"
         named.add(name)
         if rel != f"{IMAGES_DIR}/{name}":
@@ -192,6 +192,9 @@ def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photo
             problems.append(f"{m.locator}: the images table of {db_name} says it is in {shard}")
         if m.size != size:
             problems.append(f"{m.locator}: {m.size} bytes, but {size} in the images table of {db_name}")
+        if offset and m.offset != offset[0]:
+            problems.append(f"{m.locator}: its bytes start at {m.offset}, but the images table of {db_name} "
+                            f"says {offset[0]} (a range read of the photo would get other bytes)")
         digest = photos.digest(m)
         if digest != sha:
             problems.append(f"damaged member: {m.locator} (its bytes hash to {digest}, not to its name)")
@@ -270,7 +273,8 @@ def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp:
         if "images" in tables:
             columns = {r[1] for r in conn.execute("PRAGMA table_info(images)")}
             if "shard" in columns:
-                rows = conn.execute("SELECT sha256, path, shard, size, media_type FROM images").fetchall()
+                cols = "sha256, path, shard, size, media_type" + (", offset" if "offset" in columns else "")
+                rows = conn.execute(f"SELECT {cols} FROM images").fetchall()
                 problems += _check_images(db_name, rows, check, photos)
             else:
                 problems += _check_loose_images(db_name, conn.execute("SELECT sha256, path FROM images").fetchall(),
