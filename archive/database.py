@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 import sqlite_utils
 
+from . import mesa_pages
 from .errors import WorkdirInconsistent
 
 PAGE_SIZE = 4096
@@ -101,6 +102,7 @@ TABLE_DESCRIPTIONS = {
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
     "totals_parroquia": "Totals per parish and candidate over counted actas (computed at build time).",
     "totals_centro": "Totals per centre and candidate over counted actas (computed at build time).",
+    mesa_pages.TABLE: mesa_pages.DESCRIPTION,
     "outside_registry_totals": "The separate line 'actas outside the registry': votes per candidate over "
                                "the actas counted for mesas the registry does not know (counted_outside; "
                                "computed at build time).",
@@ -220,6 +222,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "agrees": "1 when the entry is the agreed reading (mesa and numbers), 0 when it differs.",
         "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
                    "(its volunteer set aside or invitation voided, or the photo reopened)."},
+    mesa_pages.TABLE: dict(mesa_pages.COLUMN_DESCRIPTIONS),
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -261,7 +264,7 @@ TABLES: dict[str, TableSpec] = {
                          (("parroquia_id", "parroquias", "id"), ("municipio_id", "municipios", "id"),
                           ("cod_edo", "estados", "cod_edo")),
                          ("codigo", "mesas"),  # place and electores are NULL outside the registry
-                         (("parroquia_id",), ("municipio_id",), ("cod_edo",))),
+                         (("parroquia_id",), ("municipio_id",), ("cod_edo",), ("codigo",))),
     "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int, "outside_registry": int}, "id",
                        (("centro", "centros", "centro"),), ("centro", "mesa"),
                        (("centro", "mesa"), ("outside_registry",))),
@@ -429,6 +432,7 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
                     db[t].create_index(list(idx), index_name=f"uq_{t}_{'_'.join(idx)}", unique=True)
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
+        mesa_pages.write(conn)
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()

@@ -1,6 +1,7 @@
 """The bundle's README.md and LICENSE: what it is, how it was collected, how to verify (es/en)."""
 from __future__ import annotations
 
+from . import mesa_pages
 from .database import COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS
 from .shards import DEFAULT_MAX_MEMBERS
 
@@ -29,7 +30,7 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} | "
                        f"{outside.get(cand.code, 0):,} |" for cand in election.candidates)
     o = c.get("outside_registry") or {}
-    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in list(TABLES) + list(VIEWS))
+    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, mesa_pages.TABLE])
     if info["key_id"]:
         key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")
         sig_es = "La firma `SHA256SUMS.minisig` (Ed25519, formato minisign) cubre `SHA256SUMS`."

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import manifest, shards, signing
+from . import manifest, mesa_pages, shards, signing
 from .bundle import DATAPACKAGE, PUBLIC_KEY
 from .database import open_readonly, totals_differences
 from .progress import progress
@@ -251,7 +251,7 @@ def _database_consistency(path: Path) -> _Consistency:
         fk = conn.execute("PRAGMA foreign_key_check").fetchall()
         if fk:
             out.foreign_keys.append(f"{db_name}: {len(fk)} foreign key violation(s), e.g. {fk[:3]}")
-        out.totals = [f"{db_name}: {d}" for d in totals_differences(conn)]
+        out.totals = [f"{db_name}: {d}" for d in totals_differences(conn) + mesa_pages.differences(conn)]
     except sqlite3.DatabaseError as e:
         out.error = f"{db_name}: not a valid SQLite database ({e})"
     finally:
