@@ -33,30 +33,31 @@
     return s.replace(/^0+(?=.)/, "").toUpperCase();
   }
 
-  /* --- which host: the first that answers a range request with CORS --- */
-  var SQLITE_HEADER = "SQLite format 3";
-  async function probe(base, cfg) {
-    var url = new URL(cfg.database, base).toString();
+  /* --- which host: the first that answers a range request with CORS ---
+   * The probe asks for the first 64 bytes of SHA256SUMS (small, so a host that ignores Range and
+   * answers with the whole file costs nothing); the database is on the same host. */
+  async function probe(base) {
     var ctrl = new AbortController(), r;
     try {
-      r = await fetch(url, { headers: { Range: "bytes=0-99" }, credentials: "omit", cache: "no-store",
-                             signal: ctrl.signal });
+      r = await fetch(new URL("SHA256SUMS", base), { headers: { Range: "bytes=0-63" }, credentials: "omit", cache: "no-store",
+                                                     signal: ctrl.signal });
     } catch (e) {
       return T("no responde o no permite leerlo desde otro sitio (sin cabeceras CORS: Access-Control-Allow-Origin)",
                "does not answer, or does not allow reading it from another site (no CORS headers: Access-Control-Allow-Origin)");
     }
     if (r.status === 200) {
-      ctrl.abort();                    // it would send the whole database: stop at the headers
+      ctrl.abort();
       return T("no atiende peticiones de rango (Range): enviaría la base de datos entera en cada consulta",
                "ignores range requests (Range): it would send the whole database for every query");
     }
     if (r.status !== 206) {
       ctrl.abort();
-      return T("responde " + r.status + " a " + cfg.database, "answers " + r.status + " for " + cfg.database);
+      return T("responde " + r.status + ": no tiene los archivos del paquete (SHA256SUMS)",
+               "answers " + r.status + ": it does not hold the bundle's files (SHA256SUMS)");
     }
     var head = new Uint8Array(await r.arrayBuffer());
-    if (head.length !== 100 || String.fromCharCode.apply(null, head.slice(0, 15)) !== SQLITE_HEADER) {
-      return T("no devuelve la base de datos SQLite del paquete", "does not return the bundle's SQLite database");
+    if (head.length !== 64) {
+      return T("no devuelve el rango pedido", "does not return the range asked for");
     }
     return null;
   }
@@ -76,13 +77,22 @@
     var problems = [];
     for (var i = 0; i < urls.length; i++) {
       var base = new URL(urls[i], location.href).toString();
-      var why = await probe(base, cfg);
+      var why = await probe(base), worker = null;
+      if (!why) {
+        try {
+          worker = await openDb(base, cfg);
+          await worker.db.query("SELECT 1 FROM sqlite_master LIMIT 1");
+        } catch (e) {
+          why = T("no sirve la base de datos del paquete (" + e.message + ")", "does not serve the bundle's database (" + e.message + ")");
+          worker = null;
+        }
+      }
       if (why) {
         problems.push({ url: base, problem: why });
         report(problems);
         continue;
       }
-      return { base: base, problems: problems, worker: await openDb(base, cfg) };
+      return { base: base, problems: problems, worker: worker };
     }
     return { base: null, problems: problems, worker: null };
   }
