@@ -20,7 +20,7 @@ def tree(folder):
 
 
 def test_app_is_a_handful_of_files_beside_the_bundle(bundle, tmp_path):
-    from publish.mirror_cli import mirror
+    from publish.mirror.cli import mirror
     out = tmp_path / "site"
     r = CliRunner().invoke(mirror, [str(bundle), "--out", str(out), "--app"])
     assert r.exit_code == 0, r.output
