@@ -230,10 +230,11 @@ def test_upload_of_a_sharded_bundle_matches_the_item(fake, keys, sharded):  # no
     for key in sums:
         assert hashlib.sha256(fake.stored(ID, key)).hexdigest() == sums[key], key
     # every photo of the images table is in the archive's copy of its shard
-    for sha, path, shard, size in images_rows(sharded):
+    for sha, path, shard, size, offset in images_rows(sharded):
         with zipfile.ZipFile(io.BytesIO(fake.stored(ID, shard))) as z:
             data = z.read(Path(path).name)
         assert sha256(data) == sha and len(data) == size
+        assert fake.stored(ID, shard)[offset:offset + size] == data      # one range of the item's shard
     plan = lib_upload(sharded, dry_run=True).plan
     assert plan.to_send == [] and len(plan.already_there) == len(item)
 
