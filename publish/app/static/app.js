@@ -255,6 +255,7 @@
                                     : "✘ " + T("sus bytes NO coinciden con su sha256: copia alterada", "its bytes do NOT match its sha256: altered copy");
       fig.dataset.verified = p.verified ? "1" : "0";
     } catch (e) {
+      fig.dataset.verified = "error";
       note.textContent = T("no se pudo leer la foto: ", "could not read the photo: ") + e.message;
     }
   }
