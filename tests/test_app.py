@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from archive import manifest
+from archive import database, manifest
 from publish.app.writer import AppError, write_app
 
 
@@ -36,7 +36,7 @@ def test_app_is_a_handful_of_files_beside_the_bundle(bundle, tmp_path):
     info = json.loads((out / "testigo-mirror.json").read_text())
     assert info["manifest_sha256"] == manifest.sha256_file(bundle / "SHA256SUMS")
     assert info["data_urls"] == ["./"] and info["database"] == "ve-2024.db"
-    assert info["key_id"] and info["public_key"] and info["page_size"] == 4096
+    assert info["key_id"] and info["public_key"] and info["page_size"] == database.PAGE_SIZE
     assert len(info["candidates"]) == 10 and len(info["cards"]) == 38
     assert f"{len(app_files)} files" in r.output and "hard links" in r.output
     # without JavaScript: what the site is, and the downloads
