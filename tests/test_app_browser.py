@@ -142,11 +142,16 @@ def test_mesa_page_first_view_is_within_budget(hosts, page, photo_workdir):
     n, sent = len(data), sum(r[3] for r in data)
     assert n <= BUDGET_REQUESTS, f"{n} requests for a mesa page: {data}"
     assert sent <= BUDGET_BYTES, f"{sent:,} bytes for a mesa page"
-    # a totals page likewise
-    before = len(hosts["data"].requests())
-    go(page, "#/totales", "totals")
-    later = hosts["data"].requests()[before:]
-    assert sum(r[3] for r in later) <= BUDGET_BYTES and len(later) <= BUDGET_REQUESTS, later
+    # totals pages likewise, each a first view in a fresh browser
+    for route in ("/totales", f"/totales/estado/{int(row['CENTRO']) // 10_000_000}"):
+        fresh = page.context.browser.new_context().new_page()
+        before = len(hosts["data"].requests())
+        open_app(fresh, hosts, "main", route)
+        assert fresh.get_attribute("#view", "data-page") == "totals" and fresh.locator("#not-found").count() == 0
+        fresh.wait_for_selector("#signature[data-ok='1']")
+        later = hosts["data"].requests()[before:]
+        fresh.context.close()
+        assert sum(r[3] for r in later) <= BUDGET_BYTES and len(later) <= BUDGET_REQUESTS, (route, later)
 
 
 def test_comprobar_reads_the_qr_in_the_browser(hosts, page, photo_workdir, tmp_path):
