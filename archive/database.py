@@ -21,9 +21,8 @@ import sqlite_utils
 from . import mesa_pages
 from .errors import WorkdirInconsistent
 
-# 16 KiB pages: the browser app (testigo mirror --app) reads the database by HTTP range requests,
-# one per page it touches; at 16 KiB the whole schema is page 1 and the b-trees a level shallower,
-# so a mesa or totals page is some 8-15 requests (at 4 KiB: 13-23; benchmarks/app.py).
+# 16 KiB: the browser app reads one page per HTTP range request; the whole schema is then page 1 and
+# b-trees a level shallower (a mesa or totals page: 8-15 requests; 13-23 at 4 KiB; benchmarks/app.py).
 PAGE_SIZE = 16384
 
 # --- schema --------------------------------------------------------------------------------------
