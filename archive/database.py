@@ -18,9 +18,12 @@ from typing import Callable, Iterable
 
 import sqlite_utils
 
+from . import mesa_pages
 from .errors import WorkdirInconsistent
 
-PAGE_SIZE = 4096
+# 16 KiB: the browser app reads one page per HTTP range request; the whole schema is then page 1 and
+# b-trees a level shallower (a mesa or totals page: 8-15 requests; 13-23 at 4 KiB; benchmarks/app.py).
+PAGE_SIZE = 16384
 
 # --- schema --------------------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ TABLE_DESCRIPTIONS = {
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
     "totals_parroquia": "Totals per parish and candidate over counted actas (computed at build time).",
     "totals_centro": "Totals per centre and candidate over counted actas (computed at build time).",
+    mesa_pages.TABLE: mesa_pages.DESCRIPTION,
     "outside_registry_totals": "The separate line 'actas outside the registry': votes per candidate over "
                                "the actas counted for mesas the registry does not know (counted_outside; "
                                "computed at build time).",
@@ -151,7 +155,10 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                "width": "Width in pixels as displayed (after the EXIF orientation).",
                "height": "Height in pixels as displayed (after the EXIF orientation).",
                "orientation": "EXIF Orientation (1-8) kept in the published file so viewers show the "
-                              "photo upright; 1 = the stored pixels are upright."},
+                              "photo upright; 1 = the stored pixels are upright.",
+               "offset": "Where the photo's bytes start in its shard (stored, so its `size` bytes from there "
+                         "are the file): one HTTP range request `bytes=offset-(offset+size-1)` on the shard "
+                         "reads the photo, with no zip library (the browser app, testigo mirror --app)."},
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
                     "stable for the same inputs.",
               "mesa_id": "The mesa this acta is about.",
@@ -217,6 +224,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "agrees": "1 when the entry is the agreed reading (mesa and numbers), 0 when it differs.",
         "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
                    "(its volunteer set aside or invitation voided, or the photo reopened)."},
+    mesa_pages.TABLE: dict(mesa_pages.COLUMN_DESCRIPTIONS),
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -258,7 +266,7 @@ TABLES: dict[str, TableSpec] = {
                          (("parroquia_id", "parroquias", "id"), ("municipio_id", "municipios", "id"),
                           ("cod_edo", "estados", "cod_edo")),
                          ("codigo", "mesas"),  # place and electores are NULL outside the registry
-                         (("parroquia_id",), ("municipio_id",), ("cod_edo",))),
+                         (("parroquia_id",), ("municipio_id",), ("cod_edo",), ("codigo",))),
     "mesas": TableSpec({"id": str, "centro": int, "mesa": int, "electores": int, "outside_registry": int}, "id",
                        (("centro", "centros", "centro"),), ("centro", "mesa"),
                        (("centro", "mesa"), ("outside_registry",))),
@@ -268,8 +276,8 @@ TABLES: dict[str, TableSpec] = {
                        (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
                        (("candidate",),)),
     "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "shard": str, "media_type": str,
-                         "size": int, "width": int, "height": int, "orientation": int}, "sha256",
-                        not_null=("original_sha256", "path", "shard", "media_type", "size"),
+                         "size": int, "width": int, "height": int, "orientation": int, "offset": int}, "sha256",
+                        not_null=("original_sha256", "path", "shard", "media_type", "size", "offset"),
                         indexes=(("shard",),), unique=(("original_sha256",),)),
     "team_bundles": TableSpec({"id": int, "label": str, "key_id": str, "public_key": str, "bundle_hash": str,
                                "name": str, "via": int, "provenance": str}, "id",
@@ -426,6 +434,7 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
                     db[t].create_index(list(idx), index_name=f"uq_{t}_{'_'.join(idx)}", unique=True)
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
+        mesa_pages.write(conn)
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()

@@ -5,6 +5,7 @@ descriptions, and testigo's own block (key, counting rule, counts, totals, softw
 """
 from __future__ import annotations
 
+from . import mesa_pages
 from .database import COLUMN_DESCRIPTIONS, COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS, TableSpec
 from .published import IMAGES_DIR
 
@@ -56,6 +57,9 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
     for v, (cols, _) in VIEWS.items():   # totals: tables computed at build time from the actas
         resources.append({"name": v, "type": "table", "description": TABLE_DESCRIPTIONS[v], **base,
                           "dialect": {"table": v}, "schema": _schema(v, cols, None)})
+    resources.append({"name": mesa_pages.TABLE, "type": "table", "description": TABLE_DESCRIPTIONS[mesa_pages.TABLE],
+                      **base, "dialect": {"table": mesa_pages.TABLE},
+                      "schema": _schema(mesa_pages.TABLE, mesa_pages.COLUMNS, None)})
     resources += _shard_resources(shards, election)
     meta = election.meta
     return {

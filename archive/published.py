@@ -279,8 +279,10 @@ def publish_images(wd: Workdir, state, election, progress_factory, warnings: lis
               for sha, row in out.rows.items()]
     out.plan = shards_mod.plan_shards(photos, max_members, max_bytes)
     for rel, names in out.plan.items():
+        offsets = shards_mod.member_offsets((n, out.rows[n.split(".")[0]]["size"]) for n in names)
         for n in names:
             out.rows[n.split(".")[0]]["shard"] = rel
+            out.rows[n.split(".")[0]]["offset"] = offsets[n]
         out.estado[rel] = place[names[0].split(".")[0]][0]
     return out
 
@@ -305,6 +307,10 @@ def write_shards(bundle_dir: Path, images: PublishedImages, advance: Callable[[i
         index = shards_mod.open_images(bundle_dir, [rel])        # its directory, not its bytes
         if index.problems or len(index) != len(names):
             raise BundleError(f"{rel} was written but cannot be read back: {'; '.join(index.problems[:3])}")
+        moved = sorted(m.name for m in index if m.offset != images.rows[m.sha256]["offset"])
+        if moved:
+            raise BundleError(f"{rel}!{moved[0]} was written at another offset than the images table "
+                              "records (the zip writer's layout changed): report this as a testigo bug")
         bad = sorted(n for n, d in members.items() if not n.startswith(d + "."))
         if bad:
             raise BundleError(f"{bad[0]} does not hash to its name: the published-image cache in "

@@ -1,6 +1,7 @@
 """The bundle's README.md and LICENSE: what it is, how it was collected, how to verify (es/en)."""
 from __future__ import annotations
 
+from . import mesa_pages
 from .database import COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS
 from .shards import DEFAULT_MAX_MEMBERS
 
@@ -29,7 +30,7 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} | "
                        f"{outside.get(cand.code, 0):,} |" for cand in election.candidates)
     o = c.get("outside_registry") or {}
-    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in list(TABLES) + list(VIEWS))
+    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, mesa_pages.TABLE])
     if info["key_id"]:
         key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")
         sig_es = "La firma `SHA256SUMS.minisig` (Ed25519, formato minisign) cubre `SHA256SUMS`."
@@ -80,6 +81,8 @@ recomprimir), `datapackage.json` (descripción Frictionless de las tablas y arch
 dice en cuál (`images.shard`). `unzip -l images/estado-01-1.zip` los lista,
 `unzip -p images/estado-01-1.zip <sha256>.jpg > foto.jpg` saca una, y
 `unzip -d images 'images/*.zip'` las saca todas (como `images/<sha256>.jpg`, la columna `path`).
+Los bytes de cada foto empiezan en `images.offset` dentro de su zip (miembros sin comprimir):
+`size` bytes desde ahí son el archivo, que se lee con una sola petición HTTP de rango.
 
 **Cómo se reunió.** Voluntarios enviaron fotos de las actas; testigo leyó el código QR de cada
 una y solo aceptó textos que siguen la gramática del acta de esta elección (una lectura errónea
@@ -130,6 +133,8 @@ recompressed), `datapackage.json` (a Frictionless description of every table and
 `images` table says which (`images.shard`). `unzip -l images/estado-01-1.zip` lists them,
 `unzip -p images/estado-01-1.zip <sha256>.jpg > photo.jpg` extracts one, and
 `unzip -d images 'images/*.zip'` extracts all (as `images/<sha256>.jpg`, the `path` column).
+Each photo's bytes start at `images.offset` in its zip (members are stored, not compressed):
+`size` bytes from there are the file, read with a single HTTP range request.
 
 **How it was collected.** Volunteers sent photos of the actas; testigo read each QR code and
 accepted only texts that follow this election's acta grammar (a wrong reading is worse than

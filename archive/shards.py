@@ -128,6 +128,26 @@ def plan_shards(photos: Iterable[ShardPhoto], max_members: int = DEFAULT_MAX_MEM
 
 # --- writing --------------------------------------------------------------------------------
 
+def _local_extra(size: int) -> int:
+    """Bytes of the extra field zipfile writes in a stored member's local header: a zip64 record
+    (20 bytes) when the member might pass 4 GiB (zipfile's own test), else none."""
+    return 20 if size * 1.05 > zipfile.ZIP64_LIMIT else 0
+
+
+def member_offsets(members: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """{member name: offset of its bytes in the shard} for (name, size) pairs, as
+    :func:`write_shard` lays them out (sorted by name, each after its local header), known
+    before the shard is written. The images table records it, so a browser reads a photo with
+    one HTTP range request and no zip library; :func:`write_shard`'s callers check it against
+    the written file."""
+    out, pos = {}, 0
+    for name, size in sorted(members):
+        pos += _LOCAL.size + len(name.encode("ascii")) + _local_extra(size)
+        out[name] = pos
+        pos += size
+    return out
+
+
 def _zipinfo(name: str, size: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_STORED

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import manifest, shards, signing, untrusted
+from . import manifest, mesa_pages, shards, signing, untrusted
 from .bundle import DATAPACKAGE, PUBLIC_KEY
 from .database import open_readonly, totals_differences
 from .progress import progress
@@ -185,7 +185,7 @@ def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photo
     problems = list(photos.index.problems)
     index = photos.index
     named = set()
-    for sha, rel, shard, size, media_type in rows:
+    for sha, rel, shard, size, media_type, *offset in rows:
         name = f"{sha}.{_EXT.get(media_type, '?')}"
         named.add(name)
         if rel != f"{IMAGES_DIR}/{name}":
@@ -206,6 +206,9 @@ def _check_images(db_name: str, rows: list, check: manifest.ManifestCheck, photo
             problems.append(f"{m.locator}: the images table of {db_name} says it is in {shard}")
         if m.size != size:
             problems.append(f"{m.locator}: {m.size} bytes, but {size} in the images table of {db_name}")
+        if offset and m.offset != offset[0]:
+            problems.append(f"{m.locator}: its bytes start at {m.offset}, but the images table of {db_name} "
+                            f"says {offset[0]} (a range read of the photo would get other bytes)")
         digest = photos.digest(m)
         if digest != sha:
             problems.append(f"damaged member: {m.locator} (its bytes hash to {digest}, not to its name)")
@@ -257,7 +260,7 @@ def _database_consistency(path: Path) -> _Consistency:
         if fk:
             count = len(fk) if len(fk) <= 1000 else "over 1000"
             out.foreign_keys.append(f"{db_name}: {count} foreign key violation(s), e.g. {fk[:3]}")
-        out.totals = [f"{db_name}: {d}" for d in totals_differences(conn)]
+        out.totals = [f"{db_name}: {d}" for d in totals_differences(conn) + mesa_pages.differences(conn)]
     except untrusted.UntrustedDatabase as e:
         out.error = str(e)
     except sqlite3.DatabaseError as e:
@@ -281,7 +284,7 @@ def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp:
     # no more rows than the shards hold photos, and then some (each extra row is a problem named)
     limit = 2 * len(photos.index) + 10_000
     try:
-        rows = untrusted.fetch_bounded(conn, "SELECT sha256, path, shard, size, media_type FROM images",
+        rows = untrusted.fetch_bounded(conn, "SELECT sha256, path, shard, size, media_type, offset FROM images",
                                        limit=limit, what=f"{db_name} images")
         problems += _check_images(db_name, rows, check, photos)
         meta = (dp or {}).get("testigo") or {}

@@ -84,6 +84,9 @@ class Nginx:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         render(self.tmp, self.port, upstream, replace)
+        self._start()
+
+    def _start(self) -> None:
         checked = check_config(self.tmp)
         if checked.returncode != 0:
             raise AssertionError(f"nginx -t refused the configuration:\n{checked.stderr}")
@@ -116,3 +119,39 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+APP_CONF = ROOT / "deploy" / "nginx-app.conf"
+
+
+class StaticNginx(Nginx):
+    """Debian's nginx serving the folder ``root`` with deploy/nginx-app.conf (Range and CORS), on a
+    free loopback port; ``replace``: more substitutions, e.g. ``max_ranges 0`` for a host that
+    ignores Range. The access log records each answer's bytes (``requests()``)."""
+
+    def __init__(self, tmp: Path, root: Path, replace: dict[str, str] | None = None):
+        self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        site = APP_CONF.read_text()
+        for old, new in (replace or {}).items():
+            site = substitute(site, old, new)
+        site = substitute(site, "    listen 80;\n", f"    listen 127.0.0.1:{self.port};\n")
+        site = substitute(site, "    listen [::]:80;\n", "")
+        site = substitute(site, "root /srv/testigo-app;", f"root {Path(root).resolve()};")
+        (self.tmp / "testigo.conf").write_text(site)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (self.tmp / "nginx.conf").write_text(MAIN.format(tmp=self.tmp, user=user).replace(
+            f"access_log {self.tmp}/access.log;",
+            "log_format bytes '$request_method $uri $status $bytes_sent \"$http_range\"';\n"
+            f"    access_log {self.tmp}/access.log bytes;"))
+        self._start()
+
+    def requests(self) -> list[tuple[str, str, int, int, str]]:
+        """(method, path, status, bytes sent, Range header) of every request answered so far."""
+        p = self.tmp / "access.log"
+        out = []
+        for line in (p.read_text().splitlines() if p.exists() else []):
+            method, path, status, sent, rng = line.split(" ", 4)
+            out.append((method, path, int(status), int(sent), rng.strip('"')))
+        return out

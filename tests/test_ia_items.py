@@ -149,7 +149,7 @@ def test_split_upload_shards_sums_verify_torrent_and_items_agree(fake, keys, sha
     # shards: each in one part, and every photo of the images table is in the archive's copy of it
     zips = sorted(k for k in sums if k.startswith("images/"))
     assert zips == shards.shard_paths(sharded) and len(zips) == 4
-    for sha, path, shard, size in images_rows(sharded):
+    for sha, path, shard, size, _ in images_rows(sharded):
         with zipfile.ZipFile(io.BytesIO(fake.stored(where[shard], shard))) as z:
             data = z.read(Path(path).name)
         assert sha256(data) == sha and len(data) == size

@@ -133,6 +133,23 @@ def test_index_reads_members_by_offset(tmp_path):
     assert len(broken) == 2
 
 
+def test_member_offsets_are_known_before_the_shard_is_written(tmp_path):
+    """The images table records offsets planned before the zip exists: the layout must be the
+    writer's, byte for byte (a member near 4 GiB gets a zip64 header: 20 bytes more)."""
+    files = photo_files(tmp_path / "src", [5, 70_000, 3000, 1]) + photo_files(tmp_path / "src", [900], "png")
+    planned = shards.member_offsets((p.name, p.stat().st_size) for p in files)
+    (tmp_path / "images").mkdir()
+    shards.write_shard(tmp_path / "images" / "s.zip", [(p.name, p) for p in files])
+    index = shards.open_images(tmp_path, ["images/s.zip"])
+    assert {m.name: m.offset for m in index} == planned and len(planned) == 5
+    raw = (tmp_path / "images" / "s.zip").read_bytes()
+    for p in files:
+        assert raw[planned[p.name]:planned[p.name] + p.stat().st_size] == p.read_bytes()
+    a, b = "a" * 64 + ".jpg", "b" * 64 + ".jpg"
+    big = shards.member_offsets([(a, 4 * 1024 ** 3), (b, 1)])
+    assert big[b] - big[a] - 4 * 1024 ** 3 == 30 + len(b) and big[a] == 30 + len(a) + 20
+
+
 @needs_unzip
 def test_stock_unzip_reads_a_shard(tmp_path):
     files = photo_files(tmp_path / "src", [3000, 9000])
@@ -158,7 +175,7 @@ def sharded(tmp_path_factory, photo_workdir, signing_key) -> Path:
 def images_rows(bundle: Path) -> list[tuple]:
     db = sqlite3.connect(f"file:{bundle / 've-2024.db'}?mode=ro&immutable=1", uri=True)
     try:
-        return db.execute("SELECT sha256, path, shard, size FROM images ORDER BY sha256").fetchall()
+        return db.execute("SELECT sha256, path, shard, size, offset FROM images ORDER BY sha256").fetchall()
     finally:
         db.close()
 
@@ -170,6 +187,10 @@ def test_shards_table_sums_and_verify_agree(sharded, signing_key):
     zips = sorted(p for p in sums if p.startswith("images/"))
     assert not problems and zips == shards.shard_paths(sharded) == sorted({r[2] for r in rows})
     assert any(z.endswith("-2.zip") for z in zips)                  # an estado split in two
+    for sha, _, z, size, offset in rows:    # one read of the recorded range is the photo
+        with open(sharded / z, "rb") as f:
+            f.seek(offset)
+            assert sha256(f.read(size)) == sha
     for z in zips:
         listing = subprocess.run(["unzip", "-Z1", z], cwd=sharded, capture_output=True, text=True, check=True)
         names = listing.stdout.split()
@@ -209,10 +230,11 @@ def test_upload_of_a_sharded_bundle_matches_the_item(fake, keys, sharded):  # no
     for key in sums:
         assert hashlib.sha256(fake.stored(ID, key)).hexdigest() == sums[key], key
     # every photo of the images table is in the archive's copy of its shard
-    for sha, path, shard, size in images_rows(sharded):
+    for sha, path, shard, size, offset in images_rows(sharded):
         with zipfile.ZipFile(io.BytesIO(fake.stored(ID, shard))) as z:
             data = z.read(Path(path).name)
         assert sha256(data) == sha and len(data) == size
+        assert fake.stored(ID, shard)[offset:offset + size] == data      # one range of the item's shard
     plan = lib_upload(sharded, dry_run=True).plan
     assert plan.to_send == [] and len(plan.already_there) == len(item)
 

@@ -22,8 +22,16 @@ from archive.cli import CONTEXT, progress_bar
                    "page (default: BUNDLE.places.json beside it, when it exists).")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=None, show_default="one per core",
               help="Processes rendering pages.")
+@click.option("--app", is_flag=True,
+              help="Write the site as a browser app instead: about 20 files that read the bundle over HTTP range "
+                   "requests (index.html#/mesa/ID), with the bundle's files beside them (hard links) unless "
+                   "--data-url is given. Takes seconds at national size. See deploy/README.md.")
+@click.option("--data-url", "data_urls", multiple=True, metavar="URL",
+              help="With --app: where the app reads the bundle's files (the folder holding SHA256SUMS), e.g. "
+                   "https://archive.org/download/ITEM/. Repeat it: tried in order, a host without Range or CORS "
+                   "is skipped with a plain message. Default: DIR itself.")
 @_errors_to_click
-def mirror(bundle, out, key, torrent, places, jobs):
+def mirror(bundle, out, key, torrent, places, jobs, app, data_urls):
     """Write the public site of BUNDLE as static files anyone can host.
 
     \b
@@ -35,7 +43,25 @@ def mirror(bundle, out, key, torrent, places, jobs):
       cd site && python3 -m http.server 8080
     Visitors check a copy with: sha256sum -c SHA256SUMS; minisign -Vm SHA256SUMS -p minisign.pub
     The same bundle always gives the same bytes.
+
+    \b
+    With --app: the site as a browser app that reads the bundle where it lies (any static host
+    that answers Range requests; data on another host with CORS through --data-url):
+      testigo mirror B --out site --app
+      testigo mirror B --out site --app --data-url https://archive.org/download/ITEM/
     """
+    if data_urls and not app:
+        raise click.UsageError("--data-url goes with --app")
+    if app:
+        from ..app.writer import write_app
+        report = write_app(bundle, out, data_urls)
+        where = (f"{report.bundle_files} bundle files beside it ({report.linked} hard links)" if report.bundle_files
+                 else "the bundle read from " + ", ".join(report.data_urls))
+        click.echo(f"app written to {report.path}: {report.app_files} files ({report.bytes / 1e6:.1f} MB), {where}")
+        click.echo(f"  bundle: sha256 of SHA256SUMS {report.manifest_sha256}")
+        click.echo("  serve it with a server that answers Range requests (nginx, caddy; not python3 -m http.server):")
+        click.echo(f"  e.g. cd {report.path} && caddy file-server --listen 127.0.0.1:8080, then open /index.html")
+        return
     from .static import make_mirror
 
     password = _password_for(key) if key else None

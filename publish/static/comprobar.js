@@ -1,6 +1,7 @@
 /* Comprobar mi acta with a photo: the QR is read IN THE BROWSER (zxing-wasm, vendored) and the
  * numbers compared here with /mesa/<id>.json. The photo is never sent anywhere; the only request
- * is that mesa's JSON, so this works on the live site and in the static mirror alike.
+ * is that mesa's JSON, so this works on the live site and in the static mirror alike (and in the
+ * browser app, which answers it from the bundle's database: window.testigoApp).
  *
  * The fields and the rule are archive/comparison.py's (the page embeds them as #check-spec):
  * checkMesa below is comparison.check_mesa, line for line. Keep the two in step.
@@ -32,7 +33,11 @@
   // A page's address: the site takes ?lang=en; the static mirror (testigo mirror) has a folder per
   // page (its addresses end in "/", the site's never do) with the English ones under /en/.
   var mirrored = /\/$/.test(location.pathname);
+  // The browser app (testigo mirror --app, publish/app) reads the bundle itself: it gives the
+  // addresses and each mesa's numbers (as /mesa/<id>.json has them) through window.testigoApp.
+  var app = window.testigoApp || null;
   function link(path) {
+    if (app) { return app.link(path); }
     if (mirrored) { return (lang === "en" ? "/en" : "") + path + "/"; }
     return path + (lang === "en" ? "?lang=en" : "");
   }
@@ -273,10 +278,13 @@
     statusEl.textContent = T("Buscando el acta archivada de la mesa ", "Looking up the archived acta of mesa ") + parsed.mesaId + "…";
     var mesa;
     try {
-      var r = await fetch("/mesa/" + parsed.mesaId + ".json", { credentials: "omit" });
-      if (r.status === 404) { mesa = null; }
-      else if (!r.ok) { throw new Error("HTTP " + r.status); }
-      else { mesa = await r.json(); }
+      if (app) { mesa = await app.mesaJson(parsed.mesaId); }
+      else {
+        var r = await fetch("/mesa/" + parsed.mesaId + ".json", { credentials: "omit" });
+        if (r.status === 404) { mesa = null; }
+        else if (!r.ok) { throw new Error("HTTP " + r.status); }
+        else { mesa = await r.json(); }
+      }
     } catch (e) {
       statusEl.textContent = "";
       box("unavailable", "ℹ " + T("No se pudo consultar el archivo (" + e.message + "). Inténtelo de nuevo.",

@@ -7,6 +7,7 @@ from datasette.database import QueryInterrupted
 
 from archive import comparison
 from archive.acta import parse_payload, validate
+from archive.comparison import PAYLOAD_MESSAGES_EN, PAYLOAD_MESSAGES_ES
 from archive.errors import PayloadError
 
 from ... import vendor
@@ -15,30 +16,6 @@ from .common import as_json, clean_text, error_page, normal_mesa_id, render
 from .queries import mesa_data
 
 MAX_QR_CHARS = 4000          # anything longer is refused before parsing
-
-
-PAYLOAD_MESSAGES_ES = {
-    "empty": "El texto está vacío: pegue el texto del código QR del acta.",
-    "not_acta": "Ese texto no parece el QR de un acta de esta elección. Debe tener la forma "
-                "CENTRO.MESA.N.SERIE!38 números separados por comas!N!N.",
-    "bad_header": "El encabezado del QR (CENTRO.MESA.N.SERIE) no es válido.",
-    "wrong_count_number": "El acta debe traer exactamente un número por tarjeta de la boleta.",
-    "non_numeric_count": "Uno de los valores no es un número entero.",
-    "negative_count": "Uno de los números es negativo.",
-    "count_too_large": "Uno de los números es mayor que los electores de cualquier mesa.",
-    "too_long": "El texto es demasiado largo para ser el QR de un acta.",
-}
-#: Short English forms for the browser (the server's English messages are the PayloadError's own).
-PAYLOAD_MESSAGES_EN = {
-    "empty": "The QR text is empty.",
-    "not_acta": "That QR is not an acta QR of this election (CENTRE.MESA.N.SERIAL!38 comma-separated numbers!N!N).",
-    "bad_header": "The QR header (CENTRE.MESA.N.SERIAL) is not valid.",
-    "wrong_count_number": "The acta must have exactly one number per ballot card.",
-    "non_numeric_count": "One of the values is not a whole number.",
-    "negative_count": "One of the numbers is negative.",
-    "count_too_large": "One of the numbers is larger than any mesa's electors.",
-    "too_long": "The text is far too long for an acta QR.",
-}
 
 
 def fields_of(st: SiteState) -> list[comparison.Field]:
