@@ -385,13 +385,15 @@ def _insert(conn: sqlite3.Connection, name: str, rows: Iterable[dict]) -> None:
 
 
 def write_database(path: Path, tables: dict[str, Iterable[dict]],
-                   derived: dict[str, tuple[str, Callable[[dict], Iterable[dict]]]] | None = None) -> None:
+                   derived: dict[str, tuple[str, Callable[[dict], Iterable[dict]]]] | None = None,
+                   after: Callable[[sqlite3.Connection], None] | None = None) -> None:
     """Write the SQLite file at ``path`` (temp file + VACUUM INTO + rename: never half-written).
 
     ``tables``: rows per table, lists or generators (streamed: a national bundle has millions of
     vote rows, never all in memory). ``derived``: {table: (source table, rows_of(source row))}
     for tables made from another's rows (the votes of each acta), filled in the same pass over
-    the source, a batch at a time, so an expensive source generator runs once.
+    the source, a batch at a time, so an expensive source generator runs once. ``after(conn)``
+    adds tables computed from the finished ones (the audit), before the file is written.
     """
     derived = derived or {}
     building = path.with_name(path.name + ".building")
@@ -426,6 +428,8 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
                     db[t].create_index(list(idx), index_name=f"uq_{t}_{'_'.join(idx)}", unique=True)
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
+        if after is not None:
+            after(conn)
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()

@@ -81,6 +81,22 @@ class Election:
     def registry_path(self) -> Path:
         return self.folder / self.meta["registry"]["file"]
 
+    @property
+    def bulletins(self) -> list[dict]:
+        """The authority's announced results (``official_results.bulletins``), oldest first; [] if none."""
+        return list((self.meta.get("official_results") or {}).get("bulletins") or [])
+
+    @property
+    def published_count(self) -> dict:
+        """The authority's published count of mesas and electors ({"mesas", "electores", "source"},
+        any may be missing), where the definition records one; {} otherwise (then coverage is
+        stated against the registry's own rows)."""
+        for where in (self.meta.get("published_count"), (self.meta.get("registry") or {}).get("published_count"),
+                      (self.meta.get("authority") or {}).get("count")):
+            if isinstance(where, dict) and where:
+                return where
+        return {}
+
     def mesa(self, centro: int, mesa: int) -> Mesa | None:
         return self.mesas.get((centro, mesa))
 
@@ -146,9 +162,26 @@ def load(election_id: str = DEFAULT_ELECTION) -> Election:
             raise DefinitionError(f"{meta_path}: candidate {c.code} should have {c.cards} cards, has {n}")
     if any(k.candidate not in codes for k in cards):
         raise DefinitionError(f"{meta_path}: a card names an unknown candidate")
+    _check_bulletins(meta, meta_path, codes)
     election = Election(election_id, folder, meta, candidates, cards, {})
     _load_registry(election)
     return election
+
+
+def _check_bulletins(meta: dict, meta_path: Path, codes: set[str]) -> None:
+    """An announced figure is recorded as read, so its own sums must hold: a bulletin naming every
+    candidate adds up to its valid votes, valid + null to votes cast (a typo shows up here)."""
+    for b in (meta.get("official_results") or {}).get("bulletins") or []:
+        votes, name = b.get("votes") or {}, b.get("id", "?")
+        if set(votes) - codes:
+            raise DefinitionError(f"{meta_path}: bulletin {name} names unknown candidates {sorted(set(votes) - codes)}")
+        if not b.get("sources"):
+            raise DefinitionError(f"{meta_path}: bulletin {name} has no sources; record where each figure comes from")
+        if set(votes) == codes and b.get("validos") is not None and sum(votes.values()) != b["validos"]:
+            raise DefinitionError(f"{meta_path}: bulletin {name}: the candidates add up to {sum(votes.values()):,}, "
+                                  f"not its valid votes {b['validos']:,}")
+        if None not in (b.get("validos"), b.get("nulos"), b.get("votantes")) and b["validos"] + b["nulos"] != b["votantes"]:
+            raise DefinitionError(f"{meta_path}: bulletin {name}: valid + null votes are not its votes cast")
 
 
 def _load_registry(election: Election) -> None:

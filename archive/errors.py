@@ -59,3 +59,7 @@ class OutputNotEmpty(BundleError):
 
 class WorkdirInconsistent(BundleError):
     """The workdir's state breaks an invariant the bundle relies on (missing object, two counted actas)."""
+
+
+class AuditError(TestigoError):
+    """A bundle cannot be audited (it does not verify, or it was built before the audit existed)."""
