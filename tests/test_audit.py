@@ -286,6 +286,7 @@ def test_audit_refuses_a_tampered_bundle(clean, copy_tree):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)     # the whole CSV is ingested first (full_workdir)
 def test_real_csv(full_bundle, csv_rows):
     """The whole published sheet: every check agrees with a computation over the CSV itself."""
     got = _audit_json(full_bundle)
@@ -308,3 +309,57 @@ def test_real_csv(full_bundle, csv_rows):
     assert got["coverage"][0]["mesas_counted"] == 24_532
     b2 = next(b for b in got["official"] if b["bulletin"] == "boletin-2")
     assert b2["reach"]["reachable"] == 0 and b2["reach"]["exceeded"] == ["EG"]
+
+
+# --- the site: /auditoria agrees with the command line ------------------------------------------
+
+@pytest.fixture(scope="module")
+def site(crafted):
+    from publish.site import server as site_mod
+    client = site_mod.InProcessClient(site_mod.make_datasette(crafted[0]))
+    yield client
+    client.close()
+
+
+def test_site_json_is_the_cli_json(site, crafted):
+    r = site.get("/auditoria.json")
+    assert r.status_code == 200
+    page = r.json()
+    cli_json = _audit_json(crafted[0])
+    for key in ("bundle", "checks", "tests", "coverage", "official"):
+        assert page[key] == cli_json[key], key
+
+
+def test_site_pages_show_checks_tests_and_figures(site, crafted):
+    _, _, planted = crafted
+    es = site.get("/auditoria")
+    en = site.get("/auditoria?lang=en")
+    assert es.status_code == en.status_code == 200
+    assert "Auditoría: ¿cuadran las actas?" in es.text and "Audit: do the actas hold together?" in en.text
+    for cid, mesas in planted.items():
+        for m in mesas:
+            assert f'href="/mesa/{m}"' in es.text, (cid, m)
+    assert es.text.count('class="t-fig t-fingerprint"') == 2 and es.text.count('class="t-fig t-hist"') == 3
+    assert 'id="official-boletin-2"' in es.text and "6.408.844" in es.text
+    # the rounded estado: its page flags its digit tests; its row on the national page says so
+    page = site.get(f"/auditoria/estado/{ROUNDED}")
+    assert page.status_code == 200 and page.text.count("⚑ marcada") == 4
+    data = site.get(f"/auditoria/estado/{ROUNDED}.json").json()
+    assert {t["scope"] for t in data["tests"]} == {f"estado:{ROUNDED}"} and all(t["flag"] for t in data["tests"])
+    assert all(c["count"] == 0 for c in data["checks"])       # nothing else was planted there
+    d23 = site.get("/auditoria/estado/23.json").json()
+    ident = next(c for c in d23["checks"] if c["id"] == "identical_numbers")
+    assert set(ident["mesas"]) == {m for m in planted["identical_numbers"] if m.startswith("23")}
+    assert site.get("/auditoria/estado/77").status_code == 404
+    assert site.get("/auditoria/estado/x1").status_code == 404
+
+
+def test_flagged_mesa_links_to_its_check_and_home_links_the_audit(site, crafted):
+    _, rows, planted = crafted
+    m = sorted(planted["single_candidate"])[0]
+    page = site.get(f"/mesa/{m}").text
+    assert 'id="audit-checks"' in page and "/auditoria#detail-single_candidate" in page
+    clean_mesa = next(_mid(r) for r in rows if _mid(r) not in {x for s in planted.values() for x in s})
+    assert 'id="audit-checks"' not in site.get(f"/mesa/{clean_mesa}").text
+    assert site.get(f"/mesa/{m}.json").json()["audit"][0]["check_id"] == "single_candidate"
+    assert 'href="/auditoria"' in site.get("/").text
