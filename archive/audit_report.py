@@ -19,7 +19,8 @@ def find_database(bundle: Path) -> Path:
 
 
 def audit_bundle(bundle, *, pubkey=None, verify: bool = True, progress_factory: Callable | None = None) -> dict:
-    """{"bundle": sha256 of SHA256SUMS, "checks", "tests", "coverage", "official", "notes"} of a bundle.
+    """{"bundle": sha256 of SHA256SUMS, "checks", "tests", "coverage", "official", "notes",
+    "histograms" (national)} of a bundle.
 
     Verified first (``verify.verify_bundle``: signature, every checksum) unless ``verify`` is
     False: an audit of a damaged or altered copy would be worse than none."""
@@ -39,7 +40,9 @@ def audit_bundle(bundle, *, pubkey=None, verify: bool = True, progress_factory: 
             raise AuditError(f"{root} was built before testigo computed the audit (no audit_* tables); "
                              "rebuild it with this version (`testigo build`)")
         result = audit_tables.read_audit(conn)
-        result["notes"] = {n["id"]: n for n in audit_tables._dicts(conn, "SELECT * FROM audit_notes")}
+        result["notes"] = {n["id"]: n for n in audit_tables.dicts(conn, "SELECT * FROM audit_notes")}
+        result["histograms"] = audit_tables.dicts(conn, "SELECT view, x, y, mesas FROM audit_histograms "
+                                                         "WHERE scope = 'national' ORDER BY rowid")
     finally:
         conn.close()
     return {"bundle": manifest.sha256_file(sums), **result}

@@ -158,7 +158,7 @@ def has_audit(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_checks'").fetchone() is not None
 
 
-def _dicts(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
+def dicts(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
     cur = conn.execute(sql, params)
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur]
@@ -166,20 +166,20 @@ def _dicts(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
 
 def read_checks(conn: sqlite3.Connection) -> list[dict]:
     """Each check as `testigo audit --json` gives it (+ Spanish title, threshold, per-field counts)."""
-    notes = {n["id"]: n for n in _dicts(conn, "SELECT * FROM audit_notes")}
+    notes = {n["id"]: n for n in dicts(conn, "SELECT * FROM audit_notes")}
     mesas: dict[str, list[str]] = {}
     for cid, mid in conn.execute("SELECT check_id, mesa_id FROM audit_check_mesas ORDER BY rowid"):
         got = mesas.setdefault(cid, [])
         if not got or got[-1] != mid:
             got.append(mid)
     out = []
-    for c in _dicts(conn, "SELECT * FROM audit_checks ORDER BY sort_order"):
+    for c in dicts(conn, "SELECT * FROM audit_checks ORDER BY sort_order"):
         listed = sorted(set(mesas.get(c["check_id"], [])), key=audit.mesa_key)
         n = notes.get(c["check_id"], {})
         item = {"id": c["check_id"], "title": n.get("title_en"), "count": c["mesas"], "mesas": listed,
                 "title_es": n.get("title_es"), "threshold": c["threshold"]}
         if c["check_id"] == "source_disagreement":
-            item["fields"] = _dicts(conn, "SELECT field, sources, mesas FROM audit_disagreement_fields ORDER BY rowid")
+            item["fields"] = dicts(conn, "SELECT field, sources, mesas FROM audit_disagreement_fields ORDER BY rowid")
         out.append(item)
     return out
 
@@ -189,15 +189,15 @@ def read_tests(conn: sqlite3.Connection, scope: str | None = None) -> list[dict]
     return [{"id": t["test_id"], "scope": t["scope"], "candidate": t["candidate"], "n": t["n"],
              "statistic": t["statistic"], "p_value": t["p_value"], "flag": bool(t["flag"]),
              "digits": [int(x) for x in t["detail"].split(",")] if t["detail"] else []}
-            for t in _dicts(conn, f"SELECT * FROM audit_tests {where} ORDER BY rowid", params)]
+            for t in dicts(conn, f"SELECT * FROM audit_tests {where} ORDER BY rowid", params)]
 
 
 def read_official(conn: sqlite3.Connection) -> list[dict]:
     """Each bulletin with its per-candidate figures and what the remaining electors could change."""
-    rows = _dicts(conn, "SELECT * FROM audit_official ORDER BY rowid")
-    reach = {r["bulletin"]: r for r in _dicts(conn, "SELECT * FROM audit_reach")}
+    rows = dicts(conn, "SELECT * FROM audit_official ORDER BY rowid")
+    reach = {r["bulletin"]: r for r in dicts(conn, "SELECT * FROM audit_reach")}
     out = []
-    for b in _dicts(conn, "SELECT * FROM audit_bulletins ORDER BY sort_order"):
+    for b in dicts(conn, "SELECT * FROM audit_bulletins ORDER BY sort_order"):
         b["sources"] = json.loads(b["sources"] or "[]")
         b["candidates"] = [{k: r[k] for k in ("candidate", "announced", "archived")}
                            for r in rows if r["bulletin"] == b["bulletin"]]
@@ -210,5 +210,5 @@ def read_official(conn: sqlite3.Connection) -> list[dict]:
 def read_audit(conn: sqlite3.Connection) -> dict:
     """The whole audit of a bundle database, as `testigo audit --json` prints it (less the bundle hash)."""
     return {"checks": read_checks(conn), "tests": read_tests(conn),
-            "coverage": _dicts(conn, "SELECT * FROM audit_coverage ORDER BY rowid"),
+            "coverage": dicts(conn, "SELECT * FROM audit_coverage ORDER BY rowid"),
             "official": read_official(conn)}

@@ -363,3 +363,18 @@ def test_flagged_mesa_links_to_its_check_and_home_links_the_audit(site, crafted)
     assert 'id="audit-checks"' not in site.get(f"/mesa/{clean_mesa}").text
     assert site.get(f"/mesa/{m}.json").json()["audit"][0]["check_id"] == "single_candidate"
     assert 'href="/auditoria"' in site.get("/").text
+
+
+@pytest.mark.parametrize("lang,title", [("es", "Auditoría de las actas archivadas"), ("en", "Audit of the archived actas")])
+def test_html_report_is_self_contained(crafted, tmp_path, lang, title):
+    bundle, _, planted = crafted
+    out = tmp_path / "informe.html"
+    res = CliRunner().invoke(cli, ["audit", str(bundle), "--html", str(out), "--lang", lang,
+                                   "--pubkey", str(bundle / "minisign.pub")])
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    assert title in text and "<script" not in text and "src=" not in text and "<link" not in text
+    assert text.count("<svg") == 2 + 2 + 3          # digits (EG, NM), fingerprints, histograms
+    for mesas in planted.values():
+        assert all(m in text for m in mesas)
+    assert "6,408,844" in text or "6.408.844" in text
