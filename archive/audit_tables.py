@@ -126,9 +126,10 @@ def _write(conn: sqlite3.Connection, name: str, rows: list[dict]) -> None:
 
 def write_audit(conn: sqlite3.Connection, election) -> None:
     """Compute the audit from the bundle's tables on ``conn`` and store it as the ``audit_*`` tables."""
-    checks = audit.run_checks(conn)
     codes = audit.candidates(conn)
-    mesas = forensics.counted_mesas(conn, codes)
+    readings = audit.readings(conn, codes)
+    checks = audit.run_checks(conn, readings)
+    mesas = forensics.counted_mesas(readings)
     main = forensics.main_candidates(mesas, codes)
     coverage = audit.coverage(conn, election.published_count)
     archived = dict(conn.execute("SELECT candidate, votes FROM totals_nacional"))

@@ -100,20 +100,10 @@ class Mesa:
     votes: tuple[int, ...]
 
 
-def counted_mesas(conn, codes: list[str]) -> list[Mesa]:
-    """The counted actas of the registry (one per mesa), with electors, in mesa order."""
-    index = {c: i for i, c in enumerate(codes)}
-    votes: dict[int, list[int]] = defaultdict(lambda: [0] * len(codes))
-    for acta_id, cand, n in conn.execute("SELECT v.acta_id, v.candidate, v.votes FROM acta_votes v "
-                                         "JOIN actas a ON a.id = v.acta_id WHERE a.counted = 1"):
-        if cand in index:
-            votes[acta_id][index[cand]] = n or 0
-    out = []
-    for acta_id, edo, electores, validos, nulos in conn.execute(
-            "SELECT a.id, ce.cod_edo, m.electores, a.validos, a.nulos FROM actas a JOIN mesas m ON m.id = a.mesa_id "
-            "JOIN centros ce ON ce.centro = m.centro WHERE a.counted = 1 ORDER BY a.id"):
-        out.append(Mesa(edo, electores or 0, validos, nulos or 0, tuple(votes[acta_id])))
-    return out
+def counted_mesas(readings) -> list[Mesa]:
+    """The counted actas of the registry (one per mesa, ``audit.readings``' rows), in acta order."""
+    return [Mesa(r.cod_edo, r.electores or 0, r.validos, r.nulos or 0, tuple(r.votes))
+            for r in readings if r.counted == 1]
 
 
 def main_candidates(mesas: list[Mesa], codes: list[str]) -> list[str]:
@@ -165,20 +155,20 @@ def histograms(mesas: list[Mesa], codes: list[str], main: list[str]) -> list[dic
     """Sparse histogram cells {view, scope, x, y, mesas}: 'turnout' and 'share:C' in permille bins
     (x 0..999, 100 % in the last), 'fingerprint:C' in percent bins (x turnout, y share, 0..99).
     Integer arithmetic only: the same actas always give the same cells."""
-    out = []
-    idx = {c: codes.index(c) for c in main}
-    for scope, group in _scopes(mesas):
-        cells: dict[tuple[str, int, int], int] = Counter()
-        for m in group:
-            cast = m.validos + m.nulos
-            if m.electores > 0:
-                cells[("turnout", min(999, cast * 1000 // m.electores), 0)] += 1
-            for c, i in idx.items():
-                if m.validos > 0:
-                    cells[(f"share:{c}", min(999, m.votes[i] * 1000 // m.validos), 0)] += 1
-                    if m.electores > 0:
-                        cells[(f"fingerprint:{c}", min(99, cast * 100 // m.electores),
-                               min(99, m.votes[i] * 100 // m.validos))] += 1
-        for (view, x, y), n in sorted(cells.items()):
-            out.append({"view": view, "scope": scope, "x": x, "y": y, "mesas": n})
-    return out
+    idx = [(c, codes.index(c)) for c in main]
+    cells: dict[str, Counter] = defaultdict(Counter)
+    for m in mesas:
+        keys = []
+        cast = m.validos + m.nulos
+        if m.electores > 0:
+            keys.append(("turnout", min(999, cast * 1000 // m.electores), 0))
+        if m.validos > 0:
+            for c, i in idx:
+                keys.append((f"share:{c}", min(999, m.votes[i] * 1000 // m.validos), 0))
+                if m.electores > 0:
+                    keys.append((f"fingerprint:{c}", min(99, cast * 100 // m.electores),
+                                 min(99, m.votes[i] * 100 // m.validos)))
+        cells["national"].update(keys)
+        cells[f"estado:{m.cod_edo}"].update(keys)
+    return [{"view": view, "scope": scope, "x": x, "y": y, "mesas": n}
+            for scope, _ in _scopes(mesas) for (view, x, y), n in sorted(cells[scope].items())]
