@@ -97,6 +97,46 @@ AUDIT_TABLES: dict[str, tuple[dict[str, type], tuple[tuple[str, ...], ...], str,
          "exceeded": "JSON list of candidates whose archived votes already exceed the announced figure."}),
 }
 
+# Descriptions of the columns the table entries above leave out (every column is described).
+_MORE: dict[str, dict[str, str]] = {
+    "audit_notes": {"sort_order": "Order on the page.", "title_en": "Title in English.", "title_es": "Title in Spanish.",
+                    "about_en": "What it finds or shows (English).", "about_es": "What it finds or shows (Spanish).",
+                    "limits_en": "What it cannot show (English).", "limits_es": "What it cannot show (Spanish)."},
+    "audit_checks": {"sort_order": "Order of the checks (as in audit_notes)."},
+    "audit_check_mesas": {"check_id": "The check (audit_checks.check_id)."},
+    "audit_disagreement_fields": {"mesas": "Mesas where that field differs between those two sources."},
+    "audit_tests": {"test_id": "'last_digit' or 'round_digits'.", "candidate": "Candidate code (a main candidate: "
+                    "at least 5 % of the archived valid votes)."},
+    "audit_histograms": {"view": "'turnout', 'share:<candidate>' or 'fingerprint:<candidate>'.",
+                         "x": "Bin: permille of turnout or share (0..999), or turnout % for a fingerprint (0..99).",
+                         "y": "The candidate's share % for a fingerprint (0..99); 0 for the others."},
+    "audit_coverage": {"scope": "'national' or 'estado:<COD_EDO>'.", "cod_edo": "State code (NULL: national).",
+                       "estado": "State name (NULL: national).", "mesas_registry": "Mesas of the registry.",
+                       "electores_registry": "Registered electors of the registry's mesas.",
+                       "mesas_counted": "Registry mesas whose acta is counted.",
+                       "electores_published": "The authority's published count of electors, where the election "
+                                              "definition records one (national row only); else NULL."},
+    "audit_bulletins": {"bulletin": "Bulletin id in the election definition.", "sort_order": "Order read (1 = first).",
+                        "read": "Date read (ISO 8601).", "read_text": "When it was read, in words (English).",
+                        "read_text_es": "When it was read, in words (Spanish).",
+                        "reported": "The share of actas or votes it said it covered (English).",
+                        "reported_es": "The same in Spanish.", "others_together": "Votes announced for the other "
+                        "candidates together, where the bulletin gave no split; else NULL.",
+                        "validos": "Announced valid votes.", "nulos": "Announced null votes.",
+                        "votantes": "Announced votes cast.", "electores": "Announced registered electors."},
+    "audit_official": {"bulletin": "Bulletin id.", "candidate": "Candidate code.", "announced": "Votes announced.",
+                       "archived": "Votes in this archive's counted actas (totals_nacional)."},
+    "audit_reach": {"bulletin": "Bulletin id.", "first": "The bulletin's first candidate.",
+                    "second": "The bulletin's second candidate.",
+                    "electores_total": "The country's electors: the published count, else the largest a bulletin "
+                                       "announced, else the registry's.",
+                    "electores_counted": "Electors of the mesas counted here.",
+                    "electores_remaining": "electores_total minus electores_counted."},
+}
+for _name, _more in _MORE.items():
+    AUDIT_TABLES[_name][3].update(_more)
+
+
 _CHECK_THRESHOLDS = {"single_candidate": audit.SINGLE_CANDIDATE_MIN_VOTES,
                      "identical_numbers": audit.IDENTICAL_MIN_VOTES}
 
