@@ -27,7 +27,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, provenance, recheck, shards, signing, transcription, volunteers
+from . import audit_tables, manifest, provenance, recheck, shards, signing, transcription, volunteers
 from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
 from .locators import local_prefixes, public_file_name, scrub
@@ -412,7 +412,7 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     tables["issues"] = _issue_rows(state, new_id)
     tables["transcriptions"] = _transcription_rows(state, new_id)
     tables["transcription_entries"] = _transcription_entry_rows(state, new_id)
-    write_database(db_path, tables, derived)
+    write_database(db_path, tables, derived, after=lambda conn: audit_tables.write_audit(conn, election))
     return db_path, tables
 
 

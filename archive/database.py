@@ -393,13 +393,15 @@ def _insert(conn: sqlite3.Connection, name: str, rows: Iterable[dict]) -> None:
 
 
 def write_database(path: Path, tables: dict[str, Iterable[dict]],
-                   derived: dict[str, tuple[str, Callable[[dict], Iterable[dict]]]] | None = None) -> None:
+                   derived: dict[str, tuple[str, Callable[[dict], Iterable[dict]]]] | None = None,
+                   after: Callable[[sqlite3.Connection], None] | None = None) -> None:
     """Write the SQLite file at ``path`` (temp file + VACUUM INTO + rename: never half-written).
 
     ``tables``: rows per table, lists or generators (streamed: a national bundle has millions of
     vote rows, never all in memory). ``derived``: {table: (source table, rows_of(source row))}
     for tables made from another's rows (the votes of each acta), filled in the same pass over
-    the source, a batch at a time, so an expensive source generator runs once.
+    the source, a batch at a time, so an expensive source generator runs once. ``after(conn)``
+    adds tables computed from the finished ones (the audit), before the file is written.
     """
     derived = derived or {}
     building = path.with_name(path.name + ".building")
@@ -435,6 +437,8 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
         mesa_pages.write(conn)
+        if after is not None:
+            after(conn)
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()

@@ -6,16 +6,17 @@ descriptions, and testigo's own block (key, counting rule, counts, totals, softw
 from __future__ import annotations
 
 from . import mesa_pages
+from .audit_tables import AUDIT_TABLES
 from .database import COLUMN_DESCRIPTIONS, COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS, TableSpec
 from .published import IMAGES_DIR
 
 
 def _field_type(t: type) -> str:
-    return "integer" if t is int else "string"
+    return {int: "integer", float: "number"}.get(t, "string")
 
 
-def _schema(name: str, columns: dict[str, type], spec: TableSpec | None) -> dict:
-    desc = COLUMN_DESCRIPTIONS.get(name, {})
+def _schema(name: str, columns: dict[str, type], spec: TableSpec | None, desc: dict | None = None) -> dict:
+    desc = desc if desc is not None else COLUMN_DESCRIPTIONS.get(name, {})
     schema: dict = {"fields": [{"name": c, "type": _field_type(t), **({"description": desc[c]} if c in desc else {})}
                                for c, t in columns.items()]}
     if spec is not None:
@@ -60,6 +61,9 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
     resources.append({"name": mesa_pages.TABLE, "type": "table", "description": TABLE_DESCRIPTIONS[mesa_pages.TABLE],
                       **base, "dialect": {"table": mesa_pages.TABLE},
                       "schema": _schema(mesa_pages.TABLE, mesa_pages.COLUMNS, None)})
+    for a, (cols, _, description, col_desc) in AUDIT_TABLES.items():   # the audit, computed at build time
+        resources.append({"name": a, "type": "table", "description": description, **base,
+                          "dialect": {"table": a}, "schema": _schema(a, cols, None, col_desc)})
     resources += _shard_resources(shards, election)
     meta = election.meta
     return {

@@ -117,6 +117,22 @@ class Election:
         listed = (self.meta.get("centre_code") or {}).get("estados")
         return set(listed) if listed else set(self.estados)
 
+    @property
+    def bulletins(self) -> list[dict]:
+        """The authority's announced results (``official_results.bulletins``), oldest first; [] if none."""
+        return list((self.meta.get("official_results") or {}).get("bulletins") or [])
+
+    @property
+    def published_count(self) -> dict:
+        """:attr:`authority_count` as a dict ({"mesas", "centros", "electores", "source"}, the unknown
+        ones left out); {} where the definition records none (coverage is then stated against the
+        registry's own rows)."""
+        c = self.authority_count
+        if c is None:
+            return {}
+        return {k: v for k, v in (("mesas", c.mesas), ("centros", c.centros), ("electores", c.electores),
+                                  ("source", c.source)) if v is not None}
+
     def mesa(self, centro: int, mesa: int) -> Mesa | None:
         return self.mesas.get((centro, mesa))
 
@@ -180,6 +196,7 @@ def load(election_id: str = DEFAULT_ELECTION) -> Election:
             raise DefinitionError(f"{meta_path}: candidate {c.code} should have {c.cards} cards, has {n}")
     if any(k.candidate not in codes for k in cards):
         raise DefinitionError(f"{meta_path}: a card names an unknown candidate")
+    _check_bulletins(meta, meta_path, codes)
     election = Election(election_id, folder, meta, candidates, cards, {})
     _load_registry(election)
     return election
@@ -189,6 +206,20 @@ REGISTRY_COLUMNS = ("COD_EDO", "EDO", "COD_MUN", "MUN", "COD_PAR", "PAR", "CENTR
 #: optional columns: registered electors; a centre's name and address (search finds a centre by name)
 NAME_COLUMNS = {"NOMBRE_CENTRO": "nombre", "CENTRO_NOMBRE": "nombre", "NOMBRE": "nombre",
                 "DIRECCION": "direccion", "DIRECCION_CENTRO": "direccion"}
+def _check_bulletins(meta: dict, meta_path: Path, codes: set[str]) -> None:
+    """An announced figure is recorded as read, so its own sums must hold: a bulletin naming every
+    candidate adds up to its valid votes, valid + null to votes cast (a typo shows up here)."""
+    for b in (meta.get("official_results") or {}).get("bulletins") or []:
+        votes, name = b.get("votes") or {}, b.get("id", "?")
+        if set(votes) - codes:
+            raise DefinitionError(f"{meta_path}: bulletin {name} names unknown candidates {sorted(set(votes) - codes)}")
+        if not b.get("sources"):
+            raise DefinitionError(f"{meta_path}: bulletin {name} has no sources; record where each figure comes from")
+        if set(votes) == codes and b.get("validos") is not None and sum(votes.values()) != b["validos"]:
+            raise DefinitionError(f"{meta_path}: bulletin {name}: the candidates add up to {sum(votes.values()):,}, "
+                                  f"not its valid votes {b['validos']:,}")
+        if None not in (b.get("validos"), b.get("nulos"), b.get("votantes")) and b["validos"] + b["nulos"] != b["votantes"]:
+            raise DefinitionError(f"{meta_path}: bulletin {name}: valid + null votes are not its votes cast")
 
 
 def _load_registry(election: Election) -> None:

@@ -69,6 +69,10 @@ class WorkdirInconsistent(BundleError):
     """The workdir's state breaks an invariant the bundle relies on (missing object, two counted actas)."""
 
 
+class AuditError(TestigoError):
+    """A bundle cannot be audited (it does not verify, or it was built before the audit existed)."""
+
+
 # --- one line for a failure ------------------------------------------------------------------------
 
 _LOCKED = ("the workdir is busy: another testigo command (an ingest, a build or the transcription server) "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import mesa_pages
+from .audit_tables import AUDIT_TABLES
 from .database import COUNTING_RULE, TABLE_DESCRIPTIONS, TABLES, VIEWS
 from .shards import DEFAULT_MAX_MEMBERS
 
@@ -30,7 +31,8 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} | "
                        f"{outside.get(cand.code, 0):,} |" for cand in election.candidates)
     o = c.get("outside_registry") or {}
-    tables = "\n".join(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, mesa_pages.TABLE])
+    tables = "\n".join([*(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, mesa_pages.TABLE]),
+                        *(f"| `{t}` | {spec[2]} |" for t, spec in AUDIT_TABLES.items())])
     if info["key_id"]:
         key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")
         sig_es = "La firma `SHA256SUMS.minisig` (Ed25519, formato minisign) cubre `SHA256SUMS`."
@@ -185,6 +187,8 @@ cmp B2/SHA256SUMS SHA256SUMS && echo identical
 {tables}
 
 Ids: `municipios.id` = `EDO.MUN`, `parroquias.id` = `EDO.MUN.PAR`, `mesas.id` = `CENTRO.MM`.
+The audit_* tables are the audit (`testigo audit`, the site's /auditoria / la auditoría): what
+each check and test means and cannot show is in `audit_notes`.
 Column descriptions: `datapackage.json`. Software: {', '.join(f'{k} {v}' for k, v in info['software'].items())}.
 
 License / Licencia: CC0-1.0 (see `LICENSE`).

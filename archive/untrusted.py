@@ -38,10 +38,11 @@ class UntrustedDatabase(TestigoError):
 def expected_schema() -> frozenset[tuple[str, str, str, str | None]]:
     """(type, name, tbl_name, sql) of every object :func:`archive.database.write_database` makes
     (written once, empty, into a scratch file: the schema comes from the one code that writes it)."""
+    from .audit_tables import write_empty
     from .database import TABLES, write_database
     with tempfile.TemporaryDirectory(prefix="testigo-schema-") as tmp:
         path = Path(tmp) / "empty.db"
-        write_database(path, {name: [] for name in TABLES})
+        write_database(path, {name: [] for name in TABLES}, after=write_empty)
         conn = sqlite3.connect(path)
         try:
             return frozenset(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))

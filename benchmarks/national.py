@@ -11,8 +11,9 @@ step as its own child process (the real `testigo` commands) and prints:
   torrent  hybrid + v1 creation, against the same raw sha256
   memory   peak RSS of every step (largest process of the step, workers included; aim < 1 GiB)
   site     uncached latency (first visit to a fresh server: its response cache empty) of the mesa
-           page, a photo, /totales at
-           every level, search and the Datasette totals pages (aim <= 200 ms)
+           page, a photo, /totales at every level, /auditoria and its estado pages, search and
+           the Datasette totals pages (aim <= 200 ms)
+  audit    wall time of the audit the build computes (timed again on the bundle's database)
 and the ratio of each figure between the largest and the smallest size: per-photo costs
 should stay flat (linear growth), latencies and memory should not grow.
 
@@ -244,6 +245,8 @@ def latency(bundle: Path, rounds: int = 2) -> dict[str, list[float]]:
            for lv, col, t in (("estado", "cod_edo", "estados"), ("municipio", "id", "municipios"),
                               ("parroquia", "id", "parroquias"), ("centro", "centro", "centros"))},
         "/images (photo from a shard)": [f"/{path}" for path in pick(q("SELECT path FROM images"))],
+        "/auditoria": ["/auditoria.json", "/auditoria", "/auditoria?lang=en"],
+        "/auditoria/estado": [f"/auditoria/estado/{e}" for e in pick(q("SELECT cod_edo FROM estados"), 7)],
         "/buscar": [f"/buscar?q={x}" for x in pick(q("SELECT codigo FROM centros"), 4)
                     + ["libertador", "san jose", "recreo", "maracaibo"]],
         "Datasette totals/actas": [
@@ -288,6 +291,24 @@ class Run:
     photo_bytes: int = 0
     outcomes: dict = field(default_factory=dict)
     pages: dict[str, list[float]] = field(default_factory=dict)
+    audit_s: float = 0.0
+
+
+def audit_seconds(bundle: Path) -> float:
+    """Wall seconds of the audit the build computes (archive.audit_tables.write_audit), timed
+    again on a copy of the bundle's database with its audit_* tables dropped."""
+    from archive import audit_tables, election
+    src = sqlite3.connect(f"file:{next(bundle.glob('*.db'))}?immutable=1", uri=True)
+    conn = sqlite3.connect(":memory:")
+    src.backup(conn)
+    src.close()
+    for t in audit_tables.AUDIT_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS [{t}]")
+    t0 = time.perf_counter()
+    audit_tables.write_audit(conn, election.load())
+    took = time.perf_counter() - t0
+    conn.close()
+    return took
 
 
 def run_size(n: int, photos: list[Path], cache: Path, jobs: int, keep: bool) -> Run:
@@ -329,6 +350,7 @@ def run_size(n: int, photos: list[Path], cache: Path, jobs: int, keep: bool) -> 
             sys.exit(f"the bundle's national totals are not the CSV's: {dp['testigo']['totals']}")
         print("  .. site latency (first visits, best of 2 fresh servers)", file=sys.stderr, flush=True)
         run.pages = latency(bundle)
+        run.audit_s = audit_seconds(bundle)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -361,6 +383,7 @@ def figures(r: Run) -> dict[str, tuple[float, str]]:
         "torrent hybrid+v1, wall s": (s["torrent"].wall, "photo"),
         "torrent / raw sha256, wall": (s["torrent"].wall / s["raw sha256"].wall, "flat"),
         "bundle size, MB": (r.bundle_bytes / 1e6, "photo"),
+        "audit at build (part of build), wall s": (r.audit_s, "flat"),
         "photos ingested, MB": (r.photo_bytes / 1e6, "photo"),
     }
     for name in ("ingest CSV", "ingest clean", "ingest degraded", "build", "verify", "torrent"):

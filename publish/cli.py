@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
     "commons": "publish.commons.cli:commons",
     "mirror": "publish.mirror.cli:mirror",
     "check": "publish.check.cli:check",
+    "audit": "archive.audit_cli:audit",
     "transcribe": "publish.transcribe.cli:transcribe",
     "demo": "publish.demo:demo",
 }
@@ -84,5 +85,6 @@ def cli(debug):
       zenodo  deposit the bundle on Zenodo (a DOI); commons  its photos on Wikimedia Commons
       check   does my photo of an acta match the archive (a bundle or a site)?
       transcribe  volunteers type in the photos whose QR could not be read
+      audit   does the archive hold together (checks, forensic tests, official results)?
     Run `testigo demo` to see it all on the bundled sample.
     """

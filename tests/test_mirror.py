@@ -130,6 +130,7 @@ def test_every_page_and_json_of_the_site_is_there(mirror, mirror_bundle):
             assert (mirror / f"totales/{level}/{k}/index.html").is_file() and (mirror / f"totales/{level}/{k}.json").is_file()
     for rel in ("index.html", "en/index.html", "buscar/index.html", "buscar/centros.json", "totales/index.html",
                 "totales.json", "comprobar/index.html", "descargas/index.html", "acerca/index.html",
+                "auditoria/index.html", "en/auditoria/index.html", "auditoria.json",
                 f"descargas/{DB}.db", "descargas/SHA256SUMS", "descargas/SHA256SUMS.minisig",
                 "descargas/minisign.pub", "assets/buscar.js", "assets/site.css", "-/static/app.css"):
         assert (mirror / rel).is_file(), rel
@@ -137,7 +138,11 @@ def test_every_page_and_json_of_the_site_is_there(mirror, mirror_bundle):
     client = site_mod.InProcessClient(site_mod.make_datasette(mirror_bundle))
     try:
         with_photo = db_rows(mirror_bundle, "select mesa_id from actas where image_sha256 is not null limit 1")[0][0]
-        for path in (f"/mesa/{with_photo}.json", "/totales.json", f"/centro/{centros[0]}.json", "/buscar/centros.json"):
+        for (e,) in db_rows(mirror_bundle, "select cod_edo from audit_coverage where cod_edo is not null"):
+            assert (mirror / f"auditoria/estado/{e}/index.html").is_file()
+            assert (mirror / f"en/auditoria/estado/{e}/index.html").is_file()
+        for path in (f"/mesa/{with_photo}.json", "/totales.json", f"/centro/{centros[0]}.json", "/buscar/centros.json",
+                     "/auditoria.json"):
             assert (mirror / path.lstrip("/")).read_bytes() == client.get(path).content, path
         data = json.loads((mirror / f"mesa/{with_photo}.json").read_text())
         image = next(a["image_url"] for a in data["actas"] if a["image_url"])

@@ -195,7 +195,10 @@ def test_altered_mesa_page_is_rejected_even_when_resealed(bundle_copy, signing_k
 def test_corrupt_database_is_rejected_even_when_resealed(bundle_copy, signing_key):
     path = bundle_copy / "ve-2024.db"
     data = bytearray(path.read_bytes())
-    at = data.find(b"disagree")       # a table row and its index entry now disagree
+    # a table row and its index entry now disagree: the first 'disagree' that is a value of its own
+    # (actas.crosscheck), not part of a word (the audit's source_disagreement, its table's name)
+    at = next(i for i in range(1, len(data)) if data.startswith(b"disagree", i)
+              and not (chr(data[i - 1]).isalnum() or data[i - 1] in b"_ "))
     data[at:at + 8] = b"DISAGREE"
     path.write_bytes(bytes(data))
     reseal(bundle_copy, signing_key, KEY_PASSWORD)

@@ -48,11 +48,12 @@ PUBLIC_KEY = "minisign.pub"
 BATCH = 16
 LEVELS = ("estado", "municipio", "parroquia", "centro")
 #: Site paths that are pages of the mirror (each becomes <path>/index.html).
-PAGE_RE = re.compile(r"^/(?:buscar|comprobar|descargas|acerca|totales|totales/(?:estado|municipio|parroquia|centro)"
+PAGE_RE = re.compile(r"^/(?:buscar|comprobar|descargas|acerca|auditoria|auditoria/estado/[^/]+|totales|"
+                     r"totales/(?:estado|municipio|parroquia|centro)"
                      r"/[^/]+|centro/[^/]+|mesa/[^/]+)?$")
 #: Site paths that are files of the mirror, kept as they are.
 FILE_RE = re.compile(r"^/(?:assets/|-/static/|images/|descargas/[^/]+$|buscar/centros\.json$|robots\.txt$)")
-JSON_RE = re.compile(r"^/(?:totales|totales/(?:estado|municipio|parroquia|centro)/[^/]+|centro/[^/]+|mesa/[^/]+)\.json$")
+JSON_RE = re.compile(r"^/(?:auditoria|auditoria/estado/[^/]+|totales|totales/(?:estado|municipio|parroquia|centro)/[^/]+|centro/[^/]+|mesa/[^/]+)\.json$")
 #: URL attributes of the site's HTML: href="/..." src="/..." action="/..."
 URL_ATTR_RE = re.compile(r'(\s(?:href|src|action)=")(/(?!/)[^"]*)(")')
 
@@ -92,6 +93,8 @@ def site_paths(db_path: Path) -> Iterator[str]:
             yield from page(p, False)
         yield "/buscar/centros.json"
         yield from page("/totales")
+        for scope in _audit_scopes(conn):
+            yield from page(scope)
         for level, sql in (("estado", "select cod_edo from estados order by 1"),
                            ("municipio", "select id from municipios order by 1"),
                            ("parroquia", "select id from parroquias order by 1"),
@@ -106,15 +109,24 @@ def site_paths(db_path: Path) -> Iterator[str]:
         conn.close()
 
 
+def _audit_scopes(conn: sqlite3.Connection) -> list[str]:
+    """The audit's pages (/auditoria and one per estado), where the bundle has the audit."""
+    if not conn.execute("select 1 from sqlite_master where name = 'audit_coverage'").fetchone():
+        return []
+    return ["/auditoria", *(f"/auditoria/estado/{e}" for (e,) in conn.execute(
+        "select cod_edo from audit_coverage where cod_edo is not null order by rowid"))]
+
+
 def count_paths(db_path: Path) -> int:
     conn = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
     try:
         areas = sum(conn.execute(f"select count(*) from {t}").fetchone()[0]
                     for t in ("estados", "municipios", "parroquias", "centros"))
         centros, mesas = (conn.execute(f"select count(*) from {t}").fetchone()[0] for t in ("centros", "mesas"))
+        audit = len(_audit_scopes(conn))
     finally:
         conn.close()
-    return 2 + 4 * 2 + 1 + 3 * (1 + areas + centros + mesas)
+    return 2 + 4 * 2 + 1 + 3 * (1 + audit + areas + centros + mesas)
 
 
 def static_url(url: str) -> str:

@@ -9,6 +9,7 @@ Pages (``?lang=en`` for English; ``.json`` for the data of the page):
   /centro/CENTRO      one centre: its mesas and totals
   /mesa/CENTRO.MM     one mesa: acta image(s), numbers, participation, cross-check, flags
   /totales[/NIVEL/ID] totals by candidate: national (with the estado map), estado, municipio, ...
+  /auditoria[/estado/COD]  the audit: consistency checks, forensic tests, official results beside the actas
   /comprobar          check my acta: a photo (QR read in the browser), the QR text, or the numbers
   /descargas          the bundle's files, signature, public key, torrent; how to verify
   /acerca             how the data was collected (the bundle README)
@@ -21,7 +22,7 @@ from datasette import hookimpl
 from .cache import CacheLayer, ResponseCache
 from .gate import Gate
 from .headers import page_policy
-from .pages import areas, check, home, mesa, photos, search
+from .pages import areas, audit, check, home, mesa, photos, search
 from .pages.common import answers_when_busy, helpers
 from .state import state_of
 
@@ -69,6 +70,8 @@ ROUTES = [
     (r"^/totales(?P<fmt>\.json)?$", areas.totales),
     (r"^/totales/(?P<nivel>[a-z]+)/(?P<id>[^/]*?)(?P<fmt>\.json)?$", areas.totales),
     (r"^/comprobar(?P<fmt>\.json)?$", check.comprobar),
+    (r"^/auditoria(?P<fmt>\.json)?$", audit.auditoria),
+    (r"^/auditoria/estado/(?P<code>[^/]*?)(?P<fmt>\.json)?$", audit.auditoria_estado),
     (r"^/descargas$", home.descargas),
     (r"^/descargas/(?P<name>[^/]+)$", home.descarga_file),
     (r"^/acerca$", home.acerca),

@@ -52,6 +52,15 @@ class SitePool:
                     raise QueryInterrupted(e, sql, params)
                 raise
 
+    def _call(self, fn):
+        conn = self._connection()
+        with sqlite_timelimit(conn, self.time_limit_ms):
+            return fn(conn)
+
+    async def call(self, fn):
+        """``fn(conn)`` on one of the site's connections (a reader shared with the command line)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, fn)
+
     async def query(self, sql: str, params=None) -> list[dict]:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._run, sql, params)
 

@@ -47,6 +47,8 @@ class SiteState:
     outside_line: dict | None = None     # the separate totals line "actas outside the registry"
     search_index: bytes | None = None   # /buscar/centros.json, built on first request
     issues_by_acta: bool = False
+    audit: dict | None = None            # the bundle's audit (archive.audit_tables.read_audit), read once
+    has_audit: bool | None = None        # the bundle has audit_* tables (built by a testigo with the audit)
 
     async def warm(self, datasette) -> None:
         """Load the small tables every page needs (once: the startup hook, or the first request

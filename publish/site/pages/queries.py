@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from archive import audit_tables, manifest
+
 from ..state import state_of
 from .common import query
 from .provenance import add_provenance
@@ -128,7 +130,7 @@ async def mesa_data(datasette, mesa_id: str) -> dict | None:
                 flags.append(f)
     await add_provenance(datasette, actas, flags)
     return {"mesa": mesa, "counted_acta": counted["id"] if counted else None, "actas": actas, "flags": flags,
-            "issues": issues}
+            "issues": issues, "audit": await checks_of_mesa(datasette, mesa_id)}
 
 
 async def _transcriptions(datasette, ids: list[int]) -> dict[int, dict]:
@@ -146,3 +148,35 @@ async def _transcriptions(datasette, ids: list[int]) -> dict[int, dict]:
             aliases = []
         out[r["acta_id"]] = {"entries": r["entries"], "transcribers": aliases}
     return out
+
+
+# --- the audit (issue 19): /auditoria and the mesa page's "this acta is in check X" ---------
+
+async def has_audit(datasette) -> bool:
+    st = state_of(datasette)
+    if st.has_audit is None:
+        st.has_audit = bool(await query(datasette, "select 1 from sqlite_master where name = 'audit_checks'"))
+    return st.has_audit
+
+
+async def audit_data(datasette) -> dict:
+    """The whole audit (as `testigo audit --json` prints it), read once: the bundle never changes."""
+    st = state_of(datasette)
+    if st.audit is None:
+        if st.pool is None:
+            await query(datasette, "select 1")        # opens the site's pool
+        result = await st.pool.call(audit_tables.read_audit)
+        result["notes"] = {n["id"]: n for n in await query(datasette, "select * from audit_notes")}
+        sums = st.bundle.path / manifest.MANIFEST
+        st.audit = {"bundle": manifest.sha256_file(sums) if sums.is_file() else None, **result}
+    return st.audit
+
+
+async def checks_of_mesa(datasette, mesa_id: str) -> list[dict]:
+    """The checks that list this mesa ("this acta is in check X"), for its page."""
+    if not await has_audit(datasette):
+        return []
+    rows = await query(datasette, "select distinct cm.check_id, n.title_es, n.title_en from audit_check_mesas cm "
+                       "join audit_notes n on n.id = cm.check_id join audit_checks c on c.check_id = cm.check_id "
+                       "where cm.mesa_id = :id order by c.sort_order", {"id": mesa_id})
+    return rows
