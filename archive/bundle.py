@@ -28,7 +28,8 @@ import sqlite_utils
 from . import acta as acta_mod
 from . import election as election_mod
 from . import audit_tables, manifest, provenance, recheck, shards, signing, transcription, volunteers
-from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
+from .database import mesa_id, municipio_id, open_readonly, parroquia_id, write_database
+from .totals import national_totals
 from .datapackage import datapackage
 from .locators import local_prefixes, public_file_name, scrub
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent

@@ -486,36 +486,6 @@ def materialize(conn: sqlite3.Connection, name: str, columns: dict[str, type], s
         db[name].create_index(list(idx), index_name=f"idx_{name}_{'_'.join(idx)}")
 
 
-def totals_differences(conn: sqlite3.Connection) -> list[str]:
-    """Where a totals table is not what its SELECT gives from the actas, row by row in order (for
-    verify: the stored totals must be the sum of the published actas). Streams both sides.
-    A table missing or with other columns (another testigo version's definition) is skipped."""
-    out = []
-    for name, (columns, sql) in VIEWS.items():
-        if [r[1] for r in conn.execute(f"PRAGMA table_info([{name}])")] != list(columns):
-            continue
-        cols = ", ".join(f"[{c}]" for c in columns)
-        stored = conn.execute(f"SELECT {cols} FROM [{name}] ORDER BY rowid")
-        fresh = conn.execute(sql)
-        for n, (a, b) in enumerate(itertools.zip_longest(stored, fresh), 1):
-            if a != b:
-                out.append(f"{name} row {n} is {a}, but the actas give {b}: the totals do not add up "
-                           "the published actas")
-                break
-    return out
-
-
-def national_totals(db_path: Path, relation: str = "totals_nacional") -> dict[str, int]:
-    """{candidate: votes} of a national totals relation (``outside_registry_totals``: the separate line)."""
-    if relation not in VIEWS:
-        raise ValueError(f"{relation} is not a totals relation of the bundle")
-    conn = open_readonly(db_path)
-    try:
-        return {r[0]: r[1] for r in conn.execute(f"SELECT candidate, votes FROM {relation}")}
-    finally:
-        conn.close()
-
-
 def open_readonly(path: Path) -> sqlite3.Connection:
     """Open without ever writing next to the file (no -journal/-wal appears in a bundle)."""
     uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=ro&immutable=1"

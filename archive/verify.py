@@ -22,7 +22,8 @@ from typing import Callable
 
 from . import manifest, mesa_pages, shards, signing, untrusted
 from .bundle import DATAPACKAGE, PUBLIC_KEY
-from .database import open_readonly, totals_differences
+from .database import open_readonly
+from .totals import totals_differences
 from .progress import progress
 from .published import IMAGES_DIR
 

@@ -181,8 +181,8 @@ def test_duplicate_photo_fires_on_a_crafted_database(clean, tmp_path):
     db = tmp_path / "x.db"
     shutil.copy(next(clean.glob("*.db")), db)
     conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO images (sha256, original_sha256, path, shard, media_type, size) "
-                 "VALUES ('ab', 'cd', 'images/ab.jpg', 'images/estado-22-1.zip', 'image/jpeg', 1)")
+    conn.execute("INSERT INTO images (sha256, original_sha256, path, shard, media_type, size, offset) "
+                 "VALUES ('ab', 'cd', 'images/ab.jpg', 'images/estado-22-1.zip', 'image/jpeg', 1, 0)")
     ids = [r[0] for r in conn.execute("SELECT id FROM actas ORDER BY id LIMIT 2")]
     conn.execute("UPDATE actas SET image_sha256 = 'ab' WHERE id IN (?, ?)", ids)
     mesas = {r[0] for r in conn.execute("SELECT mesa_id FROM actas WHERE id IN (?, ?)", ids)}

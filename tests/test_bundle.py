@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from archive import bundle as bundle_mod
-from archive import database, locators, published, shards
+from archive import database, locators, published, shards, totals
 from archive import manifest, signing
 from archive.bundle import build_bundle
 from archive.verify import verify_bundle
@@ -104,7 +104,7 @@ def test_totals_are_indexed_tables_equal_to_their_definition(bundle):
                 "SELECT * FROM totals_municipio ORDER BY votes DESC LIMIT 51"):
         plan = " ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
-    assert database.totals_differences(db) == []
+    assert totals.totals_differences(db) == []
 
 
 def test_every_totals_entry_is_materialized_the_same_way(tmp_path, monkeypatch):
@@ -126,10 +126,10 @@ def test_every_totals_entry_is_materialized_the_same_way(tmp_path, monkeypatch):
     assert {r[1] for r in db.execute("PRAGMA index_list(totals_centros_por_estado)")} == {
         "idx_totals_centros_por_estado_cod_edo", "idx_totals_centros_por_estado_estado",
         "idx_totals_centros_por_estado_mesas"}
-    assert database.totals_differences(db) == []
+    assert totals.totals_differences(db) == []
     db.execute("UPDATE totals_centros_por_estado SET mesas = 3")
     assert "totals_centros_por_estado row 1 is (1, 'A', 3), but the actas give (1, 'A', 2)" in \
-        database.totals_differences(db)[0]
+        totals.totals_differences(db)[0]
     # a SELECT that does not give the declared columns is a mistake caught at the first build
     monkeypatch.setitem(database.VIEWS, "totals_centros_por_estado", ({"cod_edo": int, "n": int}, extra[1]))
     with pytest.raises(ValueError, match="gives columns"):
