@@ -27,7 +27,7 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import manifest, provenance, recheck, shards, signing, transcription, volunteers
+from . import manifest, printed_store, provenance, recheck, shards, signing, transcription, volunteers
 from .database import mesa_id, municipio_id, national_totals, open_readonly, parroquia_id, write_database
 from .datapackage import datapackage
 from .locators import local_prefixes, public_file_name, scrub
@@ -173,9 +173,11 @@ class _Snapshot:
 
 # --- rows ------------------------------------------------------------------------------------------
 
-def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
+def _geography(election, read: Iterable = (), printed_electors: dict | None = None) -> dict[str, list[dict]]:
     """Registry rows, plus flagged rows for the mesas and centres outside it among ``read``, the
-    (centro, mesa) of every mesa with an acta."""
+    (centro, mesa) of every mesa with an acta; their electores as their printed actas give them
+    (``printed_electors``), else unknown."""
+    printed_electors = printed_electors or {}
     centros: dict[int, dict] = {}
     mesas = []
     for (centro, mesa), m in sorted(election.mesas.items()):
@@ -196,8 +198,8 @@ def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
         c["electores"] = None if c["electores"] is None or m.electores is None else c["electores"] + m.electores
     outside = sorted({(c, m) for c, m in read if (c, m) not in election.mesas})
     for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
-        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": None,
-                      "outside_registry": 1})
+        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa,
+                      "electores": printed_electors.get((centro, mesa)), "outside_registry": 1})
         if centro not in centros:
             p = election.place(centro)
             centros[centro] = {
@@ -305,12 +307,18 @@ def _acta_vote_rows(a: dict, election) -> Iterator[dict]:
         yield {"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
 
 
-def _issue_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
-    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1."""
+def _issue_rows(state: _Snapshot, new_id: dict[int, int], printed: Iterable[dict] = ()) -> Iterator[dict]:
+    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1; then
+    the printed actas' disagreements with other sources (outcome 'disagree', in photo order)."""
+    n = 0
     for n, i in enumerate(state.issues, 1):
         yield {"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"],
                "file": public_file_name(i["locator"]), "original_sha256": i["sha256"],
                "acta_id": new_id.get(i["acta_id"])}
+    for n, f in enumerate(printed, n + 1):
+        yield {"id": n, "outcome": "disagree", "code": f["code"], "reason": f["reason"],
+               "file": public_file_name(f["locator"]), "original_sha256": f["sha256"],
+               "acta_id": new_id.get(f["acta_id"])}
 
 
 def _transcription_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
@@ -398,7 +406,7 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     (the small ones are lists, counted again for the datapackage)."""
     n_actas = state.db.execute("SELECT count(*) FROM actas").fetchone()[0]
     new_id: dict[int, int] = {}
-    tables = _geography(election, state.mesas_read)
+    tables = _geography(election, state.mesas_read, printed_store.outside_electors(state.db, election))
     tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
                             for i, c in enumerate(election.candidates, 1)]
     tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
@@ -409,7 +417,8 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     tables["actas"] = counted(_acta_rows(state, images.by_original, election, new_id), progress_factory,
                               n_actas, "database: actas and their votes")
     derived = {"votes": ("actas", _vote_rows), "acta_votes": ("actas", lambda a: _acta_vote_rows(a, election))}
-    tables["issues"] = _issue_rows(state, new_id)
+    tables["printed"] = printed_store.bundle_rows(state.db, images.by_original)
+    tables["issues"] = _issue_rows(state, new_id, printed_store.finding_rows(state.db, images.by_original, election))
     tables["transcriptions"] = _transcription_rows(state, new_id)
     tables["transcription_entries"] = _transcription_entry_rows(state, new_id)
     write_database(db_path, tables, derived)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 import sqlite_utils
 
 from . import mesa_pages
+from . import printed_store
 from .errors import WorkdirInconsistent
 
 # 16 KiB: the browser app reads one page per HTTP range request; the whole schema is then page 1 and
@@ -94,7 +95,10 @@ TABLE_DESCRIPTIONS = {
              "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
     "acta_votes": "Votes per candidate, for every acta.",
-    "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
+    "issues": "Every input that did not become a counted-or-countable reading, with the reason; and every "
+              "field where a photo's printed acta (OCR) disagrees with its QR, its mesa's sheet row or the "
+              "registry (outcome 'disagree', code printed_<field>).",
+    "printed": printed_store.DESCRIPTION,
     "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "
                       "public aliases of those who chose one (never names).",
     "transcription_entries": "Every entry volunteers made for the photos that became actas, the volunteer "
@@ -198,7 +202,8 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
     "issues": {"id": "Issue id (sorted by file, then content hash).",
-               "outcome": "unreadable, invalid, duplicate, conflict or rejected-file.",
+               "outcome": "unreadable, invalid, duplicate, conflict, rejected-file, or disagree (the printed "
+                          "acta of a photo against another source).",
                "code": "Short stable code of the reason (e.g. unknown_mesa, same_file).",
                "reason": "What was wrong, in words (local folder names removed).",
                "file": "File name, 'archive.zip!member', 'sheet.csv#row=N' or, for a team bundle's acta, "
@@ -225,6 +230,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
                    "(its volunteer set aside or invitation voided, or the photo reopened)."},
     mesa_pages.TABLE: dict(mesa_pages.COLUMN_DESCRIPTIONS),
+    "printed": printed_store.COLUMN_DESCRIPTIONS,
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -312,6 +318,8 @@ TABLES: dict[str, TableSpec] = {
          "mesa": int, "votes": str, "validos": int, "nulos": int, "agrees": int, "counted": int}, "id",
         (("acta_id", "actas", "id"),), ("acta_id", "volunteer", "entered_at", "illegible", "agrees", "counted"),
         (("acta_id",), ("volunteer",))),
+    "printed": TableSpec(printed_store.COLUMNS, "image_sha256", (("image_sha256", "images", "sha256"),),
+                         ("lines_read", "complete"), (("centro", "mesa"), ("uuid",))),
 }
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "
@@ -356,7 +364,8 @@ VIEWS: dict[str, tuple[dict[str, type], str]] = {
                                 "JOIN acta_votes v ON v.acta_id = a.id WHERE a.counted_outside = 1) o "
                                 "ON o.candidate = c.code GROUP BY c.code ORDER BY c.sort_order"),
 }
-FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia")}
+FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia"),
+               "printed": ("centre_name", "centre_address", "acta_code")}
 
 # --- ids -----------------------------------------------------------------------------------------
 

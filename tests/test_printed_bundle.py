@@ -1,0 +1,123 @@
+"""`testigo read` over a real workdir, and the printed readings in the bundle: the printed table,
+its search by centre name, disagreements as issues with the field named, resumability and
+deterministic bytes. Real scans (tests/data/real_scans_ocr, MIT) and real sheet rows."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archive import election as election_mod
+from archive import ocr
+from archive.bundle import build_bundle
+from publish.cli import cli
+from archive.ingest import ingest
+from archive.printed_store import read_workdir
+from archive.workdir import Workdir
+
+DATA = Path(__file__).parent / "data" / "real_scans_ocr"
+SCANS = sorted(p.name for p in DATA.glob("*.jpg"))
+CHANGED = (240111026, 2)     # this mesa's sheet row gets one more vote for NM (and válidos)
+
+pytestmark = pytest.mark.skipif(not ocr.available(), reason="tesseract-ocr with tesseract-ocr-spa not installed")
+
+
+def _mesas() -> list[tuple[int, int]]:
+    with open(DATA / "truth.csv", encoding="utf-8") as f:
+        return [(int(r["centro"]), int(r["mesa"])) for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def read_workdir_path(tmp_path_factory, csv_rows, real_csv):
+    """A workdir with the three scans and their mesas' sheet rows (one changed), read by OCR."""
+    base = tmp_path_factory.mktemp("printed")
+    wanted = set(_mesas())
+    rows = [dict(r) for r in csv_rows if (int(r["CENTRO"]), int(r["MESA"])) in wanted]
+    assert len(rows) == 3
+    for r in rows:
+        if (int(r["CENTRO"]), int(r["MESA"])) == CHANGED:
+            r["NM"] = str(int(r["NM"]) + 1)
+            r["VOTOS_VALIDOS"] = str(int(r["VOTOS_VALIDOS"]) + 1)
+    with election_mod.open_text(real_csv) as f:
+        header = next(csv.reader(f))
+    out = io.StringIO(newline="")
+    w = csv.DictWriter(out, header, extrasaction="ignore", lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    sheet = base / "sheet.csv"
+    sheet.write_bytes(b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"))
+    photos = base / "photos"
+    photos.mkdir()
+    for name in SCANS:
+        shutil.copy(DATA / name, photos / name)
+    wd = base / "workdir"
+    ingest([str(sheet), str(photos)], wd, jobs=2)
+    summary = read_workdir(wd, jobs=2)
+    assert (summary.read, summary.failed) == (3, 0)
+    return wd
+
+
+@pytest.fixture(scope="module")
+def built(read_workdir_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("printed_bundle") / "bundle"
+    build_bundle(read_workdir_path, out)
+    return out
+
+
+def test_read_is_resumable_and_reads_each_content_once(read_workdir_path):
+    again = read_workdir(read_workdir_path, jobs=2)
+    assert (again.read, again.failed, again.skipped) == (0, 0, 3)
+    result = CliRunner().invoke(cli, ["read", "--workdir", str(read_workdir_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"read": 0, "failed": 0, "already_read": 3}
+    with Workdir(read_workdir_path, create=False) as wd:
+        engines = {r[0] for r in wd.db.execute("SELECT engine FROM printed_readings")}
+    assert len(engines) == 1 and next(iter(engines)).startswith("tesseract ")
+
+
+def test_bundle_publishes_the_printed_table(built):
+    db = sqlite3.connect(next(built.glob("*.db")))
+    db.row_factory = sqlite3.Row
+    rows = db.execute("SELECT * FROM printed ORDER BY image_sha256").fetchall()
+    assert len(rows) == 3
+    for r in rows:
+        assert db.execute("SELECT 1 FROM images WHERE sha256 = ?", (r["image_sha256"],)).fetchone()
+        acta = db.execute("SELECT id FROM actas WHERE image_sha256 = ? AND source = 'qr'", (r["image_sha256"],)).fetchone()
+        assert acta, "the project's decoder reads these QRs"
+        counts = [v["votes"] for v in db.execute("SELECT votes FROM votes WHERE acta_id = ? ORDER BY position", (acta[0],))]
+        lines = json.loads(r["lines"])
+        assert len(lines) == 38 and r["lines_read"] == sum(v is not None for v in lines) >= 30
+        assert all(v is None or v == c for v, c in zip(lines, counts))     # no wrong line
+    # the datapackage documents the table
+    dp = json.loads((built / "datapackage.json").read_text())
+    assert any(res.get("name") == "printed" or "printed" in json.dumps(res) for res in dp["resources"])
+
+
+def test_centre_found_by_a_word_of_its_printed_name(built):
+    db = sqlite3.connect(next(built.glob("*.db")))
+    hits = db.execute("SELECT p.centre_name, p.image_sha256 FROM printed p JOIN printed_fts f ON f.rowid = p.rowid "
+                      "WHERE printed_fts MATCH 'centre_name: AMELIA'").fetchall()
+    assert [h[0] for h in hits] == ["ESCUELA BASICA ROSA AMELIA FLORES"]
+
+
+def test_disagreement_with_the_sheet_is_an_issue_naming_the_field(built):
+    db = sqlite3.connect(next(built.glob("*.db")))
+    issues = db.execute("SELECT code, reason, file FROM issues WHERE outcome = 'disagree' ORDER BY id").fetchall()
+    codes = {c for c, _, _ in issues}
+    changed = [i for i in issues if i[2] == "784821_705855_0163Acta0162.jpg"]
+    assert changed, issues
+    assert codes <= {"printed_validos", "printed_votes_NM"}, codes   # the sheet's change, nothing else
+    for code, reason, _ in changed:
+        assert code.removeprefix("printed_") in reason and "sheet" in reason
+
+
+def test_bundle_bytes_are_deterministic(read_workdir_path, built, tmp_path):
+    again = tmp_path / "again"
+    build_bundle(read_workdir_path, again)
+    assert (again / "SHA256SUMS").read_bytes() == (built / "SHA256SUMS").read_bytes()
