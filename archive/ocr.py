@@ -67,6 +67,11 @@ class Line:
         return max(w.bottom for w in self.words)
 
     @property
+    def conf(self) -> float:
+        """Tesseract's mean confidence over the line's words (0-100)."""
+        return sum(w.conf for w in self.words) / len(self.words)
+
+    @property
     def left(self) -> int:
         return min(w.left for w in self.words)
 

@@ -32,6 +32,7 @@ PRINT_TIME = re.compile(r"(\d{2}/\d{2}/\d{4})\s+(\d{1,2}:\d{2}:\d{2})\s*([AP])\.
 ELECTORS = re.compile(r"(\d[\d.]*)\s*Electore", re.I)
 HEADER_FIELDS = ("acta_code", "uuid", "printed_at", "estado", "municipio", "parroquia",
                  "centre_name", "centre_address", "centre_code", "electors")
+NAME_CONF = 70             # Tesseract's mean confidence under which a printed name is not kept
 LABEL_MATCH = 0.75         # how like a summary label a row's label must be
 SIGLA_MATCH = 0.5          # how like the printed sigla a line's first words must be ("PY" for PV)
 
@@ -188,7 +189,7 @@ def _header(lines: list[ocr.Line], header: dict) -> dict:
             where["printed_at"] = i
         for key, label in (("estado", "Estado"), ("municipio", "Municipio"), ("parroquia", "Parroquia")):
             if header[key] is None and (v := _after(text, label)):
-                header[key] = _place(key, v)
+                header[key] = _place(key, v) if line.conf >= NAME_CONF else None
                 if key == "parroquia":
                     parroquia_at = i
         if parroquia_at is not None and i > parroquia_at and re.fullmatch(r"\W*\d{9}\W*", text):
@@ -210,6 +211,8 @@ def _split_centre(lines: list[ocr.Line]) -> tuple[str | None, str | None]:
     """The centre's name and address: two paragraphs, told apart by the wider gap between them."""
     if not lines:
         return None, None
+    if min(l.conf for l in lines) < NAME_CONF:
+        return None, None     # a cut or smudged strip: no name is better than a wrong one
     gaps = [b.top - a.bottom for a, b in zip(lines, lines[1:])]
     if not gaps:
         return _clean(lines[0].text), None
