@@ -173,11 +173,9 @@ class _Snapshot:
 
 # --- rows ------------------------------------------------------------------------------------------
 
-def _geography(election, read: Iterable = (), printed_electors: dict | None = None) -> dict[str, list[dict]]:
+def _geography(election, read: Iterable = (), printed_electors: dict = {}) -> dict[str, list[dict]]:  # noqa: B006
     """Registry rows, plus flagged rows for the mesas and centres outside it among ``read``, the
-    (centro, mesa) of every mesa with an acta; their electores as their printed actas give them
-    (``printed_electors``), else unknown."""
-    printed_electors = printed_electors or {}
+    (centro, mesa) of every mesa with an acta, with the electores their printed actas give."""
     centros: dict[int, dict] = {}
     mesas = []
     for (centro, mesa), m in sorted(election.mesas.items()):
@@ -310,15 +308,11 @@ def _acta_vote_rows(a: dict, election) -> Iterator[dict]:
 def _issue_rows(state: _Snapshot, new_id: dict[int, int], printed: Iterable[dict] = ()) -> Iterator[dict]:
     """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1; then
     the printed actas' disagreements with other sources (outcome 'disagree', in photo order)."""
-    n = 0
-    for n, i in enumerate(state.issues, 1):
+    rows = itertools.chain(state.issues, ({**f, "outcome": "disagree"} for f in printed))
+    for n, i in enumerate(rows, 1):
         yield {"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"],
                "file": public_file_name(i["locator"]), "original_sha256": i["sha256"],
                "acta_id": new_id.get(i["acta_id"])}
-    for n, f in enumerate(printed, n + 1):
-        yield {"id": n, "outcome": "disagree", "code": f["code"], "reason": f["reason"],
-               "file": public_file_name(f["locator"]), "original_sha256": f["sha256"],
-               "acta_id": new_id.get(f["acta_id"])}
 
 
 def _transcription_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:

@@ -113,13 +113,6 @@ def machine_reading(p: Printed, election_id: str = "ve-2024") -> dict | None:
             "summary": p.summary_values(), "engine": p.engine}
 
 
-def machine_reading_for(db: sqlite3.Connection, sha256: str) -> dict | None:
-    """The machine reading of a stored photo (see ``machine_reading``), for the transcription app."""
-    from .printed_store import stored
-    p = stored(db, sha256)
-    return machine_reading(p) if p is not None else None
-
-
 # --- the audit's checks that only the paper allows ------------------------------------------------
 
 def voters_differ(p: Printed) -> Finding | None:

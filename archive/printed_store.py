@@ -202,3 +202,11 @@ def outside_electors(db: sqlite3.Connection, election) -> dict[tuple[int, int], 
         if any((a["centro"], a["mesa"]) == where for a in _photo_actas(db, sha)):
             seen.setdefault(where, set()).add(electors)
     return {k: next(iter(v)) for k, v in sorted(seen.items()) if len(v) == 1}
+
+
+def machine_reading_for(db: sqlite3.Connection, sha256: str) -> dict | None:
+    """The machine reading of a stored photo for volunteers to confirm (``printed_checks.
+    machine_reading``: complete readings only), or None. For the transcription app."""
+    from .printed_checks import machine_reading
+    p = stored(db, sha256)
+    return machine_reading(p) if p is not None else None
