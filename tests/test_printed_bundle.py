@@ -121,3 +121,26 @@ def test_bundle_bytes_are_deterministic(read_workdir_path, built, tmp_path):
     again = tmp_path / "again"
     build_bundle(read_workdir_path, again)
     assert (again / "SHA256SUMS").read_bytes() == (built / "SHA256SUMS").read_bytes()
+
+
+def test_site_search_finds_a_centre_by_a_word_of_its_printed_name(built):
+    """Buscar: 'amelia' (no place is called so) finds centre 40202001 through its acta photo."""
+    from publish.site import server as site_mod
+    client = site_mod.InProcessClient(site_mod.make_datasette(built))
+    try:
+        r = client.get("/buscar.json?q=amelia")
+        assert r.status_code == 200, r.text[:300]
+        data = r.json()
+        assert [c["centro"] for c in data["centros"]] == [40202001] and data["total"] == 1
+        printed = data["centros"][0]["printed"]
+        assert printed[0]["name"] == "ESCUELA BASICA ROSA AMELIA FLORES"
+        photo = client.get(printed[0]["photo"])
+        assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+        html = client.get("/buscar?q=Rosa+Amelia").text
+        assert "ESCUELA BASICA ROSA AMELIA FLORES" in html and printed[0]["photo"] in html
+        # a place word still finds centres by place, now with their printed names beside them
+        by_place = client.get("/buscar.json?q=Soublette").json()
+        assert 240111020 in [c["centro"] for c in by_place["centros"]]
+        assert client.get("/buscar.json?q=zzzznotaname").json()["total"] == 0
+    finally:
+        client.close()
