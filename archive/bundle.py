@@ -423,7 +423,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                  public_key=None, progress_factory: Callable | None = None,
                  shard_size: int = shards.DEFAULT_MAX_MEMBERS,
                  shard_bytes: int = shards.DEFAULT_MAX_BYTES, unread_photos: bool = False,
-                 places=None) -> BuildReport:
+                 places=None, redact_members: bool = False) -> BuildReport:
     """Build the bundle for ``workdir`` into the folder ``out`` (see the module docstring).
 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
@@ -467,7 +467,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                     state.sources.check(a)
                 images = publish_images(wd, state, election, progress_factory, warnings,
                                         max_members=shard_size, max_bytes=shard_bytes,
-                                        unread=state.unread if unread_photos else ())
+                                        unread=state.unread if unread_photos else (), redact=redact_members)
                 with ShardWriter(staging, images) as shard_writer:   # zips while the database is written
                     db_path, tables = _write_database(staging / f"{name}.db", state, images, election,
                                                       progress_factory)
@@ -486,7 +486,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
-                "unread_photos": unread_photos,
+                "unread_photos": unread_photos, "redact_members": redact_members,
                 "teams": provenance.summary(tables["team_bundles"], _actas_by_team(db_path)),
                 "places": places,
             }

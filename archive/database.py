@@ -162,7 +162,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                               "photo upright; 1 = the stored pixels are upright.",
                "offset": "Where the photo's bytes start in its shard (stored, so its `size` bytes from there "
                          "are the file): one HTTP range request `bytes=offset-(offset+size-1)` on the shard "
-                         "reads the photo, with no zip library (the browser app, testigo mirror --app)."},
+                         "reads the photo, with no zip library (the browser app, testigo mirror --app).",
+
+               "redacted": "1: the mesa members' names, IDs and signatures were blurred (build --redact-members)."},
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
                     "stable for the same inputs.",
               "mesa_id": "The mesa this acta is about.",
@@ -282,7 +284,7 @@ TABLES: dict[str, TableSpec] = {
                        (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
                        (("candidate",),)),
     "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "shard": str, "media_type": str,
-                         "size": int, "width": int, "height": int, "orientation": int, "offset": int}, "sha256",
+                         "size": int, "width": int, "height": int, "orientation": int, "offset": int, "redacted": int}, "sha256",
                         not_null=("original_sha256", "path", "shard", "media_type", "size", "offset"),
                         indexes=(("shard",),), unique=(("original_sha256",),)),
     "team_bundles": TableSpec({"id": int, "label": str, "key_id": str, "public_key": str, "bundle_hash": str,

@@ -144,3 +144,47 @@ def test_site_search_finds_a_centre_by_a_word_of_its_printed_name(built):
         assert client.get("/buscar.json?q=zzzznotaname").json()["total"] == 0
     finally:
         client.close()
+
+
+def test_build_redact_members_blurs_names_keeps_votes_and_qr(read_workdir_path, tmp_path):
+    """`build --redact-members`: the members' names are gone from the published photo, the QR
+    still decodes to the same acta, the original's sha256 is kept and the change recorded."""
+    import hashlib
+    import zipfile
+
+    import pytesseract
+    from PIL import Image
+
+    from archive import reading
+    from archive.redact import members_band
+
+    out = tmp_path / "redacted"
+    result = CliRunner().invoke(cli, ["build", "--workdir", str(read_workdir_path), "--out", str(out),
+                                      "--redact-members"])
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(next(out.glob("*.db")))
+    original = DATA / "784821_007643_0134Acta0133.jpg"
+    sha = hashlib.sha256(original.read_bytes()).hexdigest()
+    published, shard, redacted = db.execute("SELECT sha256, shard, redacted FROM images WHERE original_sha256 = ?",
+                                            (sha,)).fetchone()
+    assert redacted == 1 and published != sha
+    assert {r[0] for r in db.execute("SELECT redacted FROM images")} == {1}
+    assert json.loads((out / "datapackage.json").read_text())["testigo"]["redact_members"] is True
+    with zipfile.ZipFile(out / shard) as z:
+        data = z.read(f"{published}.jpg")
+    assert hashlib.sha256(data).hexdigest() == published
+    election = election_mod.load()
+    assert reading.decode_bytes(data, election).qr_text == reading.decode_bytes(original.read_bytes(), election).qr_text
+    before, after = Image.open(original), Image.open(io.BytesIO(data))
+    top, bottom = members_band(before)
+    text_before = pytesseract.image_to_string(before.crop((0, top, before.size[0], bottom)), lang="spa")
+    text_after = pytesseract.image_to_string(after.crop((0, top, after.size[0], bottom)), lang="spa")
+    assert "TORRELLES" in text_before and "24334162" in text_before      # the president's name and cédula
+    assert "TORRELLES" not in text_after and "24334162" not in text_after and "Nombre" not in text_after
+    # the votes above the band are as they were (but for JPEG re-encoding); the band is not
+    from PIL import ImageChops, ImageStat
+
+    def change(box):
+        return ImageStat.Stat(ImageChops.difference(before.convert("L").crop(box), after.convert("L").crop(box))).mean[0]
+    w = before.size[0]
+    assert change((0, 0, w, top - 4)) < 2 < 10 < change((0, top, w, bottom))
