@@ -82,7 +82,7 @@ TABLE_DESCRIPTIONS = {
     "estados": "States (estados) of the registry.",
     "municipios": "Municipalities; id is 'EDO.MUN' from the registry's integer codes.",
     "parroquias": "Parishes; id is 'EDO.MUN.PAR' from the registry's integer codes.",
-    "centros": "Voting centres (the data has codes only, no centre names); searchable by code and place. "
+    "centros": "Voting centres (codes only: names as actas print them are in printed); searchable by code and place. "
                "Centres outside the registry that an acta named carry outside_registry = 1.",
     "mesas": "Every mesa (voting table) of the registry, counted or not, and every mesa outside it that an "
              "acta named (outside_registry = 1).",
