@@ -188,3 +188,16 @@ def test_build_redact_members_blurs_names_keeps_votes_and_qr(read_workdir_path, 
         return ImageStat.Stat(ImageChops.difference(before.convert("L").crop(box), after.convert("L").crop(box))).mean[0]
     w = before.size[0]
     assert change((0, 0, w, top - 4)) < 2 < 10 < change((0, top, w, bottom))
+
+
+def test_ingest_read_reads_as_it_ingests(tmp_path):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    shutil.copy(DATA / "784821_705855_0163Acta0162.jpg", photos / "acta.jpg")
+    wd = tmp_path / "w"
+    result = CliRunner().invoke(cli, ["ingest", str(photos), "--workdir", str(wd), "--read", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "printed actas: 1 read by OCR, 0 could not be read" in result.output
+    with Workdir(wd, create=False) as w:
+        (reading,) = [json.loads(r[0]) for r in w.db.execute("SELECT reading FROM printed_readings")]
+    assert reading["header"]["centre_name"] == "DESARROLLO URBANISTICO MARE ABAJO"
