@@ -196,8 +196,7 @@ def _geography(election, read: Iterable = (), printed_electors: dict = {}) -> di
         c["electores"] = None if c["electores"] is None or m.electores is None else c["electores"] + m.electores
     outside = sorted({(c, m) for c, m in read if (c, m) not in election.mesas})
     for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
-        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa,
-                      "electores": printed_electors.get((centro, mesa)), "outside_registry": 1})
+        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": printed_electors.get((centro, mesa)), "outside_registry": 1})  # noqa: E501
         if centro not in centros:
             p = election.place(centro)
             centros[centro] = {
@@ -306,10 +305,9 @@ def _acta_vote_rows(a: dict, election) -> Iterator[dict]:
 
 
 def _issue_rows(state: _Snapshot, new_id: dict[int, int], printed: Iterable[dict] = ()) -> Iterator[dict]:
-    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1; then
-    the printed actas' disagreements with other sources (outcome 'disagree', in photo order)."""
-    rows = itertools.chain(state.issues, ({**f, "outcome": "disagree"} for f in printed))
-    for n, i in enumerate(rows, 1):
+    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1; then the
+    printed actas' disagreements (outcome 'disagree', photo order)."""
+    for n, i in enumerate(itertools.chain(state.issues, ({**f, "outcome": "disagree"} for f in printed)), 1):
         yield {"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"],
                "file": public_file_name(i["locator"]), "original_sha256": i["sha256"],
                "acta_id": new_id.get(i["acta_id"])}

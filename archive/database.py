@@ -18,8 +18,7 @@ from typing import Callable, Iterable
 
 import sqlite_utils
 
-from . import mesa_pages
-from . import printed_store
+from . import mesa_pages, printed_store
 from .errors import WorkdirInconsistent
 
 # 16 KiB: the browser app reads one page per HTTP range request; the whole schema is then page 1 and
@@ -47,10 +46,8 @@ COUNTING_RULE = {
            "equal to the registry's: the same rule picks one acta per such mesa (counted_outside = 1) "
            "for the separate line 'actas outside the registry' (table outside_registry_totals). Its mesa "
            "and centre rows carry outside_registry = 1 with electores NULL; the centre's estado, "
-           "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else "
-           "NULL. "
-           "Actas taken in from other teams' "
-           "signed bundles (see team_bundles and actas.provenance) follow the same rule as this archive's "
+           "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else NULL. "
+           "Actas taken in from other teams' signed bundles (see team_bundles and actas.provenance) follow the same rule as this archive's "
            "own: the same mesa from two teams with the same numbers is a duplicate (both rows kept, each "
            "with its provenance); with different numbers it is a conflict naming both teams, and neither "
            "team is preferred."),
@@ -95,10 +92,7 @@ TABLE_DESCRIPTIONS = {
              "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
     "acta_votes": "Votes per candidate, for every acta.",
-    "issues": "Every input that did not become a counted-or-countable reading, with the reason; and every "
-              "field where a photo's printed acta (OCR) disagrees with its QR, its mesa's sheet row or the "
-              "registry (outcome 'disagree', code printed_<field>).",
-    "printed": printed_store.DESCRIPTION,
+    "issues": "Every input that did not become a counted-or-countable reading, with the reason; printed_* codes: disagreements.",
     "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "
                       "public aliases of those who chose one (never names).",
     "transcription_entries": "Every entry volunteers made for the photos that became actas, the volunteer "
@@ -180,8 +174,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "duplicate_of": "For duplicates: the acta first read with these numbers.",
               "counted": "1 when this acta is the one counted for its mesa (see the counting rule).",
               "crosscheck": "Compared with the mesa's actas of the other sources (QR, sheet row, "
-                            "transcribed photo): 'agree', 'disagree', or NULL when there is nothing to "
-                            "compare with.",
+                            "transcribed photo): 'agree', 'disagree', or NULL when there is nothing to compare with.",
               "crosscheck_diff": "JSON {field: {source: n, other_source: m}} of the differences (e.g. "
                                  "{\"EG\": {\"qr\": 5, \"csv\": 6}}), against the first counterpart that "
                                  "differs (NULL when they agree).",
@@ -204,8 +197,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
     "issues": {"id": "Issue id (sorted by file, then content hash).",
-               "outcome": "unreadable, invalid, duplicate, conflict, rejected-file, or disagree (the printed "
-                          "acta of a photo against another source).",
+               "outcome": "unreadable, invalid, duplicate, conflict, rejected-file or disagree (printed acta).",
                "code": "Short stable code of the reason (e.g. unknown_mesa, same_file).",
                "reason": "What was wrong, in words (local folder names removed).",
                "file": "File name, 'archive.zip!member', 'sheet.csv#row=N' or, for a team bundle's acta, "
@@ -232,7 +224,6 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
                    "(its volunteer set aside or invitation voided, or the photo reopened)."},
     mesa_pages.TABLE: dict(mesa_pages.COLUMN_DESCRIPTIONS),
-    "printed": printed_store.COLUMN_DESCRIPTIONS,
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -246,6 +237,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                       "estado": _GEO["estado"], "municipio": _GEO["municipio"],
                       "parroquia": _GEO["parroquia"], **_TOT},
 }
+TABLE_DESCRIPTIONS["printed"], COLUMN_DESCRIPTIONS["printed"] = printed_store.DESCRIPTION, printed_store.COLUMN_DESCRIPTIONS
 
 
 @dataclass(frozen=True)
@@ -320,9 +312,8 @@ TABLES: dict[str, TableSpec] = {
          "mesa": int, "votes": str, "validos": int, "nulos": int, "agrees": int, "counted": int}, "id",
         (("acta_id", "actas", "id"),), ("acta_id", "volunteer", "entered_at", "illegible", "agrees", "counted"),
         (("acta_id",), ("volunteer",))),
-    "printed": TableSpec(printed_store.COLUMNS, "image_sha256", (("image_sha256", "images", "sha256"),),
-                         ("lines_read", "complete"), (("centro", "mesa"), ("uuid",))),
 }
+TABLES["printed"] = TableSpec(printed_store.COLUMNS, "image_sha256", (("image_sha256", "images", "sha256"),), ("lines_read", "complete"), (("centro", "mesa"), ("uuid",)))  # noqa: E501
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "
             "JOIN mesas m ON m.id = a.mesa_id JOIN centros ce ON ce.centro = m.centro WHERE a.counted = 1")
@@ -366,8 +357,7 @@ VIEWS: dict[str, tuple[dict[str, type], str]] = {
                                 "JOIN acta_votes v ON v.acta_id = a.id WHERE a.counted_outside = 1) o "
                                 "ON o.candidate = c.code GROUP BY c.code ORDER BY c.sort_order"),
 }
-FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia"),
-               "printed": ("centre_name", "centre_address", "acta_code")}
+FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia"), "printed": ("centre_name", "centre_address")}
 
 # --- ids -----------------------------------------------------------------------------------------
 
