@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: zbar for QR decoding at run time; the rest only for the test suite
+# Debian packages: zbar for QR decoding and Tesseract with its Spanish model for reading the
+# printed acta (testigo read) at run time; the rest only for the test suite
 # (minisign: stock signature check; chromium: browser tests; transmission-cli and
 # aria2: non-libtorrent BitTorrent clients for interoperability tests; unzip: stock reader of
 # the photo shards; nginx: the caching reverse proxy of deploy/nginx.conf, started on loopback
 # by its test; mediawiki, php-cli, php-sqlite3: a real MediaWiki on loopback, with SQLite and
 # PHP's built-in server, for the Commons upload tests).
-APT_RUN  := libzbar0
+APT_RUN  := libzbar0 tesseract-ocr tesseract-ocr-spa
 APT_TEST := minisign chromium transmission-cli aria2 unzip nginx mediawiki php-cli php-sqlite3
 PORT ?= 8001
 

@@ -27,11 +27,11 @@ import sqlite_utils
 
 from . import acta as acta_mod
 from . import election as election_mod
-from . import audit_tables, manifest, provenance, recheck, shards, signing, transcription, volunteers
+from . import audit_tables, manifest, printed_store, provenance, recheck, shards, signing, transcription, volunteers
 from .database import mesa_id, municipio_id, open_readonly, parroquia_id, write_database
 from .totals import national_totals
 from .datapackage import datapackage
-from .locators import local_prefixes, public_file_name, scrub
+from .locators import local_prefixes, natural_key, public_file_name, scrub
 from .errors import BundleError, OutputNotEmpty, WorkdirInconsistent
 from .progress import counted
 from .published import IMAGES_DIR, PublishedImages, ShardWriter, publish_images
@@ -75,20 +75,6 @@ class BuildReport:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-def natural_key(text: str) -> str:
-    """A string that sorts (code point or UTF-8 byte order, as SQLite does) like people sort file
-    names: numbers by value ('foto 9' before 'foto 10'). Text runs end with NUL, so a shorter run
-    sorts first; a number is its digit count (5 digits) then its digits."""
-    out = []
-    for k, t in enumerate(re.split(r"(\d+)", text)):
-        if k % 2:
-            d = str(int(t))
-            out.append(f"{len(d):05d}{d}")
-        else:
-            out.append(t + "\0")
-    return "".join(out)
-
 
 def _software_versions() -> dict[str, str]:
     version = _dist("testigo")
@@ -174,9 +160,9 @@ class _Snapshot:
 
 # --- rows ------------------------------------------------------------------------------------------
 
-def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
+def _geography(election, read: Iterable = (), printed_electors: dict = {}) -> dict[str, list[dict]]:  # noqa: B006
     """Registry rows, plus flagged rows for the mesas and centres outside it among ``read``, the
-    (centro, mesa) of every mesa with an acta."""
+    (centro, mesa) of every mesa with an acta, with the electores their printed actas give."""
     centros: dict[int, dict] = {}
     mesas = []
     for (centro, mesa), m in sorted(election.mesas.items()):
@@ -197,8 +183,7 @@ def _geography(election, read: Iterable = ()) -> dict[str, list[dict]]:
         c["electores"] = None if c["electores"] is None or m.electores is None else c["electores"] + m.electores
     outside = sorted({(c, m) for c, m in read if (c, m) not in election.mesas})
     for centro, mesa in outside:  # electores unknown; the place from the centre code, where it maps
-        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": None,
-                      "outside_registry": 1})
+        mesas.append({"id": mesa_id(centro, mesa), "centro": centro, "mesa": mesa, "electores": printed_electors.get((centro, mesa)), "outside_registry": 1})  # noqa: E501
         if centro not in centros:
             p = election.place(centro)
             centros[centro] = {
@@ -306,9 +291,10 @@ def _acta_vote_rows(a: dict, election) -> Iterator[dict]:
         yield {"acta_id": a["id"], "candidate": c.code, "votes": a["votes"].get(c.code, 0)}
 
 
-def _issue_rows(state: _Snapshot, new_id: dict[int, int]) -> Iterator[dict]:
-    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1."""
-    for n, i in enumerate(state.issues, 1):
+def _issue_rows(state: _Snapshot, new_id: dict[int, int], printed: Iterable[dict] = ()) -> Iterator[dict]:
+    """Inputs that gave no acta, in file order (names sorted as people do), numbered from 1; then the
+    printed actas' disagreements (outcome 'disagree', photo order)."""
+    for n, i in enumerate(itertools.chain(state.issues, ({**f, "outcome": "disagree"} for f in printed)), 1):
         yield {"id": n, "outcome": i["outcome"], "code": i["code"], "reason": i["reason"],
                "file": public_file_name(i["locator"]), "original_sha256": i["sha256"],
                "acta_id": new_id.get(i["acta_id"])}
@@ -399,7 +385,7 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     (the small ones are lists, counted again for the datapackage)."""
     n_actas = state.db.execute("SELECT count(*) FROM actas").fetchone()[0]
     new_id: dict[int, int] = {}
-    tables = _geography(election, state.mesas_read)
+    tables = _geography(election, state.mesas_read, printed_store.outside_electors(state.db, election))
     tables["candidates"] = [{"code": c.code, "name": c.name, "cards": c.cards, "sort_order": i}
                             for i, c in enumerate(election.candidates, 1)]
     tables["cards"] = [{"position": k.position, "candidate": k.candidate, "party": k.party,
@@ -410,7 +396,8 @@ def _write_database(db_path: Path, state: _Snapshot, images: PublishedImages, el
     tables["actas"] = counted(_acta_rows(state, images.by_original, election, new_id), progress_factory,
                               n_actas, "database: actas and their votes")
     derived = {"votes": ("actas", _vote_rows), "acta_votes": ("actas", lambda a: _acta_vote_rows(a, election))}
-    tables["issues"] = _issue_rows(state, new_id)
+    tables["printed"] = printed_store.bundle_rows(state.db, images.by_original)
+    tables["issues"] = _issue_rows(state, new_id, printed_store.finding_rows(state.db, images.by_original, election))
     tables["transcriptions"] = _transcription_rows(state, new_id)
     tables["transcription_entries"] = _transcription_entry_rows(state, new_id)
     write_database(db_path, tables, derived, after=lambda conn: audit_tables.write_audit(conn, election))
@@ -421,7 +408,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                  public_key=None, progress_factory: Callable | None = None,
                  shard_size: int = shards.DEFAULT_MAX_MEMBERS,
                  shard_bytes: int = shards.DEFAULT_MAX_BYTES, unread_photos: bool = False,
-                 places=None) -> BuildReport:
+                 places=None, redact_members: bool = False) -> BuildReport:
     """Build the bundle for ``workdir`` into the folder ``out`` (see the module docstring).
 
     ``key``: secret key (base path, K.key) to sign with; ``password`` for it (else the
@@ -465,7 +452,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                     state.sources.check(a)
                 images = publish_images(wd, state, election, progress_factory, warnings,
                                         max_members=shard_size, max_bytes=shard_bytes,
-                                        unread=state.unread if unread_photos else ())
+                                        unread=state.unread if unread_photos else (), redact=redact_members)
                 with ShardWriter(staging, images) as shard_writer:   # zips while the database is written
                     db_path, tables = _write_database(staging / f"{name}.db", state, images, election,
                                                       progress_factory)
@@ -484,7 +471,7 @@ def build_bundle(workdir, out, key=None, name: str | None = None, password: str 
                 "totals_outside_registry": {c.code: outside_totals.get(c.code, 0) for c in election.candidates},
                 "software": _software_versions(),
                 "shards": {"max_members": shard_size, "max_bytes": shard_bytes},
-                "unread_photos": unread_photos,
+                "unread_photos": unread_photos, "redact_members": redact_members,
                 "teams": provenance.summary(tables["team_bundles"], _actas_by_team(db_path)),
                 "places": places,
             }

@@ -67,6 +67,12 @@ def _password_for(key: str) -> str | None:
                    "(with this workdir's reading) and queues them for `testigo transcribe`. Off by default: a photo "
                    "nobody could read may not be an acta at all (a face, a house), so look at them "
                    "before a public bundle carries them.")
+@click.option("--redact-members", is_flag=True,
+              help="Blur the mesa members' part of every published photo (their names, ID numbers, "
+                   "signatures and fingerprints, printed under the summary): for a movement that must "
+                   "protect them. The votes, summary and QR stay readable; images.original_sha256 keeps "
+                   "the original's hash and images.redacted marks the copy. Off by default (README: "
+                   "privacy).")
 @click.option("--places", type=click.Path(exists=True, dir_okay=False),
               help="A places file (JSON: internet_archive, zenodo_concept_doi, commons_category, ...) "
                    "naming where the bundle is or will be published; the bundle's README lists them "
@@ -74,7 +80,7 @@ def _password_for(key: str) -> str | None:
                    "there: the Internet Archive identifier you will use, the Zenodo concept DOI, the "
                    "Commons category (see README, 'Where the bundle is published').")
 @_errors_to_click
-def build(workdir, out, key, pubkey, name, shard_size, unread_photos, places):
+def build(workdir, out, key, pubkey, name, shard_size, unread_photos, places, redact_members):
     """Build the public bundle from a workdir: SQLite, metadata-free photos, SHA256SUMS, signature.
 
     \b
@@ -96,7 +102,8 @@ def build(workdir, out, key, pubkey, name, shard_size, unread_photos, places):
     report = build_bundle(workdir, out, key=key, name=name, password=password, public_key=pubkey,
                           progress_factory=progress_bar("publishing photos (strip metadata, zip into shards)"),
                           shard_size=shard_size, unread_photos=unread_photos,
-                          places=places_mod.load(places) if places else None)
+                          places=places_mod.load(places) if places else None,
+                          redact_members=redact_members)
     click.echo(f"bundle {report.name} written to {report.path}: {report.files} files, "
                f"{report.bytes / 1e6:.1f} MB")
     click.echo(f"  actas {report.actas:,}  counted mesas {report.mesas_counted:,}  photos {report.images:,} "

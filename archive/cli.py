@@ -42,7 +42,9 @@ def progress_bar(label: str):
 @click.option("--dry-run", is_flag=True, help="With team bundles: check them and show what each "
               "would give (accepted, duplicates, conflicts, refused) without writing anything.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as_json):
+@click.option("--read", "read_printed", is_flag=True, help="Then read the printed acta of every new "
+              "photo by OCR, as `testigo read` does (Tesseract; slower than decoding).")
+def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as_json, read_printed):
     """Ingest acta photos (folders, JPEG/PNG files, zips), transcribed sheets (.csv) and
     other teams' signed bundles (with --trust).
 
@@ -96,6 +98,12 @@ def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as
                 click.echo(f"Reasons: sqlite3 {Path(workdir) / 'state.db'} "
                            "\"select outcome, code, reason, locator from inputs where outcome not in "
                            "('decoded','transcribed')\"")
+    if read_printed and sources:
+        from .printed_store import read_workdir
+        done = read_workdir(workdir, jobs, None if as_json else progress_bar("reading printed actas"))
+        out["printed"] = {"read": done.read, "failed": done.failed}
+        if not as_json:
+            click.echo(f"printed actas: {done.read} read by OCR, {done.failed} could not be read")
     reports = relay.ingest_bundles(bundles, workdir, keys, dry_run=dry_run, election=election,
                                    progress_factory=None if as_json else
                                    progress_bar("checking and taking in a team bundle")) if bundles else []
@@ -106,6 +114,32 @@ def ingest(sources, workdir, files_from, election, jobs, trust_file, dry_run, as
             click.echo("\n".join(relay.report_lines(r)))
     if any(not r.ok for r in reports):
         sys.exit(1)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--workdir", "-w", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The workdir whose stored photos to read.")
+@click.option("--jobs", "-j", default=os.cpu_count() or 1, show_default="all cores",
+              help="Read with this many processes (one Tesseract each).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def read(workdir, jobs, as_json):
+    """Read what each stored photo's acta prints (OCR): header, voters, party lines, summary.
+
+    \b
+    Reads every photo of the workdir not read yet (by content: the same bytes are read once;
+    safe to interrupt and run again). A count is kept only when its digits and its number in
+    words agree; anything else is recorded as unread, never guessed. `testigo build` publishes
+    the readings (table printed) and their disagreements with the QR, the sheet and the
+    registry (issues, codes printed_*). Needs Debian's tesseract-ocr and tesseract-ocr-spa.
+    """
+    from .printed_store import read_workdir
+
+    done = read_workdir(workdir, jobs, None if as_json else progress_bar("reading printed actas"))
+    if as_json:
+        click.echo(json.dumps({"read": done.read, "failed": done.failed, "already_read": done.skipped}))
+    else:
+        click.echo(f"{done.read} photo(s) read, {done.failed} could not be read, "
+                   f"{done.skipped} read before (skipped)")
 
 
 @click.command(context_settings=CONTEXT)

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 import sqlite_utils
 
-from . import mesa_pages
+from . import mesa_pages, printed_store
 from .errors import WorkdirInconsistent
 
 # 16 KiB: the browser app reads one page per HTTP range request; the whole schema is then page 1 and
@@ -46,10 +46,8 @@ COUNTING_RULE = {
            "equal to the registry's: the same rule picks one acta per such mesa (counted_outside = 1) "
            "for the separate line 'actas outside the registry' (table outside_registry_totals). Its mesa "
            "and centre rows carry outside_registry = 1 with electores NULL; the centre's estado, "
-           "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else "
-           "NULL. "
-           "Actas taken in from other teams' "
-           "signed bundles (see team_bundles and actas.provenance) follow the same rule as this archive's "
+           "municipio and parroquia come from its code (EEMMPPCCC) where the registry knows them, else NULL. "
+           "Actas taken in from other teams' signed bundles (see team_bundles and actas.provenance) follow the same rule as this archive's "
            "own: the same mesa from two teams with the same numbers is a duplicate (both rows kept, each "
            "with its provenance); with different numbers it is a conflict naming both teams, and neither "
            "team is preferred."),
@@ -81,7 +79,7 @@ TABLE_DESCRIPTIONS = {
     "estados": "States (estados) of the registry.",
     "municipios": "Municipalities; id is 'EDO.MUN' from the registry's integer codes.",
     "parroquias": "Parishes; id is 'EDO.MUN.PAR' from the registry's integer codes.",
-    "centros": "Voting centres (the data has codes only, no centre names); searchable by code and place. "
+    "centros": "Voting centres (codes only: names as actas print them are in printed); searchable by code and place. "
                "Centres outside the registry that an acta named carry outside_registry = 1.",
     "mesas": "Every mesa (voting table) of the registry, counted or not, and every mesa outside it that an "
              "acta named (outside_registry = 1).",
@@ -94,7 +92,7 @@ TABLE_DESCRIPTIONS = {
              "transcribed by volunteers.",
     "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
     "acta_votes": "Votes per candidate, for every acta.",
-    "issues": "Every input that did not become a counted-or-countable reading, with the reason.",
+    "issues": "Every input that did not become a counted-or-countable reading, with the reason; printed_* codes: disagreements.",
     "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "
                       "public aliases of those who chose one (never names).",
     "transcription_entries": "Every entry volunteers made for the photos that became actas, the volunteer "
@@ -158,7 +156,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                               "photo upright; 1 = the stored pixels are upright.",
                "offset": "Where the photo's bytes start in its shard (stored, so its `size` bytes from there "
                          "are the file): one HTTP range request `bytes=offset-(offset+size-1)` on the shard "
-                         "reads the photo, with no zip library (the browser app, testigo mirror --app)."},
+                         "reads the photo, with no zip library (the browser app, testigo mirror --app).",
+
+               "redacted": "1: the mesa members' names, IDs and signatures were blurred (build --redact-members)."},
     "actas": {"id": "Acta id, assigned in the order (centro, mesa, source, image sha256, payload); "
                     "stable for the same inputs.",
               "mesa_id": "The mesa this acta is about.",
@@ -174,8 +174,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "duplicate_of": "For duplicates: the acta first read with these numbers.",
               "counted": "1 when this acta is the one counted for its mesa (see the counting rule).",
               "crosscheck": "Compared with the mesa's actas of the other sources (QR, sheet row, "
-                            "transcribed photo): 'agree', 'disagree', or NULL when there is nothing to "
-                            "compare with.",
+                            "transcribed photo): 'agree', 'disagree', or NULL when there is nothing to compare with.",
               "crosscheck_diff": "JSON {field: {source: n, other_source: m}} of the differences (e.g. "
                                  "{\"EG\": {\"qr\": 5, \"csv\": 6}}), against the first counterpart that "
                                  "differs (NULL when they agree).",
@@ -198,7 +197,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
               "votes": "Votes of that card."},
     "acta_votes": {"acta_id": "The acta.", "candidate": "Candidate code.", "votes": "Votes of the candidate."},
     "issues": {"id": "Issue id (sorted by file, then content hash).",
-               "outcome": "unreadable, invalid, duplicate, conflict or rejected-file.",
+               "outcome": "unreadable, invalid, duplicate, conflict, rejected-file or disagree (printed acta).",
                "code": "Short stable code of the reason (e.g. unknown_mesa, same_file).",
                "reason": "What was wrong, in words (local folder names removed).",
                "file": "File name, 'archive.zip!member', 'sheet.csv#row=N' or, for a team bundle's acta, "
@@ -238,6 +237,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
                       "estado": _GEO["estado"], "municipio": _GEO["municipio"],
                       "parroquia": _GEO["parroquia"], **_TOT},
 }
+TABLE_DESCRIPTIONS["printed"], COLUMN_DESCRIPTIONS["printed"] = printed_store.DESCRIPTION, printed_store.COLUMN_DESCRIPTIONS
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ TABLES: dict[str, TableSpec] = {
                        (("candidate", "candidates", "code"),), ("candidate", "owner_status"),
                        (("candidate",),)),
     "images": TableSpec({"sha256": str, "original_sha256": str, "path": str, "shard": str, "media_type": str,
-                         "size": int, "width": int, "height": int, "orientation": int, "offset": int}, "sha256",
+                         "size": int, "width": int, "height": int, "orientation": int, "offset": int, "redacted": int}, "sha256",
                         not_null=("original_sha256", "path", "shard", "media_type", "size", "offset"),
                         indexes=(("shard",),), unique=(("original_sha256",),)),
     "team_bundles": TableSpec({"id": int, "label": str, "key_id": str, "public_key": str, "bundle_hash": str,
@@ -313,6 +313,7 @@ TABLES: dict[str, TableSpec] = {
         (("acta_id", "actas", "id"),), ("acta_id", "volunteer", "entered_at", "illegible", "agrees", "counted"),
         (("acta_id",), ("volunteer",))),
 }
+TABLES["printed"] = TableSpec(printed_store.COLUMNS, "image_sha256", (("image_sha256", "images", "sha256"),), ("lines_read", "complete"), (("centro", "mesa"), ("uuid",)))  # noqa: E501
 
 _COUNTED = ("FROM actas a JOIN acta_votes v ON v.acta_id = a.id JOIN candidates c ON c.code = v.candidate "
             "JOIN mesas m ON m.id = a.mesa_id JOIN centros ce ON ce.centro = m.centro WHERE a.counted = 1")
@@ -356,7 +357,7 @@ VIEWS: dict[str, tuple[dict[str, type], str]] = {
                                 "JOIN acta_votes v ON v.acta_id = a.id WHERE a.counted_outside = 1) o "
                                 "ON o.candidate = c.code GROUP BY c.code ORDER BY c.sort_order"),
 }
-FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia")}
+FTS_COLUMNS = {"centros": ("codigo", "estado", "municipio", "parroquia"), "printed": ("centre_name", "centre_address")}
 
 # --- ids -----------------------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
                       "Orientation kept so viewers show them upright; images.shard names each photo's shard, "
                       "images.original_sha256 is the hash of the file as received)",
             "shards": info["shards"],
+            "redact_members": bool(info.get("redact_members")),   # members' part blurred (build --redact-members)
             "unread_photos": bool(info.get("unread_photos")),   # the queue's photos published (build --unread-photos)
             "registry": meta.get("registry", {}).get("note"),
             "payload": meta.get("payload", {}).get("description"),

@@ -53,3 +53,17 @@ def scrub(text: str | None, prefixes: list[str]) -> str | None:
         if p in text:
             text = text.replace(p, "")
     return text
+
+
+def natural_key(text: str) -> str:
+    """A string that sorts (code point or UTF-8 byte order, as SQLite does) like people sort file
+    names: numbers by value ('foto 9' before 'foto 10'). Text runs end with NUL, so a shorter run
+    sorts first; a number is its digit count (5 digits) then its digits."""
+    out = []
+    for k, t in enumerate(re.split(r"(\d+)", text)):
+        if k % 2:
+            d = str(int(t))
+            out.append(f"{len(d):05d}{d}")
+        else:
+            out.append(t + "\0")
+    return "".join(out)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from . import image as image_mod
+from . import redact as redact_mod
 from . import shards as shards_mod
 from .errors import BundleError, TestigoError, WorkdirInconsistent
 from .progress import progress
@@ -65,8 +66,10 @@ def _media_type(data_head: bytes) -> tuple[str, str]:
 class _ImageCache:
     """Published (stripped) copies by original sha256, kept in ``<workdir>/published/``."""
 
-    def __init__(self, wd: Workdir):
+    def __init__(self, wd: Workdir, redact: bool = False):
         self.wd = wd
+        self.redact = redact
+        self.version = STRIP_CACHE_VERSION + (f":redact{redact_mod.VERSION}" if redact else "")
         self.root = wd.path / CACHE_DIR
         (self.root / "objects").mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.root / "index.db", isolation_level=None)
@@ -88,7 +91,7 @@ class _ImageCache:
         """Every usable row, by original (one query: a lookup per photo costs seconds nationally)."""
         rows = self.db.execute("SELECT original_sha256, sha256, size, media_type, orientation FROM published "
                                "WHERE version = ? AND media_type IS NOT NULL AND orientation IS NOT NULL",
-                               (STRIP_CACHE_VERSION,))
+                               (self.version,))
         return {r[0]: Copy(*r) for r in rows}
 
     def present(self, copy: Copy | None) -> bool:
@@ -103,17 +106,18 @@ class _ImageCache:
     def record(self, copies: list[Copy]) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?, ?)",
-                                [(c.original, c.sha256, c.size, STRIP_CACHE_VERSION, c.media_type,
+                                [(c.original, c.sha256, c.size, self.version, c.media_type,
                                   c.orientation) for c in copies])
 
     def close(self):
         self.db.close()
 
 
-def _make_copy(job: tuple[Path, Path, str]) -> Copy:
+def _make_copy(job: tuple) -> Copy:
     """Strip the workdir's photo ``original`` and keep the copy in the cache folder (runs in
-    worker processes: ``job`` is (the workdir's objects folder, the cache folder, original))."""
-    objects, root, original = job
+    worker processes: ``job`` is (the workdir's objects folder, the cache folder, original,
+    redact: the members' part blurred too, archive/redact.py))."""
+    objects, root, original, redact = job
     src = _object(objects, original)
     if not src.is_file():
         raise WorkdirInconsistent(f"the workdir has no object {original} although an acta "
@@ -125,6 +129,8 @@ def _make_copy(job: tuple[Path, Path, str]) -> Copy:
                                   "from (ingest that photo again into a fresh workdir) or from a backup")
     try:
         out, turn = image_mod.strip_metadata_oriented(data)
+        if redact:   # re-encoded upright: the orientation is applied
+            out, turn = redact_mod.redact_members(data), 1
     except TestigoError as e:
         raise WorkdirInconsistent(f"cannot strip metadata from {original}: {e}") from None
     sha = sha256_bytes(out)
@@ -203,7 +209,7 @@ def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tu
         if not todo:
             return copies, set()
         objects = cache.wd.path / "objects"
-        jobs = [(objects, cache.root, o) for o in todo]
+        jobs = [(objects, cache.root, o, cache.redact) for o in todo]
         workers = min(os.cpu_count() or 1, max(1, len(todo) // _PER_WORKER))
         pool = (ProcessPoolExecutor(workers, mp_context=_processes(), initializer=exit_with_parent,
                                     initargs=(os.getpid(),)) if workers > 1 else None)
@@ -226,13 +232,15 @@ def _strip_all(cache: _ImageCache, originals: list[str], progress_factory) -> tu
 
 def publish_images(wd: Workdir, state, election, progress_factory, warnings: list[str], *,
                    max_members: int = shards_mod.DEFAULT_MAX_MEMBERS,
-                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES, unread: Iterable[str] = ()) -> PublishedImages:
+                   max_bytes: int = shards_mod.DEFAULT_MAX_BYTES, unread: Iterable[str] = (),
+                   redact: bool = False) -> PublishedImages:
     """Strip (or reuse the cached stripped copy of) every acta photo and plan their shards.
 
     Each images row names its shard already; :class:`ShardWriter` writes them. Photos that
     differ only in metadata share one published file, whose row is the first original's.
     ``unread``: photos that gave no acta (yet) to publish too, in the shards of no estado
     (group 0), so that whoever takes the bundle in can read or transcribe them.
+    ``redact``: the mesa members' part of each photo blurred (archive/redact.py).
     """
     shards_mod.check_limits(max_members, max_bytes)
     places = _places(state, election)
@@ -243,7 +251,7 @@ def publish_images(wd: Workdir, state, election, progress_factory, warnings: lis
     if not originals:
         return out
     used_originals: dict[str, str] = {}   # original sha256 -> the published sha256 that names it
-    cache = _ImageCache(wd)
+    cache = _ImageCache(wd, redact)
     try:
         copies, now = _strip_all(cache, originals, progress_factory)
     finally:
@@ -265,7 +273,8 @@ def publish_images(wd: Workdir, state, election, progress_factory, warnings: lis
             places[first] = min(places.get(first, places[original]), places[original])
         out.by_original[original] = row = {
             "sha256": c.sha256, "original_sha256": first, "path": rel, "media_type": c.media_type,
-            "size": c.size, "width": size_wh[0], "height": size_wh[1], "orientation": c.orientation}
+            "size": c.size, "width": size_wh[0], "height": size_wh[1], "orientation": c.orientation,
+            "redacted": int(redact)}
         if c.sha256 in out.rows and out.rows[c.sha256]["original_sha256"] == first:
             pass  # one photo that reached us twice (own and through a team): published once
         elif c.sha256 in out.rows:

@@ -43,7 +43,8 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     shard_size = info["shards"]["max_members"]
     rebuild = (f" --shard-size {shard_size}" if shard_size != DEFAULT_MAX_MEMBERS else "") + (
         " --unread-photos" if info.get("unread_photos") else "") + (
-        " --places PLACES.json" if info.get("places") else "")   # testigo.places of datapackage.json
+        " --places PLACES.json" if info.get("places") else "") + (
+        " --redact-members" if info.get("redact_members") else "")   # testigo.places of datapackage.json
     unread = ("publicadas en este bundle / published in this bundle" if info.get("unread_photos")
               else "no publicadas / not published")
     return f"""# {meta.get('title')} — testigo `{name}`

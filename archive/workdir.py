@@ -143,6 +143,14 @@ CREATE TABLE IF NOT EXISTS transcription_reviews (  -- the coordinator's comment
     comment TEXT
 );
 CREATE INDEX IF NOT EXISTS transcription_entries_volunteer ON transcription_entries(volunteer_id);
+-- the printed acta read by OCR (archive/printed_store.py): once per image content
+CREATE TABLE IF NOT EXISTS printed_readings (
+    sha256 TEXT PRIMARY KEY REFERENCES blobs(sha256),
+    status TEXT NOT NULL,       -- ok / failed
+    engine TEXT,                -- e.g. "tesseract 5.3.0 spa"
+    reading TEXT,               -- JSON of archive.printed.Printed (NULL when failed)
+    error TEXT
+);
 -- relay (archive/relay.py): other teams' signed bundles taken in with `ingest --trust`.
 -- via: the bundle that carried this one (NULL: ingested here); a carried bundle's details
 -- are as its carrier recorded them. Direct ones keep their SHA256SUMS, signature and database

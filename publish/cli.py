@@ -22,6 +22,7 @@ from archive.errors import one_line
 # command is one line here.
 LAZY_COMMANDS = {
     "ingest": "archive.cli:ingest",
+    "read": "archive.cli:read",
     "decode": "archive.cli:decode",
     "render-sample": "archive.cli:render_sample",
     "build": "archive.bundle_cli:build",
@@ -77,6 +78,7 @@ def cli(debug):
     \b
     The path of the data:
       ingest  photos, zips and transcribed sheets -> a workdir (decoded, validated)
+      read    what each photo's acta prints, by OCR (centre names, electors, party lines)
       build   workdir -> signed, reproducible bundle (SQLite + images + SHA256SUMS)
       verify  check a bundle's signature, checksums and database
       serve   the bundle as a public Datasette site

@@ -1,4 +1,5 @@
-"""Buscar: find a centre by code or place name (full-text search) and list its mesas."""
+"""Buscar: find a centre by code, place name or its name as its actas print it (full-text
+search), and list its mesas."""
 from __future__ import annotations
 
 import json
@@ -49,7 +50,11 @@ async def search_centres(datasette, q: str) -> tuple[list[dict], int, str | None
     except sqlite3.Error:
         return [], 0, "bad_query"
     rows = rows[:MAX_RESULTS]
+    if not (digits.isascii() and digits.isdigit()):
+        named = await centres_by_printed_name(datasette, params["q"], {r["centro"] for r in rows})
+        rows, total = (named + rows)[:MAX_RESULTS], total + len(named)
     if rows:
+        await add_printed_names(datasette, rows)
         ids = [r["centro"] for r in rows]
         marks = ",".join("?" * len(ids))
         mesas = await query(datasette, f"""
@@ -63,6 +68,46 @@ async def search_centres(datasette, q: str) -> tuple[list[dict], int, str | None
         for r in rows:
             r["mesa_list"] = by.get(r["centro"], [])
     return rows, total, None
+
+
+async def centres_by_printed_name(datasette, fq: str, known: set[int]) -> list[dict]:
+    """Centres whose name or address, as printed on an acta photo read by OCR (table printed),
+    has every word of the search: people know their school, not its code. Those not in
+    ``known`` (already found by place), best match first. [] for a bundle without the table."""
+    try:
+        hits = await query(datasette, "select p.centro from printed_fts f join printed p on p.rowid = f.rowid "
+                                      "where printed_fts match :q and p.centro is not null "
+                                      "order by f.rank, p.centro limit :lim", {"q": fq, "lim": 4 * MAX_RESULTS})
+    except (QueryInterrupted, sqlite3.Error):
+        return []
+    ids = list(dict.fromkeys(h["centro"] for h in hits if h["centro"] not in known))[:MAX_RESULTS]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    found = {r["centro"]: r for r in await query(
+        datasette, "select c.centro, c.codigo, c.estado, c.municipio, c.parroquia, c.mesas, c.electores "
+                   f"from centros c where c.centro in ({marks})", ids)}
+    return [found[c] for c in ids if c in found]
+
+
+async def add_printed_names(datasette, rows: list[dict]) -> None:
+    """Each centre's names and addresses as its actas print them, each with the photo it was
+    read from (``printed``: [{name, address, photo}]; [] when no photo of it was read)."""
+    ids = [r["centro"] for r in rows]
+    marks = ",".join("?" * len(ids))
+    try:
+        names = await query(datasette, "select p.centro, p.centre_name, p.centre_address, i.path from printed p "
+                                       "join images i on i.sha256 = p.image_sha256 where p.centro in "
+                                       f"({marks}) and p.centre_name is not null "
+                                       "order by p.centro, p.centre_name, p.image_sha256", ids)
+    except (QueryInterrupted, sqlite3.Error):
+        names = []
+    by: dict[int, dict[str, dict]] = {}
+    for n in names:
+        by.setdefault(n["centro"], {}).setdefault(
+            n["centre_name"], {"name": n["centre_name"], "address": n["centre_address"], "photo": "/" + n["path"]})
+    for r in rows:
+        r["printed"] = list(by.get(r["centro"], {}).values())
 
 
 async def buscar(datasette, request):
