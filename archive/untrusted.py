@@ -12,9 +12,14 @@ with a deadline, a cap on the length of any value), and rows are read with limit
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import shutil
 import sqlite3
+import stat
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from .errors import TestigoError
@@ -32,6 +37,72 @@ _GAP = 0.05       # at most this much of the time between two looks is counted a
 
 class UntrustedDatabase(TestigoError):
     """A bundle's database is not what testigo writes, or a query over it ran out of its budget."""
+
+
+class PinnedFile:
+    """A bundle's database read once: hashed and copied in the same pass, queried from the copy.
+
+    Hashing a file by name and then letting SQLite open that name leaves a gap: a file swapped in
+    under the name in between would be read, never hashed. SQLite cannot be handed the descriptor
+    the hash was read through (it resolves ``/proc/self/fd/N`` back to a name), so the bytes
+    hashed are written to a private folder as they are read, and SQLite opens that copy.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.digest: str | None = None
+        self._dir: str | None = None
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            raise UntrustedDatabase(f"{self.path.name}: cannot be opened ({e.strerror or e})") from None
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            raise UntrustedDatabase(f"not a regular file: {self.path.name} (a bundle holds plain files only)")
+        self.size = os.fstat(self.fd).st_size
+
+    @property
+    def copy(self) -> Path:
+        return Path(self._dir or "") / "pinned.db"
+
+    def sha256(self, block_size: int = 1 << 20) -> str:
+        """The sha256 of the bytes read, which are the bytes :meth:`connect` will query."""
+        if self.digest is None:
+            self._dir = tempfile.mkdtemp(prefix="testigo-pinned-")
+            h = hashlib.sha256()
+            try:
+                with open(self.copy, "xb") as out:
+                    while chunk := os.read(self.fd, block_size):
+                        h.update(chunk)
+                        out.write(chunk)
+            except OSError as e:
+                self.close()
+                raise UntrustedDatabase(f"{self.path.name}: could not be copied aside to be read safely "
+                                        f"({e.strerror or e}); free some space in {tempfile.gettempdir()} "
+                                        "(or set TMPDIR) and try again") from None
+            self.size, self.digest = self.copy.stat().st_size, h.hexdigest()
+        return self.digest
+
+    def connect(self) -> sqlite3.Connection:
+        """A read-only connection to the bytes hashed (never writes beside the file)."""
+        if self.digest is None:
+            raise UntrustedDatabase(f"{self.path.name}: hashed before it is opened, never the other way round")
+        return sqlite3.connect("file:" + urllib.request.pathname2url(str(self.copy)) + "?mode=ro&immutable=1",
+                               uri=True)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> "PinnedFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @functools.lru_cache(maxsize=1)

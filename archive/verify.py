@@ -22,7 +22,6 @@ from typing import Callable
 
 from . import manifest, mesa_pages, shards, signing, untrusted
 from .bundle import DATAPACKAGE, PUBLIC_KEY
-from .database import open_readonly
 from .totals import totals_differences
 from .progress import progress
 from .published import IMAGES_DIR
@@ -101,14 +100,30 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
     # 3. each database's checksum, then (only if both hold) its own consistency, which is all
     # SQL outside the GIL: on a thread of its own while the other files are hashed. A database
     # whose signature or checksum does not hold is never opened (archive.untrusted).
-    digests = {db: manifest.sha256_file(root / db) for db in dbs if db in signed}
-    opened = [db for db in dbs if db in signed and digests[db] == signed[db]]
+    pins: dict[str, untrusted.PinnedFile] = {}
+    for db in dbs:
+        if db in signed:
+            try:
+                pins[db] = untrusted.PinnedFile(root / db)
+            except untrusted.UntrustedDatabase as e:
+                rep.problems.append(str(e))
+    try:
+        return _verify_pinned(rep, root, dbs, signed, pins, pk, listing, workers, progress_factory)
+    finally:
+        for pin in pins.values():
+            pin.close()
+
+
+def _verify_pinned(rep, root, dbs, signed, pins, pk, listing, workers, progress_factory) -> VerifyReport:
+    """Steps 3 to 6 of :func:`verify_bundle`, each database read through its pinned descriptor."""
+    digests = {db: pin.sha256() for db, pin in pins.items()}
+    opened = [db for db in dbs if db in digests and digests[db] == signed[db]]
     for db in dbs:
         if db not in opened:
             rep.warnings.append(f"{db} was not opened: its signature or its checksum does not hold (a bundle's "
                                 "database is read only once both do)")
     pool = ThreadPoolExecutor(1, thread_name_prefix="verify-db")
-    consistency = {db_name: pool.submit(_database_consistency, root / db_name) for db_name in opened}
+    consistency = {db_name: pool.submit(_database_consistency, pins[db_name]) for db_name in opened}
     pool.shutdown(wait=False)
     # 4. checksums: every file, each problem reported; a shard's members hashed in the same read
     photos = _Photos(root)
@@ -150,7 +165,7 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
         rep.problems.append("no SQLite database (*.db) in the bundle")
     # 6. each database: integrity, foreign keys, images table vs files
     for db_name in opened:
-        rep.problems += _check_database(root, db_name, check, dp if isinstance(dp, dict) else None, photos,
+        rep.problems += _check_database(pins[db_name], check, dp if isinstance(dp, dict) else None, photos,
                                         consistency[db_name].result())
     # dedupe while keeping order (a damaged file can be reported by two checks the same way)
     rep.problems = list(dict.fromkeys(rep.problems))
@@ -236,17 +251,17 @@ class _Consistency:
     schema: list[str] = field(default_factory=list)
 
 
-def _open_bounded(path: Path) -> tuple[sqlite3.Connection, untrusted.Budget]:
-    conn = open_readonly(path)
-    return conn, untrusted.Budget.for_file(conn, path.stat().st_size, path.name)
+def _open_bounded(pin: untrusted.PinnedFile) -> tuple[sqlite3.Connection, untrusted.Budget]:
+    conn = pin.connect()
+    return conn, untrusted.Budget.for_file(conn, pin.size, pin.path.name)
 
 
-def _database_consistency(path: Path) -> _Consistency:
+def _database_consistency(pin: untrusted.PinnedFile) -> _Consistency:
     out = _Consistency()
-    db_name = path.name
+    db_name = pin.path.name
     try:
-        conn, budget = _open_bounded(path)
-    except (OSError, sqlite3.Error) as e:
+        conn, budget = _open_bounded(pin)
+    except (OSError, sqlite3.Error, untrusted.UntrustedDatabase) as e:
         out.error, out.opened = f"{db_name}: cannot be opened as SQLite ({e})", False
         return out
     try:
@@ -271,16 +286,17 @@ def _database_consistency(path: Path) -> _Consistency:
     return out
 
 
-def _check_database(root: Path, db_name: str, check: manifest.ManifestCheck, dp: dict | None,
+def _check_database(pin: untrusted.PinnedFile, check: manifest.ManifestCheck, dp: dict | None,
                     photos: _Photos, consistency: _Consistency) -> list[str]:
+    db_name = pin.path.name
     if consistency.schema:
         return consistency.schema
     if not consistency.opened:
         return [consistency.error]
     problems = consistency.integrity + consistency.foreign_keys
     try:
-        conn, budget = _open_bounded(root / db_name)
-    except (OSError, sqlite3.Error) as e:
+        conn, budget = _open_bounded(pin)
+    except (OSError, sqlite3.Error, untrusted.UntrustedDatabase) as e:
         return [f"{db_name}: cannot be opened as SQLite ({e})"]
     # no more rows than the shards hold photos, and then some (each extra row is a problem named)
     limit = 2 * len(photos.index) + 10_000
@@ -329,17 +345,22 @@ def check_before_opening(path, pubkey=None) -> list[str]:
         path = root / db
         if path.is_symlink() or not path.is_file():
             problems.append(f"not a regular file: {db} (a bundle holds plain files only)")
-        elif db not in signed:
+            continue
+        if db not in signed:
             problems.append(f"extra file: {db} (in the bundle, not listed in {manifest.MANIFEST})")
-        elif manifest.sha256_file(path) != signed[db]:
-            problems.append(f"checksum mismatch: {db} (its content is not what {manifest.MANIFEST} lists)")
-        else:
-            try:
-                conn = open_readonly(path)
+            continue
+        try:
+            with untrusted.PinnedFile(path) as pin:     # the schema read from the bytes hashed
+                if pin.sha256() != signed[db]:
+                    problems.append(f"checksum mismatch: {db} (its content is not what {manifest.MANIFEST} lists)")
+                    continue
+                conn = pin.connect()
                 try:
                     problems += untrusted.schema_problems(conn, db)
                 finally:
                     conn.close()
-            except sqlite3.Error as e:
-                problems.append(f"{db}: not a valid SQLite database ({e})")
+        except untrusted.UntrustedDatabase as e:
+            problems.append(str(e))
+        except sqlite3.Error as e:
+            problems.append(f"{db}: not a valid SQLite database ({e})")
     return problems

@@ -180,3 +180,47 @@ def test_a_query_over_an_untrusted_database_stops_at_its_budget():
     with pytest.raises(untrusted.UntrustedDatabase, match="more than 10 rows"):
         untrusted.fetch_bounded(conn, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
                                 "SELECT n FROM r", limit=10, what="team.db")
+
+
+def test_a_pinned_database_is_read_from_the_bytes_hashed_even_after_a_swap(tmp_path):
+    path, other = tmp_path / "a.db", tmp_path / "b.db"
+    for p, value in ((path, "hashed"), (other, "swapped in")):
+        conn = sqlite3.connect(p)
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.execute("INSERT INTO t VALUES (?)", (value,))
+        conn.commit()
+        conn.close()
+    want = hashlib.sha256(path.read_bytes()).hexdigest()
+    with untrusted.PinnedFile(path) as pin:
+        assert pin.sha256() == want
+        os.replace(other, path)                  # the name now points to other bytes
+        conn = pin.connect()
+        assert conn.execute("SELECT v FROM t").fetchall() == [("hashed",)]
+        conn.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]   # nothing written beside it
+    with pytest.raises(untrusted.UntrustedDatabase, match="not a regular file"):
+        untrusted.PinnedFile(tmp_path)
+
+
+def test_verify_reads_the_database_it_hashed_not_one_swapped_in_after(bundle_copy, signing_key, monkeypatch):
+    """The gap left in issue 21: a database swapped in between its hashing and its opening."""
+    crafted = bundle_copy.parent / "crafted.db"
+    crafted.write_bytes((bundle_copy / "ve-2024.db").read_bytes())
+    conn = sqlite3.connect(crafted)
+    conn.execute("DROP TABLE images")
+    conn.execute(ENDLESS_VIEW)
+    conn.commit()
+    conn.close()
+    hashed = untrusted.PinnedFile.sha256
+
+    def hash_then_swap(self, *a, **k):
+        digest = hashed(self, *a, **k)
+        if crafted.exists():
+            os.replace(crafted, self.path)
+        return digest
+
+    monkeypatch.setattr(untrusted.PinnedFile, "sha256", hash_then_swap)
+    from archive.verify import verify_bundle
+    rep = verify_bundle(bundle_copy, signing_key.public)
+    assert not crafted.exists()                          # the swap happened
+    assert rep.problems == [], rep.problems              # and the crafted view was never read
