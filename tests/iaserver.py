@@ -47,8 +47,10 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from loopback import LoopbackServer
 
 ARCHIVE_HOSTS = {"archive.org", "s3.us.archive.org"}
 _META_HEADER = re.compile(r"^x-archive-meta(\d+)?-(.+)$", re.IGNORECASE)
@@ -150,7 +152,7 @@ def _s3_error(code: str, message: str, resource: str) -> bytes:
     ).encode()
 
 
-class FakeArchive:
+class FakeArchive(LoopbackServer):
     """The fake archive's state, its fault switches and the log of what arrived."""
 
     def __init__(self, access: str = "TESTACCESS", secret: str = "TESTSECRET"):
@@ -163,41 +165,14 @@ class FakeArchive:
         self.slowdown_on: set[str] = set()
         self.listing_lag = 0
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- life cycle -----------------------------------------------------------------------
-    def start(self) -> "FakeArchive":
+    def handler(self):
         archive = self
 
         class Handler(_Handler):
             fake = archive
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeArchive":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "server not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return Handler
 
     # --- what the tests look at ----------------------------------------------------------
     def puts(self, identifier: str | None = None) -> list[Recorded]:

@@ -37,8 +37,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from loopback import LoopbackServer
 
 LICENSES = {"cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "odbl-1.0", "odc-by-1.0", "pddl-1.0"}
 
@@ -70,7 +72,7 @@ class Deposition:
     parent: int | None = None   # the version this draft was made from
 
 
-class FakeZenodo:
+class FakeZenodo(LoopbackServer):
     """The fake Zenodo's state, its fault switches and the log of what arrived."""
 
     def __init__(self, tokens: dict[str, str] | None = None):
@@ -83,40 +85,14 @@ class FakeZenodo:
         self.misreport_on: set[str] = set()
         self.lock = threading.Lock()
         self._ids = itertools.count(1001)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- life cycle -----------------------------------------------------------------------
-    def start(self) -> "FakeZenodo":
+    def handler(self):
         fake = self
 
         class Handler(_Handler):
             zenodo = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeZenodo":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return Handler
 
     # --- what the tests look at ------------------------------------------------------------
     def puts(self) -> list[str]:
