@@ -239,7 +239,8 @@ def latency(bundle: Path, rounds: int = 2) -> dict[str, list[float]]:
     db = next(bundle.glob("*.db")).stem
     pick = lambda xs, k=6: rng.sample(xs, min(k, len(xs)))  # noqa: E731
     urls = {   # the first of each kind warms the server up
-        "/mesa": [f"/mesa/{m}" for m in pick(q("SELECT DISTINCT mesa_id FROM actas WHERE source = 'qr'"), 21)],
+        "/mesa": [f"/mesa/{m}" for m in pick(q("SELECT DISTINCT mesa_id FROM actas WHERE source = 'qr'")
+                                             or q("SELECT DISTINCT mesa_id FROM actas"), 21)],
         "/totales": ["/totales.json", "/totales", "/totales?lang=en"],
         **{f"/totales/{lv}": [f"/totales/{lv}/{k}" for k in pick(q(f"SELECT {col} FROM {t}"))]
            for lv, col, t in (("estado", "cod_edo", "estados"), ("municipio", "id", "municipios"),
@@ -255,6 +256,7 @@ def latency(bundle: Path, rounds: int = 2) -> dict[str, list[float]]:
             f"/{db}/actas", f"/{db}/mesa?id={pick(q('SELECT id FROM mesas'), 1)[0]}"],
     }
     conn.close()
+    urls = {kind: us for kind, us in urls.items() if us}    # a bundle without photos has no photo kind
     best: dict[str, float] = {}
     failed: list[str] = []
     for _ in range(rounds):
