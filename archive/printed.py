@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import datasets
+from PIL import Image
 
 from . import number_words as nw
 from . import ocr, printed_header
@@ -363,6 +364,7 @@ def read_image(im, election_id: str = "ve-2024") -> Printed:
             if value is not None:
                 slot.digits, slot.value = digits, value
     light = ocr.light(im)
+    _reread_boxed(page, light, [(key, r) for key, r in misses if _slot(p, *key).value is None], p)
     p.header["uuid"] = printed_header.uuid(page, light, lines)
     election = _election(election_id)
     p.header["printed_at"] = printed_header.print_time(page, light, lines, p.header["printed_at"],
@@ -372,6 +374,32 @@ def read_image(im, election_id: str = "ve-2024") -> Printed:
         p.header["electors"] = None   # one print only: the first read must be confirmed
     p.engine = f"tesseract {ocr.version()} {ocr.LANG}"
     return p
+
+
+BOXED_SCALES = ((0, 1.0), (0, 2.0), (1, 2.0))   # (page or light rendering, scale) of a boxed cell
+
+
+def _reread_boxed(page, light, misses, p: Printed) -> None:
+    """The digits of a count whose words read but whose digits did not, read once more from the
+    boxed cell at other renderings (the tables' 0 comes out 'o', '|' or '[e]' from its box):
+    the count is kept when one of them says what the words say, as for any count."""
+    if not misses:
+        return
+    crops = []
+    for _, r in misses:
+        for which, scale in BOXED_SCALES:
+            c = (page, light)[which].crop(r.digits_box)
+            crops.append(c if scale == 1.0 else c.resize((round(c.width * scale), round(c.height * scale)),
+                                                          Image.LANCZOS))
+    reads = ocr.read_crops(crops, ocr.DIGITS)
+    k = len(BOXED_SCALES)
+    for i, (key, r) in enumerate(misses):
+        for digits in reads[i * k:(i + 1) * k]:
+            value = nw.agree(digits, r.words)
+            if value is not None:
+                slot = _slot(p, *key)
+                slot.digits, slot.value = digits, value
+                break
 
 
 def _election(election_id: str):
