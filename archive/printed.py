@@ -3,8 +3,9 @@
 The strip is designed to be checked by people, and it says every count twice: in digits and in
 words ("13  Cero, Cero, Uno, Tres"). A count is taken only when both say the same number; a
 line whose two prints disagree (or cannot be read) is recorded as unread, never guessed. The
-acta code is printed twice too (the code, and the centre code under the address), the UUID and
-the electors are read twice at two scales: each is kept only when its two reads agree.
+acta code is printed twice too (the code, and the centre code under the address); the electors
+are read twice at two scales and kept only when both reads agree; the UUID, the print time and
+the place names, printed once, are read until sure (``archive/printed_header.py``).
 
 ``read_printed(data)`` gives a :class:`Printed`; ``Printed.to_dict()`` is what the workdir keeps
 and the bundle publishes. Cross-checks against the QR and the sheet live in
