@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the photo shards; nginx: the caching reverse proxy of deploy/nginx.conf, started on loopback
 # by its test; mediawiki, php-cli, php-sqlite3: a real MediaWiki on loopback, with SQLite and
 # PHP's built-in server, for the Commons upload tests).
-APT_RUN  := libzbar0 tesseract-ocr tesseract-ocr-spa
+APT_RUN  := libzbar0 tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng
 APT_TEST := minisign chromium transmission-cli aria2 unzip nginx mediawiki php-cli php-sqlite3
 PORT ?= 8001
 

@@ -10,7 +10,7 @@ import sqlite3
 
 import sqlite_utils
 
-from . import audit, forensics
+from . import audit, audit_paper, forensics
 
 # name -> (columns, indexes, description, {column: description})
 AUDIT_TABLES: dict[str, tuple[dict[str, type], tuple[tuple[str, ...], ...], str, dict[str, str]]] = {
@@ -26,7 +26,9 @@ AUDIT_TABLES: dict[str, tuple[dict[str, type], tuple[tuple[str, ...], ...], str,
         (("check_id",),),
         "Consistency checks: how many mesas each concerns (the mesas are in audit_check_mesas).",
         {"check_id": "Stable id: sum_mismatch, over_electors, zero_turnout, single_candidate, "
-                     "source_disagreement, identical_numbers, duplicate_photo, acta_id_collision.",
+                     "source_disagreement, identical_numbers, duplicate_photo, acta_id_collision; and the paper's "
+                     "(the printed table): voters_machine_notebook, validos_not_lines, uuid_two_actas, "
+                     "printed_before_close.",
          "mesas": "Distinct mesas the check lists.", "rows": "Rows of audit_check_mesas for it.",
          "threshold": "Least valid votes a mesa needs to be considered (single_candidate, identical_numbers); "
                       "NULL for the others."}),
@@ -36,8 +38,8 @@ AUDIT_TABLES: dict[str, tuple[dict[str, type], tuple[tuple[str, ...], ...], str,
         "The mesas each check lists, with the acta (or the refused input, issue_id) and what was found.",
         {"mesa_id": "Mesa id 'CENTRO.MM'.", "acta_id": "The acta concerned (actas.id); NULL for a refused input.",
          "issue_id": "The refused input (issues.id) for sum_mismatch / over_electors found at ingest.",
-         "grp": "Group number for identical_numbers, duplicate_photo and acta_id_collision (mesas of one "
-                "group share the numbers, the photo or the identifier).",
+         "grp": "Group number for identical_numbers, duplicate_photo, acta_id_collision and uuid_two_actas "
+                "(mesas of one group share the numbers, the photo, the identifier or the printed UUID).",
          "detail": "What was found: the figures, the candidate, the JSON of differing fields, the identifier."}),
     "audit_disagreement_fields": (
         {"field": str, "sources": str, "mesas": int}, (),
@@ -146,6 +148,9 @@ def _notes() -> list[dict]:
              "about_es": t[3], "limits_en": "A mesa in a check is a reason to look at its acta, not a verdict.",
              "limits_es": "Una mesa en una comprobación es un motivo para mirar su acta, no un veredicto."}
             for i, (cid, t) in enumerate(audit.CHECKS.items(), 1)]
+    for i, (cid, t) in enumerate(audit_paper.CHECKS.items(), len(rows) + 1):
+        rows.append({"id": cid, "kind": "check", "sort_order": i, "title_en": t[0], "title_es": t[1],
+                     "about_en": t[2], "about_es": t[3], "limits_en": t[4], "limits_es": t[5]})
     for i, (nid, t) in enumerate(forensics.NOTES.items(), len(rows) + 1):
         rows.append({"id": nid, "kind": "test" if nid in ("last_digit", "round_digits") else "view",
                      "sort_order": i, "title_en": t[0], "title_es": t[1], "about_en": t[2], "about_es": t[3],
@@ -175,7 +180,7 @@ def write_audit(conn: sqlite3.Connection, election) -> None:
     """Compute the audit from the bundle's tables on ``conn`` and store it as the ``audit_*`` tables."""
     codes = audit.candidates(conn)
     readings = audit.readings(conn, codes)
-    checks = audit.run_checks(conn, readings)
+    checks = audit.run_checks(conn, readings) + audit_paper.run_checks(conn, election.meta.get("date", "2024-07-28"))
     mesas = forensics.counted_mesas(readings)
     main = forensics.main_candidates(mesas, codes)
     coverage = audit.coverage(conn, election.published_count)

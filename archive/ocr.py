@@ -28,6 +28,7 @@ RULE_INK_SHARE = 0.8     # a row of a slice (a column of a band) this much ink i
 RULE_SLICES = 6          # vertical slices of the page judged apart (skewed scans)
 RULE_BAND_SHARE = 0.19   # band height (share of width) that only a ruling line fills top to bottom
 LANG = "spa"
+HEADER_LANG = "eng"      # Debian's tesseract-ocr ships it: reads the UUID and the print time's digits best
 DIGITS = "0123456789"
 HEX = "0123456789abcdef-"
 
@@ -93,7 +94,7 @@ def _pytesseract():
 def available() -> bool:
     """Whether Tesseract and its Spanish model can be used here."""
     try:
-        return LANG in _pytesseract().get_languages(config="")
+        return {LANG, HEADER_LANG} <= set(_pytesseract().get_languages(config=""))
     except Exception:
         return False
 
@@ -147,20 +148,32 @@ def remove_rules(im: Image.Image) -> Image.Image:
     return out
 
 
-def prepare(im: Image.Image) -> Image.Image:
-    """The printed part of the strip, cleaned and scaled for Tesseract."""
+def _top(im: Image.Image) -> Image.Image:
     im = ImageOps.grayscale(im) if im.mode != "L" else im
     w, h = im.size
-    top = im.crop((0, 0, w, max(1, min(h, int(h * PRINTED_SHARE), int(w * 7)))))
-    clean = remove_rules(top).filter(ImageFilter.MedianFilter(3))   # JPEG's speckle off the letters
-    scale = TARGET_WIDTH / w
-    return clean.resize((TARGET_WIDTH, max(1, round(clean.size[1] * scale))), Image.LANCZOS)
+    return im.crop((0, 0, w, max(1, min(h, int(h * PRINTED_SHARE), int(w * 7)))))
 
 
-def _data(im: Image.Image, config: str) -> dict:
+def _scaled(im: Image.Image) -> Image.Image:
+    return im.resize((TARGET_WIDTH, max(1, round(im.size[1] * TARGET_WIDTH / im.size[0]))), Image.LANCZOS)
+
+
+def prepare(im: Image.Image) -> Image.Image:
+    """The printed part of the strip, cleaned and scaled for Tesseract."""
+    clean = remove_rules(_top(im)).filter(ImageFilter.MedianFilter(3))   # JPEG's speckle off the letters
+    return _scaled(clean)
+
+
+def light(im: Image.Image) -> Image.Image:
+    """The same part as ``prepare``, same size, only scaled: a second rendering whose errors are
+    not the cleaned page's (the median filter closes a thin 'c' into an 'o' now and then)."""
+    return _scaled(_top(im))
+
+
+def _data(im: Image.Image, config: str, lang: str = LANG) -> dict:
     pt = _pytesseract()
     try:
-        return pt.image_to_data(im, lang=LANG, config=config, output_type=pt.Output.DICT,
+        return pt.image_to_data(im, lang=lang, config=config, output_type=pt.Output.DICT,
                                 timeout=120)
     except pt.TesseractNotFoundError:
         raise OcrUnavailable("Tesseract is not installed; install Debian's tesseract-ocr and "
@@ -204,6 +217,18 @@ def reread(page: Image.Image, boxes: list[tuple[int, int, int, int]], whitelist:
     if scale != 1.0:
         crops = [c.resize((max(1, round(c.size[0] * scale)), max(1, round(c.size[1] * scale))), Image.LANCZOS)
                  for c in crops]
+    return read_crops(crops, whitelist)
+
+
+def read_crops(crops: list[Image.Image], whitelist: str | None = None, lang: str = LANG,
+               sep: str | None = None) -> list[str]:
+    """The text of each crop (one line each), all in one Tesseract call (``reread``'s sheet).
+
+    ``whitelist`` None: the model's whole alphabet, so a glyph it is unsure of comes out as
+    some other character (a read a fixed pattern then refuses) rather than the nearest allowed
+    one. ``lang``: the model ('eng' reads the UUID's hex better than 'spa')."""
+    if not crops:
+        return []
     gap = max(c.size[1] for c in crops)
     width = max(c.size[0] for c in crops) + 2 * gap
     rows, y = [], gap
@@ -213,8 +238,9 @@ def reread(page: Image.Image, boxes: list[tuple[int, int, int, int]], whitelist:
     sheet = Image.new("L", (width, y), 255)
     for c, (top, _) in zip(crops, rows):
         sheet.paste(c, (gap, top))
-    data = _data(sheet, f"--psm 6 -c tessedit_char_whitelist={whitelist}")
-    texts: list[list[tuple[int, str]]] = [[] for _ in boxes]
+    config = "--psm 6" + (f" -c tessedit_char_whitelist={whitelist}" if whitelist else "")
+    data = _data(sheet, config, lang)
+    texts: list[list[tuple[int, str]]] = [[] for _ in crops]
     for i, text in enumerate(data["text"]):
         text = (text or "").strip()
         if not text:
@@ -224,5 +250,6 @@ def reread(page: Image.Image, boxes: list[tuple[int, int, int, int]], whitelist:
             if top - gap / 2 <= mid <= bottom + gap / 2:
                 texts[k].append((data["left"][i], text))
                 break
-    sep = "" if whitelist in (DIGITS, HEX) else " "   # a number or a UUID is one token
+    if sep is None:
+        sep = "" if whitelist in (DIGITS, HEX) else " "   # a number or a UUID is one token
     return [sep.join(t for _, t in sorted(words)) for words in texts]

@@ -3,8 +3,9 @@
 The strip is designed to be checked by people, and it says every count twice: in digits and in
 words ("13  Cero, Cero, Uno, Tres"). A count is taken only when both say the same number; a
 line whose two prints disagree (or cannot be read) is recorded as unread, never guessed. The
-acta code is printed twice too (the code, and the centre code under the address), the UUID and
-the electors are read twice at two scales: each is kept only when its two reads agree.
+acta code is printed twice too (the code, and the centre code under the address); the electors
+are read twice at two scales and kept only when both reads agree; the UUID, the print time and
+the place names, printed once, are read until sure (``archive/printed_header.py``).
 
 ``read_printed(data)`` gives a :class:`Printed`; ``Printed.to_dict()`` is what the workdir keeps
 and the bundle publishes. Cross-checks against the QR and the sheet live in
@@ -15,20 +16,21 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 
 import datasets
+from PIL import Image
 
 from . import number_words as nw
-from . import ocr
+from . import ocr, printed_header
+from .election import load as load_election
+from .errors import DefinitionError
 from .image import open_image, orientation, upright
 
 ACTA_CODE = re.compile(r"(\d{9})\.(\d{2})\.(\d)\.(\d{4})")
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-PRINT_TIME = re.compile(r"(\d{2}/\d{2}/\d{4})\s+(\d{1,2}:\d{2}:\d{2})\s*([AP])\.?\s*M")
+PRINT_TIME = printed_header.PRINT_TIME
 ELECTORS = re.compile(r"(\d[\d.]*)\s*Electore", re.I)
 HEADER_FIELDS = ("acta_code", "uuid", "printed_at", "estado", "municipio", "parroquia",
                  "centre_name", "centre_address", "centre_code", "electors")
@@ -164,15 +166,7 @@ def _place(key: str, text: str) -> str:
     return text
 
 
-def _printed_at(text: str) -> str | None:
-    m = PRINT_TIME.search(text)
-    if not m:
-        return None
-    try:
-        t = datetime.strptime(f"{m.group(1)} {m.group(2)} {m.group(3)}M", "%d/%m/%Y %I:%M:%S %p")
-    except ValueError:
-        return None
-    return t.isoformat()
+_printed_at = printed_header.printed_at
 
 
 def _header(lines: list[ocr.Line], header: dict) -> dict:
@@ -332,30 +326,10 @@ def _slot(p: Printed, kind: str, k) -> Count:
     return {"voters": p.voters, "summary": p.summary}[kind][k] if kind != "line" else p.lines[k]
 
 
-def _between(lines: list[ocr.Line], above: re.Pattern, below: re.Pattern, page_width: int):
-    """The box between the line matching ``above`` and the next matching ``below`` (right part
-    of the page: the logo sits at the left of the header)."""
-    a = next((l for l in lines if above.search(l.text.replace(" ", ""))), None)
-    b = next((l for l in lines if a is not None and l.top > a.bottom and below.search(l.text)), None)
-    if a is None or b is None or b.top - a.bottom < 8:
-        return None
-    return (int(page_width * 0.3), a.bottom + 2, page_width, b.top - 2)
-
-
 def _twice(page, box, whitelist: str) -> str | None:
     """The text of ``box`` read at two scales: kept only when both reads say the same."""
     reads = [ocr.reread(page, [box], whitelist, scale=s)[0] for s in (1.0, 1.5)]
     return reads[0] if reads[0] and reads[0] == reads[1] else None
-
-
-def _uuid(page, lines) -> str | None:
-    """The UUID printed on two lines between the acta code and the print time."""
-    box = _between(lines, ACTA_CODE, PRINT_TIME, page.size[0])
-    text = _twice(page, box, ocr.HEX) if box else None
-    # a version 4 UUID (as the council's are): a read that is not one is no read
-    if text and UUID.fullmatch(text) and text[14] == "4" and text[19] in "89ab":
-        return text
-    return None
 
 
 def _electors(page, lines) -> int | None:
@@ -390,11 +364,58 @@ def read_image(im, election_id: str = "ve-2024") -> Printed:
             value = nw.agree(digits, r.words)
             if value is not None:
                 slot.digits, slot.value = digits, value
-    p.header["uuid"] = _uuid(page, lines)
+    light = ocr.light(im)
+    _reread_boxed(page, light, [(key, r) for key, r in misses if _slot(p, *key).value is None], p)
+    p.header["uuid"] = printed_header.uuid(page, light, lines)
+    election = _election(election_id)
+    p.header["printed_at"] = printed_header.print_time(page, light, lines, p.header["printed_at"],
+                                                       election.meta.get("date") if election else None)
+    _places(p.header, election)
     if p.header["electors"] is not None and _electors(page, lines) != p.header["electors"]:
         p.header["electors"] = None   # one print only: the first read must be confirmed
     p.engine = f"tesseract {ocr.version()} {ocr.LANG}"
     return p
+
+
+BOXED_SCALES = ((0, 1.0), (0, 2.0), (1, 2.0))   # (page or light rendering, scale) of a boxed cell
+
+
+def _reread_boxed(page, light, misses, p: Printed) -> None:
+    """The digits of a count whose words read but whose digits did not, read once more from the
+    boxed cell at other renderings (the tables' 0 comes out 'o', '|' or '[e]' from its box):
+    the count is kept when one of them says what the words say, as for any count."""
+    if not misses:
+        return
+    crops = []
+    for _, r in misses:
+        for which, scale in BOXED_SCALES:
+            c = (page, light)[which].crop(r.digits_box)
+            crops.append(c if scale == 1.0 else c.resize((round(c.width * scale), round(c.height * scale)),
+                                                          Image.LANCZOS))
+    reads = ocr.read_crops(crops, ocr.DIGITS)
+    k = len(BOXED_SCALES)
+    for i, (key, r) in enumerate(misses):
+        for digits in reads[i * k:(i + 1) * k]:
+            value = nw.agree(digits, r.words)
+            if value is not None:
+                slot = _slot(p, *key)
+                slot.digits, slot.value = digits, value
+                break
+
+
+def _election(election_id: str):
+    try:
+        return load_election(election_id)
+    except DefinitionError:
+        return None
+
+
+def _places(header: dict, election) -> None:
+    """Estado, municipio and parroquia kept only as the registry names the acta's centre."""
+    code = header.get("acta_code") or header.get("centre_code")
+    centro = int(code[:9]) if code else None
+    for key in ("estado", "municipio", "parroquia"):
+        header[key] = printed_header.place(key, header[key], centro, election)
 
 
 def read_printed(data: bytes, name: str = "", election_id: str = "ve-2024") -> Printed:

@@ -36,9 +36,13 @@ COLUMN_DESCRIPTIONS = {
     "acta_code": "Acta code as printed ('CENTRO.MESA.1.0001'); kept only when the centre code printed "
                  "under the address agrees.",
     "centro": "Centre code from the printed acta code.", "mesa": "Mesa from the printed acta code.",
-    "uuid": "The acta's UUID in the council's systems, kept only when two reads agree.",
-    "printed_at": "When the acta was printed (local time, ISO 8601).",
-    "estado": "Estado as printed.", "municipio": "Municipio as printed.", "parroquia": "Parroquia as printed.",
+    "uuid": "The acta's UUID in the council's systems (version 4), kept only when at least three of six "
+            "reads give it and at most one another.",
+    "printed_at": "When the acta was printed (local time, ISO 8601; the voting machine's clock), kept only "
+                  "when the reads of its line agree.",
+    "estado": "Estado as printed, kept only when the registry names the acta's centre's estado so.",
+    "municipio": "Municipio as printed (kept only as the registry names it).",
+    "parroquia": "Parroquia as printed (kept only as the registry names it).",
     "centre_name": "The centre's name as printed (searchable: the site finds a centre by a word of it).",
     "centre_address": "The centre's address as printed.",
     "electors": "The mesa's registered electors as printed, kept only when two reads agree.",
@@ -99,8 +103,8 @@ def _read_job(args: tuple[str, str]) -> tuple[str, str, str | None, str | None]:
 def read_workdir(workdir, jobs: int | None = None, progress_factory=None) -> ReadSummary:
     """Read the printed acta of every stored photo not read yet (`testigo read`)."""
     if not ocr.available():
-        raise ocr.OcrUnavailable("Tesseract with its Spanish model is not installed: install Debian's "
-                                 "tesseract-ocr and tesseract-ocr-spa (`make install`)")
+        raise ocr.OcrUnavailable("Tesseract with its Spanish and English models is not installed: install "
+                                 "Debian's tesseract-ocr, tesseract-ocr-spa and tesseract-ocr-eng (`make install`)")
     own = not isinstance(workdir, Workdir)
     wd = Workdir(workdir, create=False) if own else workdir
     try:

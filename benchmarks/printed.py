@@ -7,17 +7,21 @@ the three in tests/data/real_scans_ocr) it reads the printed acta and prints:
 - the share of party lines read, and how many were WRONG against the QR (truth.csv) and against
   the sheet (RESULTADOS V1: per-candidate sums where all their lines were read, válidos, nulos,
   electors): wrong must be 0, since a line whose digits and words disagree is unread, not guessed;
+- each header, voters and summary field against what a person reads on the scan
+  (tests/data/printed_truth/truth.json): how many read, and how many WRONG (must be 0);
 - the time per strip against plain Tesseract (`tesseract IMAGE - -l spa`, default page layout)
   on the same image, in the same run, one thread each: the ratio is what the cleaning, the
   layout and the rereads cost.
 
     python benchmarks/printed.py                       # ~20 scans, one strip at a time
     python benchmarks/printed.py --scans DIR -n 5
+    TESTIGO_ROOT=/path/to/other/checkout python benchmarks/printed.py   # its reader, this truth
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -25,7 +29,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, os.environ.get("TESTIGO_ROOT", str(Path(__file__).resolve().parent.parent)))
 
 import pytesseract  # noqa: E402
 
@@ -35,8 +39,22 @@ from archive.image import open_image  # noqa: E402
 from archive.printed import HEADER_FIELDS, read_image  # noqa: E402
 from archive.printed_checks import candidate_votes  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("TESTIGO_ROOT", Path(__file__).resolve().parent.parent))
 SHARED = Path("/work/shared/data/ve2024/real_scans")
+TRUTH = Path(__file__).resolve().parent.parent / "tests" / "data" / "printed_truth" / "truth.json"
+SUMMARY = ("votos", "validos", "parciales", "nulos", "vacios", "opciones_validas", "opciones_nulas",
+           "opciones_vacias")
+
+
+def shown(name: str, truth: dict) -> dict | None:
+    """What a person reads on the scan (tests/data/printed_truth), as flat fields."""
+    t = truth.get(name)
+    if t is None:
+        return None
+    out = {k: t[k] for k in HEADER_FIELDS if k in t}
+    out.update({f"voters_{k}": v for k, v in t["voters"].items()})
+    out.update(t["summary"])
+    return out
 
 
 def sheet_rows(election) -> dict[tuple[int, int], dict]:
@@ -62,6 +80,9 @@ def main() -> int:
     header_read = header_total = lines_read = lines_total = 0
     table_read = table_total = 0
     wrong_qr = wrong_sheet = 0
+    people = json.loads(TRUTH.read_text(encoding="utf-8"))["scans"] if TRUTH.exists() else {}
+    per_field: dict[str, list[int]] = {}
+    wrong_shown: list[tuple] = []
     ours, plain = [], []
     print(f"{'scan':34} {'hdr':>5} {'lines':>6} {'wrongQR':>7} {'wrongSh':>7} {'ours s':>7} {'plain s':>7}")
     for t in truth:
@@ -97,6 +118,17 @@ def main() -> int:
                 ws += p.header["electors"] is not None and p.header["electors"] != int(row["RE"])
         wrong_qr += wq
         wrong_sheet += ws
+        if (want := shown(t["file"], people)) is not None:
+            got = {k: p.header.get(k) for k in HEADER_FIELDS}
+            got.update({f"voters_{k}": c.value for k, c in p.voters.items()})
+            got.update({k: c.value for k, c in p.summary.items()})
+            for k, w in want.items():
+                cell = per_field.setdefault(k, [0, 0])
+                cell[1] += 1
+                if got.get(k) is not None:
+                    cell[0] += 1
+                    if got[k] != w:
+                        wrong_shown.append((t["file"], k, got[k], w))
         print(f"{t['file'][:34]:34} {h:>2}/{len(HEADER_FIELDS)} {sum(v is not None for v in values):>3}/38 "
               f"{wq:>7} {ws:>7} {ours[-1]:>7.1f} {plain[-1]:>7.1f}", flush=True)
     n = len(truth)
@@ -106,10 +138,14 @@ def main() -> int:
     print(f"party lines read:        {lines_read}/{lines_total} = {lines_read / lines_total:.1%}")
     print(f"wrong vs QR:             {wrong_qr}   (must be 0)")
     print(f"wrong vs sheet:          {wrong_sheet}   (must be 0)")
+    if per_field:
+        print("read per field (against what a person reads, tests/data/printed_truth):")
+        print("  " + ", ".join(f"{k} {r}/{n}" for k, (r, n) in per_field.items()))
+        print(f"wrong vs the person:     {len(wrong_shown)}   (must be 0) {wrong_shown or ''}")
     print(f"time per strip:          {statistics.mean(ours):.1f} s (median {statistics.median(ours):.1f}); "
           f"plain Tesseract on the same image {statistics.mean(plain):.1f} s; "
           f"ratio {statistics.mean(ours) / statistics.mean(plain):.2f}x")
-    return 0 if wrong_qr == 0 and wrong_sheet == 0 else 1
+    return 0 if wrong_qr == 0 and wrong_sheet == 0 and not wrong_shown else 1
 
 
 if __name__ == "__main__":

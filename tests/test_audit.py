@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from archive import audit, audit_tables
+from archive import audit, audit_paper, audit_tables
 from archive.bundle import build_bundle
 from publish.cli import cli
 from conftest import KEY_PASSWORD, make_photo, payload_for_row
@@ -143,7 +143,7 @@ def _audit_json(bundle: Path) -> dict:
 def test_each_check_lists_exactly_the_planted_mesas(crafted):
     bundle, rows, planted = crafted
     got = {c["id"]: c for c in _audit_json(bundle)["checks"]}
-    assert list(got) == list(audit.CHECKS)
+    assert list(got) == [*audit.CHECKS, *audit_paper.CHECKS]     # the paper's: tests/test_audit_paper.py
     for cid in audit.CHECKS:
         if cid == "duplicate_photo":
             continue            # ingest keeps one reading per photo bytes: see the test below
