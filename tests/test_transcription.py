@@ -19,7 +19,7 @@ from archive.transcription import Transcriptions
 
 def lines_of(row: dict, move: int = 0) -> list[int]:
     """The 38 party lines of the acta of sheet ``row``: each candidate's votes spread over their lines
-    (the sheet has totals only), ``move`` votes from EG's last line to NM's first."""
+    (the sheet has totals only), ``move`` votes from EG's first line to NM's first."""
     from archive import election
     e = election.load()
     column = {c.code: c.csv_column for c in e.candidates}
@@ -29,9 +29,9 @@ def lines_of(row: dict, move: int = 0) -> list[int]:
         n, i, total = len(same), same.index(card), int(row[column[card.candidate]])
         out.append(total // n + (1 if i < total % n else 0))
     if move:
-        eg_last = max(k.position for k in e.cards if k.candidate == "EG") - 1
+        eg_first = min(k.position for k in e.cards if k.candidate == "EG") - 1
         nm_first = min(k.position for k in e.cards if k.candidate == "NM") - 1
-        out[eg_last] -= move
+        out[eg_first] -= move
         out[nm_first] += move
     return out
 
