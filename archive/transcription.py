@@ -448,7 +448,12 @@ class Transcriptions:
     def machine_entries(self) -> int:
         """Enter the machine reading of every undecided queue photo read since the last sweep."""
         todo = machine_entry.pending_photos(self.db, [p.sha256 for p in photos(self.db) if p.decision is None])
-        return sum(self._tx(self._machine_entry, sha) is not None for sha in todo)
+        try:
+            return sum(self._tx(self._machine_entry, sha) is not None for sha in todo)
+        except Exception as e:    # another writer holds the workdir: the next save on each photo enters it
+            if pending.busy(e):
+                return 0
+            raise
 
     def _make_acta(self, a: acta_mod.Acta, sha: str) -> int:
         """The agreed numbers become an acta through ingest's own machinery (classified against

@@ -17,6 +17,7 @@ entry needs two new entries that agree (or the coordinator's desk) to be decided
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -208,4 +209,8 @@ def machine_fields(reading: Mapping) -> dict[str, str]:
 def ensure_schema(db) -> None:
     """Workdirs made before the paper form lack ``transcription_entries.typed``: add it (NULL = old shape)."""
     if "typed" not in {r[1] for r in db.execute("PRAGMA table_info(transcription_entries)")}:
-        db.execute("ALTER TABLE transcription_entries ADD COLUMN typed TEXT")
+        try:
+            db.execute("ALTER TABLE transcription_entries ADD COLUMN typed TEXT")
+        except sqlite3.OperationalError as e:    # another server added it a moment ago
+            if "duplicate column" not in str(e):
+                raise
