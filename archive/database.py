@@ -90,7 +90,7 @@ TABLE_DESCRIPTIONS = {
     "team_bundles": "Other teams' signed bundles whose actas this bundle took in (relay), with their keys.",
     "actas": "Every accepted reading of a mesa: QR readings of photos, transcribed sheet rows, and photos "
              "transcribed by volunteers.",
-    "votes": "Votes per ballot card, for QR readings (the payload's 38 counts).",
+    "votes": "Votes per ballot card: the QR payload's 38 counts, or the 38 party lines volunteers typed from the printed acta.",
     "acta_votes": "Votes per candidate, for every acta.",
     "issues": "Every input that did not become a counted-or-countable reading, with the reason; printed_* codes: disagreements.",
     "transcriptions": "Actas transcribed from a photo by volunteers: how many entries it took, and the "

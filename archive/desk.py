@@ -5,12 +5,12 @@ Read-only views of the workdir; the decisions themselves are in ``archive.consen
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from . import consensus, known_answers
 from .transcription import photos
+from .transcription_form import entry_values
 
 REVIEW_STATES = ("review", "unresolved", "waiting")
 
@@ -25,17 +25,16 @@ def review_queue(db) -> list[dict]:
 
 
 def entries(db, sha: str, fields: list[str]) -> list[dict]:
-    """Every entry of a photo (voided and late ones too, marked), with the fields of the form and
-    ``differs``: the fields where it is not the value most entries gave."""
+    """Every entry of a photo (voided and late ones too, marked), with the fields of the form (the
+    party lines and summary, and each candidate's computed total; an entry made before the paper
+    form has the totals only) and ``differs``: the fields where it is not the value most entries gave."""
     voided = {r[0]: r[1] for r in db.execute(
         "SELECT v.entry_id, v.reason FROM voided_entries v JOIN transcription_entries e ON e.id = v.entry_id "
         "WHERE e.image_sha256 = ?", (sha,))}
     rows = []
     for r in db.execute("SELECT e.*, v.name, v.alias FROM transcription_entries e JOIN volunteers v "
                         "ON v.id = e.volunteer_id WHERE e.image_sha256 = ? ORDER BY e.id", (sha,)):
-        votes = json.loads(r["votes"]) if r["votes"] else {}
-        values = {"centro": r["centro"], "mesa": r["mesa"], "validos": r["validos"], "nulos": r["nulos"],
-                  **{f"v_{c}": n for c, n in votes.items()}}
+        values = {} if r["illegible"] else entry_values(r)
         rows.append({"id": r["id"], "volunteer_id": r["volunteer_id"], "name": r["name"], "alias": r["alias"],
                      "at": r["entered_at"], "illegible": bool(r["illegible"]), "value": r["value"],
                      "values": values, "late": bool(r["after_decision"]), "voided": voided.get(r["id"])})

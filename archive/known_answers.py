@@ -3,8 +3,8 @@
 A share of the photos a volunteer gets (``meta.transcribe_known_share``, 1 in 10 by default) is a
 photo whose QR was decoded (an acta of source ``qr`` with status ``ok``: no conflicting
 reading). Nothing is hidden or cropped and the page is the same as for any photo, so the
-volunteer cannot tell. Their entry is compared with the QR's mesa, votes and válidos (the QR
-carries no nulos) and never makes an acta. A volunteer whose score (right / known entries)
+volunteer cannot tell. Their entry is compared with the QR's mesa, its 38 counts line by line,
+válidos and nulos (the QR's first trailing field) and never makes an acta. A volunteer whose score (right / known entries)
 falls below ``meta.transcribe_known_threshold`` (0.7) after at least ``MIN_JUDGED`` known
 entries is set aside without being told (see ``Transcriptions._judge``).
 
@@ -74,27 +74,42 @@ def handed(db, volunteer_id: int, sha: str) -> bool:
                       (volunteer_id, sha)).fetchone() is not None
 
 
-def comparable(a: acta_mod.Acta | None) -> str:
-    """What a known answer is checked on: mesa, votes per candidate, válidos (or 'illegible')."""
+def comparable(a: acta_mod.Acta | None, nulos: bool = True) -> str:
+    """What a known answer is checked on: the mesa, the 38 party lines one by one, válidos and (when
+    the QR states them, ``nulos``) nulos; or 'illegible'. An entry typed before the paper form
+    (no lines) is checked on the candidates' votes, as it was then."""
     if a is None:
         return "illegible"
-    return f"{a.mesa_key} {json.dumps(a.votes, sort_keys=True)} {a.validos}"
+    if a.counts is None:
+        return f"{a.mesa_key} {json.dumps(a.votes, sort_keys=True)} {a.validos}"
+    return f"{a.mesa_key} lines {json.dumps(list(a.counts))} {a.validos}" + (f" nulos {a.nulos}" if nulos else "")
+
+
+def known(db, sha: str) -> acta_mod.Acta | None:
+    """The QR acta of a known photo (its 38 counts, válidos, nulos when the QR states them)."""
+    row = db.execute("SELECT centro, mesa, votes, counts, validos, nulos FROM actas WHERE image_sha256 = ? "
+                     "AND source_kind = 'qr' AND status = 'ok' ORDER BY id LIMIT 1", (sha,)).fetchone()
+    if row is None:
+        return None
+    counts = tuple(json.loads(row[3])) if row[3] else None
+    return acta_mod.Acta(row[0], row[1], "qr", json.loads(row[2]), counts, row[4], row[5])
 
 
 def expected(db, sha: str) -> str | None:
-    row = db.execute("SELECT centro, mesa, votes, validos FROM actas WHERE image_sha256 = ? AND source_kind = 'qr' "
-                     "AND status = 'ok' ORDER BY id LIMIT 1", (sha,)).fetchone()
-    if row is None:
-        return None
-    return comparable(acta_mod.Acta(row[0], row[1], "qr", json.loads(row[2]), None, row[3], None))
+    qr = known(db, sha)
+    return None if qr is None else comparable(qr, nulos=qr.nulos is not None)
 
 
 def record(db, entry_id: int, sha: str, a: acta_mod.Acta | None) -> bool | None:
-    """Score an entry on a known photo; None when the photo is not a known one after all."""
-    want = expected(db, sha)
-    if want is None:
+    """Score an entry on a known photo, line by line; None when the photo is not a known one after all."""
+    qr = known(db, sha)
+    if qr is None:
         return None
-    right = comparable(a) == want
+    with_nulos = qr.nulos is not None
+    if a is not None and a.counts is None:        # an entry of the old form: candidates' votes
+        qr = acta_mod.Acta(qr.centro, qr.mesa, "qr", qr.votes, None, qr.validos, qr.nulos)
+    want = comparable(qr, with_nulos)
+    right = comparable(a, with_nulos) == want
     db.execute("INSERT INTO known_answer_entries (entry_id, expected, correct) VALUES (?, ?, ?)",
                (entry_id, want, int(right)))
     return right

@@ -12,8 +12,11 @@ The rules, for one photo (all entries are kept, with who and when):
   that breaks a sum is caught while the volunteer still has the photo in front of them. As for
   a QR reading, a mesa the registry does not know is kept: the acta is flagged
   ``outside_registry`` and counted apart (a centre code must still have a QR's 7 to 9 digits);
-* two entries agree when they give the same mesa and the same numbers (``Acta.numbers``, the
-  text ingest uses to tell a duplicate from a conflict). "Cannot be read" is a value too;
+* the form follows the paper (``archive.transcription_form``): the acta code, the 38 party lines,
+  the summary; each candidate's votes are computed from their lines, never typed. Two entries
+  agree when every field typed is equal (mesa, lines, summary). "Cannot be read" is a value too;
+* a complete machine reading of the printed acta (``testigo read``) is one non-human entry
+  (``archive.machine_entry``): it can agree with a person's entry, never decide alone;
 * with the default rule (``2of2``) the first value entered by two different volunteers wins: two
   agreeing entries decide; after two that differ the photo goes to review, where the next entry
   decides if it matches either; if all three differ the photo stays in review and each further
@@ -42,16 +45,18 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from . import acta as acta_mod
-from . import consensus, known_answers
+from . import consensus, known_answers, machine_entry
 from . import image as image_mod
 from . import pending
 from . import photolink
 from . import volunteers as volunteers_mod
-from .errors import PayloadError, TranscriptionError, ValidationError
+from .errors import TranscriptionError
 from .ingest import Ingester
+from .transcription_form import SOURCE_KIND, ensure_schema, entry_acta, form_fields, parse_entry, typed_of, value_of
 from .workdir import Workdir
 
-SOURCE_KIND = "transcribed-photo"
+__all__ = ["SOURCE_KIND", "form_fields", "parse_entry", "value_of", "Transcriptions"]
+
 SOURCE = "testigo transcribe"      # inputs.source of the acta an agreement makes
 ILLEGIBLE = consensus.ILLEGIBLE   # the value of a "cannot be read" entry
 AGREE = 2                         # entries with the same value that decide a photo (2of2)
@@ -110,80 +115,6 @@ def name_key(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name)
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return " ".join(folded.casefold().split())
-
-
-def value_of(a: acta_mod.Acta | None) -> str:
-    """The canonical text entries are compared by: mesa and numbers, or ILLEGIBLE."""
-    return ILLEGIBLE if a is None else f"{a.mesa_key} {a.numbers()}"
-
-
-# --- parsing and checking an entry -----------------------------------------------------------------
-
-def _number(fields: Mapping[str, str], name: str, es: str, en: str, digits: int) -> int:
-    text = str(fields.get(name) or "").strip().replace(" ", "")
-    if not text:
-        raise TranscriptionError("missing_field", f"{en} is missing: type 0 if the box on the acta is empty",
-                                 f"Falta {es}: escriba 0 si la casilla del acta está vacía.", name)
-    if not (text.isascii() and text.isdigit()):
-        raise TranscriptionError("not_a_number", f"{en}: {text[:20]!r} is not a whole number; type digits only",
-                                 f"{es}: «{text[:20]}» no es un número entero; escriba solo cifras.", name)
-    if len(text.lstrip("0")) > digits:
-        raise TranscriptionError("too_large", f"{en}: {text[:20]} is far too large for a mesa; check the photo",
-                                 f"{es}: {text[:20]} es demasiado grande para una mesa; revise la foto.", name)
-    return int(text)
-
-
-def form_fields(election) -> list[tuple[str, str, str, int]]:
-    """The entry form's fields in the order the printed acta shows them: (name, es, en, max digits)."""
-    spec = election.payload
-    count = len(str(spec["max_count"]))
-    return ([("centro", "el código del centro", "the centre code", spec["centro_digits"][1]),
-             ("mesa", "el número de mesa", "the mesa number", spec["mesa_digits"][1])]
-            + [(f"v_{c.code}", f"los votos de {c.name}", f"{c.name}'s votes", count) for c in election.candidates]
-            + [("validos", "los votos válidos", "valid votes", count), ("nulos", "los votos nulos", "null votes", count)])
-
-
-def parse_entry(fields: Mapping[str, str], election) -> acta_mod.Acta:
-    """A volunteer's form as an Acta of source ``transcribed-photo``, checked by ``acta.validate``.
-
-    A mesa outside the registry passes (flagged when it becomes an acta, see ``_make_acta``).
-
-    Raises TranscriptionError naming the field to fix, with a message in Spanish and English.
-    """
-    n = {name: _number(fields, name, es, en, digits) for name, es, en, digits in form_fields(election)}
-    lo, hi = election.payload["centro_digits"]   # the QR grammar's rule (acta.check_centre)
-    try:
-        acta_mod.check_centre(str(n["centro"]), election)
-    except PayloadError:
-        raise TranscriptionError("bad_centre", f"the centre code {n['centro']} should have {lo} to {hi} digits "
-                                 "and begin with its estado's code; copy it from the acta",
-                                 f"El código del centro {n['centro']} debe tener de {lo} a {hi} cifras y empezar "
-                                 "por el código de su estado: cópielo del acta.", "centro") from None
-    if n["mesa"] < 1:
-        raise TranscriptionError("bad_mesa", "the mesa number is 1 or more; copy it from the acta",
-                                 "El número de mesa es 1 o más: cópielo del acta.", "mesa")
-    a = acta_mod.Acta(n["centro"], n["mesa"], SOURCE_KIND, {c.code: n[f"v_{c.code}"] for c in election.candidates},
-                      None, n["validos"], n["nulos"])
-    try:
-        acta_mod.validate(a, election)
-    except ValidationError as e:
-        raise _explain(e, a, election) from None
-    return a
-
-
-def _explain(e: ValidationError, a: acta_mod.Acta, election) -> TranscriptionError:
-    """acta.validate's refusal, said so that the volunteer knows which number to look at."""
-    if e.code == "sum_mismatch":
-        total = sum(a.votes.values())
-        return TranscriptionError(e.code, str(e), f"Los votos de los candidatos suman {total}, pero válidos dice "
-                                  f"{a.validos}: compare cada número con la foto.", "validos")
-    if e.code == "over_electors":
-        m = election.mesa(a.centro, a.mesa)
-        return TranscriptionError(e.code, str(e), f"Válidos + nulos = {a.validos + (a.nulos or 0)}, más que los "
-                                  f"{m.electores if m else '?'} electores inscritos de la mesa {a.mesa_key}: "
-                                  "revise válidos, nulos y la mesa.", "validos")
-    return TranscriptionError(e.code, str(e), f"La entrada no cumple una regla de la elección ({e.code}): {e}",
-                              "centro")
 
 
 def check_volunteer(name: str, alias: str | None) -> tuple[str, str | None]:
@@ -305,6 +236,8 @@ class Transcriptions:
         self.election = self.ingester.election
         if volunteers_mod.hash_key(self.db) is None:
             volunteers_mod.ensure_hash_key(self.db)
+        ensure_schema(self.db)
+        self.machine_entries()
 
     def close(self) -> None:
         self.wd.close()
@@ -468,11 +401,9 @@ class Transcriptions:
                                      "only when another volunteer makes it", "Usted ya transcribió esta foto: "
                                      "para que cuente, otra persona debe hacer la segunda entrada.")
         late = photo.decision is not None
-        entry_id = db.execute(
-            "INSERT INTO transcription_entries (image_sha256, volunteer_id, entered_at, illegible, centro, mesa, "
-            "votes, validos, nulos, value, after_decision) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (sha, volunteer_id, now(), int(a is None), a and a.centro, a and a.mesa,
-             json.dumps(a.votes) if a else None, a and a.validos, a and a.nulos, value, int(late))).lastrowid
+        if not late and queued(db, sha) is not None and machine_entry.due(db, sha):   # read since the last sweep
+            late = self._machine_entry(sha) not in (None, "open", "waiting", "review")
+        entry_id = self._insert(sha, volunteer_id, a, value, late)
         if known_answers.record(db, entry_id, sha, a) is not None:   # a known answer: scores, decides nothing
             self._judge(volunteer_id)
             return Saved(entry_id, "waiting", 1)       # what any first entry hears: nothing gives it away
@@ -494,10 +425,35 @@ class Transcriptions:
 
     def _acta_of(self, entry_id: int) -> int:
         """The acta an agreed entry makes (consensus calls this when entries decide a photo)."""
-        r = self.db.execute("SELECT image_sha256, centro, mesa, votes, validos, nulos FROM transcription_entries "
-                            "WHERE id = ?", (entry_id,)).fetchone()
-        a = acta_mod.Acta(r[1], r[2], SOURCE_KIND, json.loads(r[3]), None, r[4], r[5])
-        return self._make_acta(a, r[0])
+        r = self.db.execute("SELECT * FROM transcription_entries WHERE id = ?", (entry_id,)).fetchone()
+        return self._make_acta(entry_acta(r), r["image_sha256"])
+
+    def _insert(self, sha: str, volunteer_id: int, a: acta_mod.Acta | None, value: str, late: bool) -> int:
+        return self.db.execute(
+            "INSERT INTO transcription_entries (image_sha256, volunteer_id, entered_at, illegible, centro, mesa, "
+            "votes, validos, nulos, value, after_decision, typed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (sha, volunteer_id, now(), int(a is None), a and a.centro, a and a.mesa, json.dumps(a.votes) if a else None,
+             a and a.validos, a and a.nulos, value, int(late), typed_of(a))).lastrowid
+
+    # the machine reading (archive.machine_entry): one non-human entry, never enough alone
+    def _machine_entry(self, sha: str) -> str | None:
+        """Enter a photo's complete printed reading as the machine's entry; the photo's state after
+        it, or None when there is no usable reading. Runs inside a write transaction."""
+        a = machine_entry.reading(self.db, sha, self.election)
+        if a is None:
+            return None
+        self._insert(sha, machine_entry.volunteer(self.db), a, value_of(a), False)
+        return consensus.decide(self.db, sha, self._acta_of)[0]
+
+    def machine_entries(self) -> int:
+        """Enter the machine reading of every undecided queue photo read since the last sweep."""
+        todo = machine_entry.pending_photos(self.db, [p.sha256 for p in photos(self.db) if p.decision is None])
+        try:
+            return sum(self._tx(self._machine_entry, sha) is not None for sha in todo)
+        except Exception as e:    # another writer holds the workdir: the next save on each photo enters it
+            if pending.busy(e):
+                return 0
+            raise
 
     def _make_acta(self, a: acta_mod.Acta, sha: str) -> int:
         """The agreed numbers become an acta through ingest's own machinery (classified against

@@ -101,15 +101,13 @@ def start_nginx(tmp: Path, upstream: str):
 
 
 def entry(i: int, wrong: bool) -> dict:
-    """A valid entry for photo number ``i`` (a mesa outside the registry: 7-digit centre code)."""
-    from archive import election
-    cands = [c.code for c in election.load().candidates]
-    votes = {c: (i * 7 + k * 3) % 50 for k, c in enumerate(cands)}
+    """A valid entry for photo number ``i`` (a mesa outside the registry: municipio 99 of estado 24)."""
+    lines = [(i * 7 + k * 3) % 50 for k in range(38)]      # the paper form: 38 party lines and the summary
     if wrong:
-        votes[cands[0]] += 1
-    f = {"centro": str(1000000 + i), "mesa": "1", "validos": str(sum(votes.values())), "nulos": "2",
-         **{f"v_{c}": str(v) for c, v in votes.items()}}
-    return f
+        lines[0] += 1
+    validos = sum(lines)
+    return {"centro": str(249900000 + i), "mesa": "1", "votos": str(validos + 2), "validos": str(validos),
+            "parciales": "0", "nulos": "2", "vacios": "0", **{f"l_{k}": str(v) for k, v in enumerate(lines, 1)}}
 
 
 async def volunteer(n: int, base: str, link: str, clock: dict, think: tuple[float, float], out: dict) -> None:

@@ -145,6 +145,7 @@ def test_post_without_csrf_token_is_refused(app, transcribe_workdir):
 
 
 def test_photo_page_shows_no_numbers_and_the_photo_has_no_exif(app, transcribe_workdir):
+    from archive.transcription_form import form_fields
     from test_transcription import fields_of
     state, person = app
     sha, row = transcribe_workdir.photos["t_new1.jpg"]
@@ -152,7 +153,13 @@ def test_photo_page_shows_no_numbers_and_the_photo_has_no_exif(app, transcribe_w
     r = ana.post(f"/foto/{sha}", fields_of(row))
     assert "otra persona" in r.text                               # saved; waits for a second entry
     page = beto.get(f"/foto/{sha}").text
-    assert re.findall(r'<input id="\w+" name="(?:centro|mesa|v_\w+|validos|nulos)"[^>]*value="([^"]*)"', page) == [""] * 14
+    boxes = re.findall(r'<input id="(\w+)" name="\1" inputmode="\w+"[^>]*value="([^"]*)"', page)
+    assert [b[0] for b in boxes] == [f[0] for f in form_fields(state.election)]      # the paper's order
+    assert len(boxes) == 2 + 38 + 5 and all(v == "" for _, v in boxes)             # and nobody's numbers
+    # under each candidate, their party lines with sigla and party code, as printed; no total box
+    assert re.search(r'Nicolás Maduro Moros.*?<span class="tr-sigla">PSUV</span> <span class="tr-pcode">269</span>', page, re.S)
+    assert page.index("PSUV") < page.index("AD</span>") < page.index("UNTC") < page.index("CONDE")
+    assert 'id="t_EG"' in page and 'name="v_' not in page
     img = beto.get(f"/foto/{sha}/imagen")
     assert img.headers["content-type"] == "image/jpeg" and img.headers["cache-control"] == "no-store"
     assert b"Exif" not in img.content[:2000] and img.content[:2] == b"\xff\xd8"

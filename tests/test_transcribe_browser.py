@@ -22,6 +22,9 @@ import conftest
 from conftest import KEY_PASSWORD, add_unreadable_photos, shot
 from publish.site import server as site_mod
 from test_site import mesa_of
+from test_transcription import fields_of
+
+from archive.transcription_form import SUMMARY
 
 ANA, BETO, CARLA = ("Ana Pérez Fuentes", "ana-caracas"), ("Beto Ruiz Secreto", ""), ("Carla Gómez Reyes", "carla")
 
@@ -41,22 +44,28 @@ def workdir(tmp_path_factory, small_workdir, csv_rows, csv_slice_rows):
     return wd, photos
 
 
-def entry_of(row: dict, move: int = 0) -> list[str]:
-    """What a volunteer types, box by box in the form's order: mesa, candidates, válidos, nulos."""
-    votes = {c.code: int(row[c.csv_column]) for c in election_mod.load().candidates}
-    votes["EG"] -= move
-    votes["NM"] += move
-    return ([str(int(row["CENTRO"])), str(int(row["MESA"]))] + [str(v) for v in votes.values()]
-            + [row["VOTOS_VALIDOS"], row["VOTOS_NULOS"]])
+def entry_of(row: dict, move: int = 0, printed_code: bool = False) -> list[str]:
+    """What a volunteer types, box by box in the paper's order: the acta code (centre, mesa; or the
+    whole code as printed, ``040202001.01.1.0001``, in one go), the 38 party lines, the summary."""
+    f = fields_of(row, move)
+    code = ([f"{int(row['CENTRO']):09d}.{int(row['MESA']):02d}.1.0001"] if printed_code
+            else [str(int(row["CENTRO"])), f["mesa"]])
+    return code + [f[f"l_{i}"] for i in range(1, 39)] + [f[k] for k, _, _ in SUMMARY]
 
 
-def type_entry(page, values: list[str]) -> None:
-    """Keyboard only: the first box has the focus, Tab moves on, Enter saves."""
+def type_entry(page, values: list[str], key: str = "Tab") -> None:
+    """Keyboard only: the first box has the focus, Tab (or Enter) moves on in the paper's order,
+    Enter saves once every box is filled. Before saving, each candidate's total the page computed
+    is the sum of the lines typed under their name."""
     assert page.evaluate("document.activeElement.id") == "centro"
     for i, v in enumerate(values):
         if i:
-            page.keyboard.press("Tab")
+            page.keyboard.press(key)
         page.keyboard.type(v)
+    lines = [int(v) for v in values[-43:-5]]
+    for c in election_mod.load().candidates:
+        want = sum(n for n, card in zip(lines, election_mod.load().cards) if card.candidate == c.code)
+        assert page.inner_text(f"#t_{c.code}") == str(want), c.code
     with page.expect_navigation():
         page.keyboard.press("Enter")
 
@@ -144,6 +153,16 @@ def test_volunteers_transcribe_agree_review_survive_a_kill_and_publish(workdir, 
         page.keyboard.press("Alt+0")
         assert (img.get_attribute("data-rotation"), img.get_attribute("data-zoom")) == ("0", "1")
         assert page.evaluate("document.activeElement.id") == "centro"
+        # a phone's width: the form fits, one column, nothing to scroll sideways
+        size = page.viewport_size
+        page.set_viewport_size({"width": 390, "height": 844})
+        wide = page.evaluate("Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect()"
+                             ".right > 391).map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 8)")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide
+        assert page.evaluate("(() => { const f = document.getElementById('entry');"
+                             " return f.scrollWidth <= f.clientWidth + 1; })()")
+        shot(page, "1-phone")
+        page.set_viewport_size(size)
         # Ana types all three photos, in the order they come (at random)
         for _ in range(3):
             type_entry(page, entry_of(photos[current_photo(page, photos)][1]))
@@ -153,17 +172,17 @@ def test_volunteers_transcribe_agree_review_survive_a_kill_and_publish(workdir, 
         # Beto: agrees on P1 (an acta), makes a sum mistake on P2, then a wrong but valid entry
         sign_in(page, BETO)
         go_to(page, photos, "p1.jpg")
-        type_entry(page, entry_of(photos["p1.jpg"][1]))
+        type_entry(page, entry_of(photos["p1.jpg"][1], printed_code=True))   # the code as printed, dots and all
         assert "ya es un acta" in hecho(page)
         go_to(page, photos, "p2.jpg")
         wrong = entry_of(photos["p2.jpg"][1], move=1)
-        typo = wrong[:-2] + [str(int(wrong[-2]) + 10), wrong[-1]]
+        typo = wrong[:-4] + [str(int(wrong[-4]) + 10)] + wrong[-3:]     # válidos off by ten
         type_entry(page, typo)
         assert "suman" in page.inner_text("#error")
         assert page.evaluate("document.activeElement.id") == "validos"   # straight to the box to fix
         assert page.input_value("#centro") == wrong[0]                   # nothing typed is lost
         shot(page, "2-sum-mistake")
-        page.fill("#validos", wrong[-2])
+        page.fill("#validos", wrong[-4])
         with page.expect_navigation():
             page.keyboard.press("Enter")
         assert "revisión" in hecho(page)
@@ -197,7 +216,7 @@ def test_volunteers_transcribe_agree_review_survive_a_kill_and_publish(workdir, 
         body = page.inner_text("body")
         assert photos["p2.jpg"][1]["VOTOS_VALIDOS"] not in body.split()
         shot(page, "3-review")
-        type_entry(page, entry_of(photos["p2.jpg"][1]))
+        type_entry(page, entry_of(photos["p2.jpg"][1]), key="Enter")     # Enter moves on, then saves
         assert "ya es un acta" in hecho(page)
         status = json.loads(page.request.get(base + "/estado.json").text())
         assert (status["agreed"], status["review"], status["entries"], status["yours"]) == (3, 0, 7, 1)
@@ -221,6 +240,15 @@ def test_volunteers_transcribe_agree_review_survive_a_kill_and_publish(workdir, 
         assert a["original_sha256"] == sha and conftest.sha256(conftest.bundle_image(out, a)) == a["published"]
         assert a["validos"] == int(row["VOTOS_VALIDOS"])
         got[name] = (a["entries"], json.loads(a["transcribers"] or "[]"), a["counted"], a["crosscheck"])
+        # the 38 party lines as typed, and each candidate's votes the sum of their lines (never typed)
+        typed = [int(v) for v in entry_of(row)[-43:-5]]
+        counts = [r[0] for r in db.execute("SELECT votes FROM votes WHERE acta_id = ? ORDER BY position", (a["id"],))]
+        assert counts == typed, name
+        cards = db.execute("SELECT position, candidate FROM cards ORDER BY position").fetchall()
+        sums = {c: sum(n for n, (_, k) in zip(typed, cards) if k == c) for c in {k for _, k in cards}}
+        votes = dict(db.execute("SELECT candidate, votes FROM acta_votes WHERE acta_id = ?", (a["id"],)).fetchall())
+        assert votes == sums and sum(votes.values()) == a["validos"], name
+        assert votes == {c.code: int(row[c.csv_column]) for c in election_mod.load().candidates}   # the acta's totals
     assert got == {"p1.jpg": (2, ["ana-caracas"], 0, "agree"),           # the sheet row is counted
                    "p2.jpg": (3, ["ana-caracas", "carla"], 1, None),
                    "p3.jpg": (2, ["ana-caracas"], 1, None)}

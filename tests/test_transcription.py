@@ -17,14 +17,32 @@ from archive.errors import TranscriptionError
 from archive.transcription import Transcriptions
 
 
-def fields_of(row: dict, move: int = 0, **changes) -> dict:
-    """The entry form as a volunteer fills it from the acta of ``row`` (``move`` votes EG -> NM)."""
+def lines_of(row: dict, move: int = 0) -> list[int]:
+    """The 38 party lines of the acta of sheet ``row``: each candidate's votes spread over their lines
+    (the sheet has totals only), ``move`` votes from EG's first line to NM's first."""
     from archive import election
-    f = {"centro": row["CENTRO"], "mesa": str(int(row["MESA"])), "validos": row["VOTOS_VALIDOS"],
-         "nulos": row["VOTOS_NULOS"]}
-    for c in election.load().candidates:
-        f[f"v_{c.code}"] = row[c.csv_column]
-    f["v_EG"], f["v_NM"] = str(int(row["EG"]) - move), str(int(row["NM"]) + move)
+    e = election.load()
+    column = {c.code: c.csv_column for c in e.candidates}
+    mine = [[k for k in e.cards if k.candidate == card.candidate] for card in e.cards]
+    out = []
+    for card, same in zip(e.cards, mine):
+        n, i, total = len(same), same.index(card), int(row[column[card.candidate]])
+        out.append(total // n + (1 if i < total % n else 0))
+    if move:
+        eg_first = min(k.position for k in e.cards if k.candidate == "EG") - 1
+        nm_first = min(k.position for k in e.cards if k.candidate == "NM") - 1
+        out[eg_first] -= move
+        out[nm_first] += move
+    return out
+
+
+def fields_of(row: dict, move: int = 0, **changes) -> dict:
+    """The paper form as a volunteer fills it from the acta of ``row``: code, 38 lines, summary
+    (``move`` votes EG -> NM)."""
+    validos, nulos = int(row["VOTOS_VALIDOS"]), int(row["VOTOS_NULOS"])
+    f = {"centro": row["CENTRO"], "mesa": str(int(row["MESA"])), "votos": str(validos + nulos),
+         "validos": str(validos), "parciales": "0", "nulos": str(nulos), "vacios": "0"}
+    f.update({f"l_{i}": str(v) for i, v in enumerate(lines_of(row, move), 1)})
     f.update(changes)
     return f
 
@@ -157,8 +175,11 @@ def test_cannot_be_read_is_a_value_too(queue, photo):
     ({"centro": "990101001"}, "bad_centre", "centro", "código de su estado"),   # no estado 99
     ({"mesa": "0"}, "bad_mesa", "mesa", "1 o más"),
     ({"nulos": "99999"}, "over_electors", "validos", "electores inscritos"),
-    ({"v_LM": ""}, "missing_field", "v_LM", "escriba 0"),
-    ({"v_EG": "1O5"}, "not_a_number", "v_EG", "solo cifras"),
+    ({"l_14": ""}, "missing_field", "l_14", "escriba 0"),
+    ({"l_36": "1O5"}, "not_a_number", "l_36", "solo cifras"),
+    ({"votos": "1"}, "votos_mismatch", "votos", "Votos"),
+    ({"vacios": ""}, "missing_field", "vacios", "escriba 0"),
+    ({"centro": "240111020.02.1.0001", "mesa": "1"}, "code_mismatch", "mesa", "dice mesa 02"),
     ({"mesa": "-1"}, "not_a_number", "mesa", "solo cifras"),
     ({"nulos": "123456789"}, "too_large", "nulos", "demasiado grande"),
 ])

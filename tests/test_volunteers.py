@@ -93,16 +93,19 @@ def test_a_revoked_invitation_is_refused_and_its_voided_entries_requeue_photos(q
 
 
 def known_fields(q: Transcriptions, sha: str, wrong: bool) -> dict:
-    """What a volunteer types on a known photo: its QR's numbers, or with one vote moved."""
-    r = q.db.execute("SELECT centro, mesa, votes, validos FROM actas WHERE image_sha256 = ? AND source_kind = 'qr'",
-                     (sha,)).fetchone()
-    votes = json.loads(r[2])
-    f = {"centro": str(r[0]), "mesa": str(r[1]), "validos": str(r[3]), "nulos": "0",
-         **{f"v_{c}": str(v) for c, v in votes.items()}}
+    """What a volunteer types on a known photo: its QR's 38 lines and summary, or with one vote
+    moved from one line to another of the same candidate (the totals stay right: only a
+    line-by-line comparison catches it)."""
+    r = q.db.execute("SELECT centro, mesa, counts, validos, nulos FROM actas WHERE image_sha256 = ? "
+                     "AND source_kind = 'qr'", (sha,)).fetchone()
+    counts = json.loads(r[2])
+    nulos = r[4] or 0
+    f = {"centro": str(r[0]), "mesa": str(r[1]), "votos": str(r[3] + nulos), "validos": str(r[3]),
+         "parciales": "0", "nulos": str(nulos), "vacios": "0", **{f"l_{i}": str(v) for i, v in enumerate(counts, 1)}}
     if wrong:
-        big = max(votes, key=votes.get)
-        small = next(c for c in votes if c != big)
-        f[f"v_{big}"], f[f"v_{small}"] = str(votes[big] - 1), str(votes[small] + 1)
+        big = max(range(13), key=lambda i: counts[i])        # Maduro's lines 1-13
+        small = next(i for i in range(13) if i != big)
+        f[f"l_{big + 1}"], f[f"l_{small + 1}"] = str(counts[big] - 1), str(counts[small] + 1)
     return f
 
 

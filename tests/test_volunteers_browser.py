@@ -73,7 +73,8 @@ def test_volunteers_by_invitation_and_the_coordinators_desk(workdir, page):
         page.wait_for_function("document.getElementById('photo').complete && "
                                "document.getElementById('photo').naturalWidth > 0")
         diff = page.eval_on_selector_all("#entries td.tr-diff", "els => els.map(e => e.dataset.field)")
-        assert set(diff) == {"v_EG", "v_NM"}                         # only the moved vote is highlighted
+        # only the moved vote is highlighted: the two lines it moved between, and the two totals computed
+        assert set(diff) == {"l_1", "l_34", "v_EG", "v_NM"}
         shot(page, "3-desk-photo")
         page.fill("#comentario", "El acta dice EG uno menos")
         with page.expect_navigation():

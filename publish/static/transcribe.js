@@ -95,18 +95,28 @@
     if (name && img) { e.preventDefault(); actions[name](); }
   });
 
-  /* the candidates' sum against válidos, as the volunteer types (the server checks it again) */
+  /* The paper form: each candidate's total computed from their party lines (the acta prints none),
+     the lines' sum against válidos, válidos + nulos + vacíos against votos (the server checks
+     them again); Enter moves on to the next empty box, in the acta's order, and saves when every
+     box is filled; a dot in the centre code moves on to the mesa, as the code is printed. */
+  var form = document.getElementById("entry");
   var sum = document.getElementById("sum");
-  var validos = document.getElementById("validos");
-  var votes = document.querySelectorAll("input.tr-vote");
-  function number(input) { return /^\s*\d+\s*$/.test(input.value) ? Number(input.value) : null; }
+  var votosCheck = document.getElementById("votos-check");
+  var lines = document.querySelectorAll("input.tr-vote");
+  var es = document.documentElement.lang !== "en";
+  function number(input) { return input && /^\s*\d+\s*$/.test(input.value) ? Number(input.value) : null; }
+  function byId(id) { return document.getElementById(id); }
   function showSum() {
     if (!sum) return;
-    var total = 0, blank = 0;
-    votes.forEach(function (v) { var n = number(v); if (n === null) blank++; else total += n; });
-    var es = document.documentElement.lang !== "en";
-    var text = (es ? "Suma de candidatos: " : "Candidates' sum: ") + total;
-    var v = number(validos);
+    var total = 0, blank = 0, per = {};
+    lines.forEach(function (v) {
+      var n = number(v), c = v.getAttribute("data-candidate");
+      per[c] = (per[c] || 0) + (n || 0);
+      if (n === null) blank++; else total += n;
+    });
+    Object.keys(per).forEach(function (c) { var o = byId("t_" + c); if (o) o.textContent = String(per[c]); });
+    var text = (es ? "Suma de las líneas: " : "Sum of the lines: ") + total;
+    var v = number(byId("validos"));
     sum.className = "tr-sum";
     if (v !== null && blank === 0) {
       var ok = v === total;
@@ -114,8 +124,49 @@
       sum.className += ok ? " tr-sum-good" : " tr-sum-bad";
     }
     sum.textContent = text;
+    if (!votosCheck) return;
+    var votos = number(byId("votos")), n = number(byId("nulos")), e = number(byId("vacios"));
+    votosCheck.className = "tr-sum";
+    votosCheck.textContent = "";
+    if (votos !== null && v !== null && n !== null && e !== null && number(byId("parciales")) === 0) {
+      var cast = v + n + e, good = cast === votos;
+      votosCheck.textContent = (es ? "Válidos + nulos + vacíos: " : "Valid + null + blank: ") + cast +
+        (good ? " = votos ✓" : " ≠ votos (" + votos + ")");
+      votosCheck.className += good ? " tr-sum-good" : " tr-sum-bad";
+    }
   }
-  votes.forEach(function (v) { v.addEventListener("input", showSum); });
-  if (validos) validos.addEventListener("input", showSum);
+  if (form) {
+    var boxes = Array.prototype.slice.call(form.querySelectorAll("input[inputmode]"));
+    form.addEventListener("input", showSum);
+    form.addEventListener("keydown", function (e) {
+      var i = boxes.indexOf(e.target);
+      if (i < 0 || e.altKey || e.ctrlKey || e.metaKey) return;
+      if (e.key === "." && e.target.id === "centro") {       /* 040202001.01.1.0001, as printed */
+        e.preventDefault();
+        byId("mesa").focus();
+        byId("mesa").select();
+        return;
+      }
+      if (e.target.id === "mesa" && e.key.length === 1) {    /* ".1.0001" after the mesa: not needed */
+        if (e.key === ".") e.target.setAttribute("data-tail", "1");
+        if (e.key === "." || e.target.getAttribute("data-tail")) { e.preventDefault(); return; }
+      }
+      if (e.key !== "Enter") return;
+      var empty = boxes.filter(function (b) { return !b.value.trim(); });
+      if (!empty.length) return;                                /* every box filled: Enter saves */
+      e.preventDefault();
+      var next = empty.filter(function (b) { return boxes.indexOf(b) > i; })[0] || empty[0];
+      next.focus();
+    });
+    if (byId("mesa")) byId("mesa").addEventListener("blur", function () { byId("mesa").removeAttribute("data-tail"); });
+    var centro = byId("centro");
+    if (centro) centro.addEventListener("input", function () {  /* the whole code pasted in one box */
+      var parts = centro.value.trim().split(".");
+      if (parts.length > 1 && parts[1]) {
+        centro.value = parts[0];
+        if (!byId("mesa").value) byId("mesa").value = parts[1];
+      }
+    });
+  }
   showSum();
 })();

@@ -18,7 +18,7 @@ from datasette.utils.asgi import Response
 
 from archive import consensus, desk, volunteers
 from archive.errors import TranscriptionError
-from archive.transcription import form_fields
+from archive.transcription_form import desk_fields
 
 from .session import _client, _with_session, render, session
 
@@ -82,7 +82,7 @@ async def foto(datasette, request):
     if refused is not None:
         return refused
     sha = request.url_vars["sha"]
-    fields = form_fields(st.election)
+    fields = desk_fields(st.election)
     error = None
     if request.method == "POST":
         form = await request.post_vars()

@@ -22,7 +22,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 
 from archive.errors import TranscriptionError
-from archive.transcription import form_fields
+from archive.transcription_form import SUMMARY, form_fields, groups
 
 from ..site.pages.common import helpers
 from . import desk as transcribe_desk
@@ -210,7 +210,8 @@ async def foto(datasette, request):
     return await render(datasette, request, "testigo_transcribe_foto.html", {
         "photo": photo, "fields": form_fields(st.election), "values": values, "error": error,
         "focus": error.field if error and error.field else "centro", "status": status,
-        "volunteer": volunteer, "hecho": hecho, "candidates": st.election.candidates, "linked": linked}, code)
+        "volunteer": volunteer, "hecho": hecho, "groups": groups(st.election), "summary": SUMMARY,
+        "linked": linked}, code)
 
 
 async def imagen(datasette, request):
