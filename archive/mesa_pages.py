@@ -1,4 +1,5 @@
-"""The table ``mesa_pages``: each mesa's page in one row, for readers that pay per page read.
+"""The app-shaped tables ``mesa_pages`` and ``audit_pages``: a page in one row, for readers
+that pay per page read.
 
 The browser app (``testigo mirror --app``) reads the database over HTTP range requests, one
 request per SQLite page it touches. A mesa's page from the normalised tables touches a dozen
@@ -8,23 +9,69 @@ per mesa, in a table whose rowid is made from the mesa (``key`` = CENTRO * 1000 
 b-tree's inner pages hold only integers, so one lookup is three pages at national size (a table
 keyed by the text id, WITHOUT ROWID, would carry the JSON in its inner pages too, and be deeper).
 The mesas of a centre are neighbours (keys CENTRO*1000 .. CENTRO*1000+999): a centre's page is
-one short range scan.
+one short range scan. A mesa's row carries every reading (QR, sheet row, transcription with the
+volunteers' public aliases, the printed acta read by OCR), the issues of its actas and the
+audit checks that list it.
 
-Like the totals tables it is derived at build time from the published tables, never edited:
-``verify`` recomputes it (:func:`differences`) and refuses a bundle where it says anything else.
+``audit_pages`` is the same for the audit: one row per scope (key 0 national, else the estado's
+code), the page as `testigo audit --json` reads the ``audit_*`` tables (``audit_tables``), generic
+over their rows: a check or test added there appears in the app with no change here.
+
+Like the totals tables they are derived at build time from the published tables (after the
+audit), never edited: ``verify`` recomputes them (:func:`differences`) and refuses a bundle where
+they say anything else.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
+
+from . import audit, audit_tables
 
 TABLE = "mesa_pages"
 COLUMNS = {"key": int, "id": str, "page": str}
 MESAS_PER_CENTRE = 1000     # key = centro * 1000 + mesa (mesa numbers stay far below it)
+AUDIT_TABLE = "audit_pages"
+AUDIT_COLUMNS = {"key": int, "scope": str, "page": str}
+LISTED = 200                # mesas listed per check in an audit page (all are in audit_check_mesas)
 
-# One row per mesa. Keys are the columns' own names (see the tables' descriptions); actas in the
-# order the site lists them (the counted one first), cards in ballot order (empty for actas that
-# are not QR readings). ORDER BY inside the subqueries fixes the order of the JSON arrays.
-SELECT = """
+# The printed acta's columns a mesa's page shows (archive.printed_store.COLUMNS, less the engine's
+# bookkeeping); 'lines' is JSON already.
+PRINTED = ("acta_code", "uuid", "printed_at", "estado", "municipio", "parroquia", "centre_name", "centre_address",
+           "electors", "voters_machine", "voters_notebook", "votos", "validos", "parciales", "nulos", "vacios",
+           "opciones_validas", "opciones_nulas", "opciones_vacias", "lines_read", "complete", "engine")
+
+
+def _has(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
+def select(conn: sqlite3.Connection) -> str:
+    """The SELECT of ``mesa_pages``' rows, over the tables ``conn`` has (bundles from before the
+    transcriptions, the printed acta or the audit lack them; their pages lack those keys).
+
+    One row per mesa. Keys are the columns' own names (see the tables' descriptions); actas in the
+    order the site lists them (the counted one first), cards in ballot order (empty for actas that
+    are not QR readings). ORDER BY inside the subqueries fixes the order of the JSON arrays."""
+    acta_more, mesa_more = [], []
+    if _has(conn, "transcriptions"):
+        acta_more.append("'transcription', (SELECT json_object('entries', t.entries, 'transcribers', "
+                         "json(COALESCE(t.transcribers, '[]'))) FROM transcriptions t WHERE t.acta_id = a.id)")
+    if _has(conn, "printed"):
+        cols = ", ".join(f"'{c}', p.[{c}]" for c in PRINTED)
+        acta_more.append(f"'printed', (SELECT json_object({cols}, 'lines', json(p.lines)) FROM printed p "
+                         "WHERE p.image_sha256 = a.image_sha256)")
+    acta_more.append("'issues', (SELECT json_group_array(json(y.j)) FROM (SELECT json_object('id', s.id, "
+                     "'outcome', s.outcome, 'code', s.code, 'reason', s.reason, 'file', s.file) AS j FROM issues s "
+                     "WHERE s.acta_id = a.id ORDER BY s.id) y)")
+    if _has(conn, "audit_check_mesas"):
+        mesa_more.append("'audit', (SELECT json_group_array(json(z.j)) FROM (SELECT json_object('check_id', "
+                         "k.check_id, 'title_es', n.title_es, 'title_en', n.title_en) AS j FROM audit_checks k "
+                         "LEFT JOIN audit_notes n ON n.id = k.check_id WHERE k.check_id IN (SELECT cm.check_id "
+                         "FROM audit_check_mesas cm WHERE cm.mesa_id = m.id) ORDER BY k.sort_order) z)")
+    acta_more = "".join(", " + x for x in acta_more)
+    mesa_more = "".join(", " + x for x in mesa_more)
+    return f"""
 SELECT m.centro * 1000 + m.mesa AS key, m.id AS id, json_object(
   'mesa', json_object('id', m.id, 'centro', m.centro, 'mesa', m.mesa, 'electores', m.electores,
                       'outside_registry', m.outside_registry, 'codigo', c.codigo, 'estado', c.estado,
@@ -41,47 +88,106 @@ SELECT m.centro * 1000 + m.mesa AS key, m.id AS id, json_object(
                                      (SELECT candidate, votes FROM acta_votes WHERE acta_id = a.id
                                       ORDER BY candidate) v),
                          'cards', (SELECT json_group_array(w.votes) FROM
-                                     (SELECT votes FROM votes WHERE acta_id = a.id ORDER BY position) w)) AS j
+                                     (SELECT votes FROM votes WHERE acta_id = a.id ORDER BY position) w){acta_more}) AS j
       FROM actas a LEFT JOIN images i ON i.sha256 = a.image_sha256
-      WHERE a.mesa_id = m.id ORDER BY a.counted DESC, a.counted_outside DESC, a.id) x)
+      WHERE a.mesa_id = m.id ORDER BY a.counted DESC, a.counted_outside DESC, a.id) x){mesa_more}
 ) AS page
 FROM mesas m LEFT JOIN centros c ON c.centro = m.centro
 ORDER BY key
 """
 
+
 DESCRIPTION = ("Each mesa's page in one row (computed at build time from mesas, centros, actas, images, "
-               "acta_votes and votes; verify recomputes it): what the browser app (testigo mirror --app) "
-               "reads for a mesa with one lookup over HTTP range requests.")
+               "acta_votes, votes, transcriptions, printed, issues and the audit; verify recomputes it): what "
+               "the browser app (testigo mirror --app) reads for a mesa with one lookup over HTTP range requests.")
 COLUMN_DESCRIPTIONS = {
     "key": "CENTRO * 1000 + MESA: the rowid, so a mesa is one lookup and a centre's mesas one range.",
     "id": "Mesa id 'CENTRO.MM'.",
     "page": "JSON {mesa: {mesas and centros columns}, actas: [{actas columns, the photo's images columns "
             "(shard, offset, size, ...), votes: {candidate: votes}, cards: [votes per ballot card, in "
-            "order; empty unless a QR reading]}]}, the counted acta first.",
+            "order; empty unless a QR reading], transcription: {entries, transcribers (public aliases)}, "
+            "printed: {printed columns of its photo}, issues: [issues of the acta]}], audit: [{check_id, "
+            "title_es, title_en} of the checks listing the mesa]}, the counted acta first.",
 }
+AUDIT_DESCRIPTION = ("Each audit page in one row (national, then per estado; computed at build time from the "
+                     "audit_* tables, as `testigo audit --json` reads them; verify recomputes it): what the "
+                     "browser app reads for its audit pages with one lookup.")
+AUDIT_COLUMN_DESCRIPTIONS = {
+    "key": "0 for the national page, else the estado's code (cod_edo).",
+    "scope": "'national' or 'estado:<COD_EDO>' (as in audit_coverage).",
+    "page": f"JSON {{scope, coverage: [audit_coverage rows: all on the national page], checks: [{{id, title, "
+            f"title_es, count, threshold, fields, mesas: the first {LISTED} of the scope, by mesa}}], tests: "
+            "[the scope's audit_tests], flagged_scopes, main: [candidates tested], official: [bulletins, "
+            "national only], notes: {id: audit_notes row}, histograms: {view: [[x, y, mesas], ...]}}.",
+}
+# name -> (columns, description, column descriptions): archive.database and the datapackage list them
+APP_TABLES = {TABLE: (COLUMNS, DESCRIPTION, COLUMN_DESCRIPTIONS),
+              AUDIT_TABLE: (AUDIT_COLUMNS, AUDIT_DESCRIPTION, AUDIT_COLUMN_DESCRIPTIONS)}
+
+
+def audit_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+    """(key, scope, page JSON) of each audit page; [] for a database without the audit."""
+    if not _has(conn, "audit_checks"):
+        return []
+    whole = audit_tables.read_audit(conn)
+    notes = {n["id"]: n for n in audit_tables.dicts(conn, "SELECT * FROM audit_notes ORDER BY sort_order, id")}
+    main = list(dict.fromkeys(t["candidate"] for t in whole["tests"]))
+    flagged = sorted({t["scope"] for t in whole["tests"] if t["flag"]})
+    by_edo: dict[int, dict[str, set]] = {}
+    for cid, mid, edo in conn.execute("SELECT cm.check_id, cm.mesa_id, ce.cod_edo FROM audit_check_mesas cm "
+                                      "JOIN mesas m ON m.id = cm.mesa_id JOIN centros ce ON ce.centro = m.centro"):
+        by_edo.setdefault(edo, {}).setdefault(cid, set()).add(mid)
+    out = []
+    for cov in whole["coverage"]:
+        scope, edo = cov["scope"], cov["cod_edo"]
+        if scope == "national":
+            checks = [dict(c, mesas=c["mesas"][:LISTED]) for c in whole["checks"]]
+        else:
+            here = by_edo.get(edo, {})
+            checks = [dict(c, mesas=sorted(here.get(c["id"], ()), key=audit.mesa_key)[:LISTED],
+                           count=len(here.get(c["id"], ())), fields=None) for c in whole["checks"]]
+        hist: dict[str, list] = {}
+        for view, x, y, n in conn.execute("SELECT view, x, y, mesas FROM audit_histograms WHERE scope = ? "
+                                          "ORDER BY rowid", (scope,)):
+            hist.setdefault(view, []).append([x, y, n])
+        page = {"scope": scope, "coverage": whole["coverage"] if scope == "national" else [cov],
+                "checks": checks, "tests": [t for t in whole["tests"] if t["scope"] == scope],
+                "flagged_scopes": flagged, "main": main,
+                "official": whole["official"] if scope == "national" else [], "notes": notes, "histograms": hist}
+        out.append((0 if scope == "national" else int(edo), scope,
+                    json.dumps(page, ensure_ascii=False, separators=(",", ":"), sort_keys=True)))
+    return sorted(out)
 
 
 def write(conn: sqlite3.Connection) -> None:
-    """Create and fill the table from the tables already written in ``conn``."""
+    """Create and fill the tables from the tables already written in ``conn`` (the audit's included)."""
     if conn.execute("SELECT 1 FROM mesas WHERE mesa < 0 OR mesa >= ? LIMIT 1", (MESAS_PER_CENTRE,)).fetchone():
         raise ValueError(f"a mesa number outside 0..{MESAS_PER_CENTRE - 1}: mesa_pages keys cannot hold it")
     conn.execute(f"CREATE TABLE [{TABLE}] ([key] INTEGER PRIMARY KEY, [id] TEXT NOT NULL, [page] TEXT NOT NULL)")
-    conn.execute(f"INSERT INTO [{TABLE}] (key, id, page) {SELECT}")
+    conn.execute(f"INSERT INTO [{TABLE}] (key, id, page) {select(conn)}")
+    conn.execute(f"CREATE TABLE [{AUDIT_TABLE}] ([key] INTEGER PRIMARY KEY, [scope] TEXT NOT NULL, "
+                 "[page] TEXT NOT NULL)")
+    conn.executemany(f"INSERT INTO [{AUDIT_TABLE}] (key, scope, page) VALUES (?, ?, ?)", audit_rows(conn))
 
 
 def differences(conn: sqlite3.Connection) -> list[str]:
-    """Where the stored table is not what the published tables give (empty when it is; a bundle
-    without the table, from an older testigo, has nothing to compare)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone():
-        return []
+    """Where the stored tables are not what the published tables give (empty when they are; a
+    bundle without them, from an older testigo, has nothing to compare)."""
+    out = []
+    if _has(conn, AUDIT_TABLE):
+        stored = conn.execute(f"SELECT key, scope, page FROM [{AUDIT_TABLE}] ORDER BY key").fetchall()
+        if stored != audit_rows(conn):
+            out.append(f"{AUDIT_TABLE} is not what the audit_* tables give: the bundle's audit pages were altered")
+    if not _has(conn, TABLE):
+        return out
     stored = conn.execute(f"SELECT key, id, page FROM [{TABLE}] ORDER BY key")
-    fresh = conn.execute(SELECT)
+    fresh = conn.execute(select(conn))
     for a, b in zip(stored, fresh):
         if a != b:
-            return [f"{TABLE} row {a[1]} is not what the published tables give for mesa {b[1]}: "
-                    "the bundle's mesa pages were altered"]
+            return out + [f"{TABLE} row {a[1]} is not what the published tables give for mesa {b[1]}: "
+                          "the bundle's mesa pages were altered"]
     n_stored = conn.execute(f"SELECT count(*) FROM [{TABLE}]").fetchone()[0]
     n_mesas = conn.execute("SELECT count(*) FROM mesas").fetchone()[0]
     if n_stored != n_mesas:
-        return [f"{TABLE} has {n_stored:,} rows but mesas has {n_mesas:,}: the bundle's mesa pages were altered"]
-    return []
+        out.append(f"{TABLE} has {n_stored:,} rows but mesas has {n_mesas:,}: the bundle's mesa pages were altered")
+    return out

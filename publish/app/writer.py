@@ -10,7 +10,7 @@ What it writes (about 20 files, whatever the size of the bundle):
   index.html              the app; without JavaScript it says what the site is and links the downloads
   testigo-mirror.json     which bundle (sha256 of its SHA256SUMS), where its files are, its key,
                           and the small tables every page needs (candidates, cards, the map)
-  assets/                 app.js, data.js, comprobar.js, the stylesheets, the vendored libraries
+  assets/                 app.js, audit.js, data.js, comprobar.js, the stylesheets, the vendored libraries
                           (publish/static/vendor/: sql.js-httpvfs, hash-wasm, zxing-wasm; licences kept)
   <the bundle's files>    unless data_urls are given (hard links where the file system allows)
 
@@ -39,7 +39,7 @@ SITE_STATIC = HERE.parent / "static"
 INFO = "testigo-mirror.json"          # the same name as the pre-rendered mirror's (publish/mirror.py)
 FORMAT = "testigo-app/1"
 VENDORED = ("sql.js-httpvfs", "hash-wasm", "zxing-wasm")
-APP_FILES = ("index.html", "app.js", "data.js", "app.css")
+APP_FILES = ("index.html", "app.js", "audit.js", "data.js", "app.css")
 DOWNLOADS_MARK = "<!-- DOWNLOADS -->"
 SIGNATURE = manifest.MANIFEST + ".minisig"
 
@@ -179,7 +179,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
             p.write_bytes(data)
             app_files.append(p)
 
-        for name in ("app.js", "data.js", "app.css"):
+        for name in ("app.js", "audit.js", "data.js", "app.css"):
             put(f"assets/{name}", (STATIC / name).read_bytes())
         put("assets/site.css", (SITE_STATIC / "site.css").read_bytes())
         put("assets/comprobar.js", (SITE_STATIC / "comprobar.js").read_bytes())
