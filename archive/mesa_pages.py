@@ -120,9 +120,56 @@ AUDIT_COLUMN_DESCRIPTIONS = {
             "[the scope's audit_tests], flagged_scopes, main: [candidates tested], official: [bulletins, "
             "national only], notes: {id: audit_notes row}, histograms: {view: [[x, y, mesas], ...]}}.",
 }
+AREA_TABLE = "area_pages"
+AREA_COLUMNS = {"key": int, "level": str, "id": str, "page": str}
+AREA_DESCRIPTION = ("Each totals page in one row (the nation, each estado, municipio and parroquia; computed at "
+                    "build time from the totals_* tables; verify recomputes it): what the browser app reads for a "
+                    "totals page with one lookup.")
+AREA_COLUMN_DESCRIPTIONS = {
+    "key": "0 national; 1e12 + E*1e8 estado E; 2e12 + E*1e8 + M*1e4 municipio 'E.M'; 3e12 + E*1e8 + M*1e4 + P "
+           "parroquia 'E.M.P': the rowid, so a page is one lookup.",
+    "level": "'nacional', 'estado', 'municipio' or 'parroquia'.", "id": "The area's id ('' national).",
+    "page": "JSON {rows: the area's rows of its totals table (all columns), children: the rows one level "
+            "below (their key, name, candidate, votes), in table order}.",
+}
+# level -> (totals table, key column, the level below's table, its key and name columns)
+_AREAS = {"nacional": ("totals_nacional", None, "totals_estado", "cod_edo", "estado"),
+          "estado": ("totals_estado", "cod_edo", "totals_municipio", "municipio_id", "municipio"),
+          "municipio": ("totals_municipio", "municipio_id", "totals_parroquia", "parroquia_id", "parroquia"),
+          "parroquia": ("totals_parroquia", "parroquia_id", "totals_centro", "centro", "codigo")}
 # name -> (columns, description, column descriptions): archive.database and the datapackage list them
 APP_TABLES = {TABLE: (COLUMNS, DESCRIPTION, COLUMN_DESCRIPTIONS),
-              AUDIT_TABLE: (AUDIT_COLUMNS, AUDIT_DESCRIPTION, AUDIT_COLUMN_DESCRIPTIONS)}
+              AUDIT_TABLE: (AUDIT_COLUMNS, AUDIT_DESCRIPTION, AUDIT_COLUMN_DESCRIPTIONS),
+              AREA_TABLE: (AREA_COLUMNS, AREA_DESCRIPTION, AREA_COLUMN_DESCRIPTIONS)}
+
+
+def area_key(level: str, area_id) -> int:
+    """The rowid of an area's page (the app computes the same from the address)."""
+    if level == "nacional":
+        return 0
+    parts = [int(x) for x in str(area_id).split(".")] + [0, 0]
+    return (("estado", "municipio", "parroquia").index(level) + 1) * 10**12 + parts[0] * 10**8 + parts[1] * 10**4 + parts[2]
+
+
+def area_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str]]:
+    """(key, level, id, page JSON) of each totals page but the centres' (one small lookup already)."""
+    out = []
+    for level, (table, key, child, ckey, cname) in _AREAS.items():
+        if not _has(conn, table) or not _has(conn, child):
+            return []
+        rows: dict = {}
+        for r in audit_tables.dicts(conn, f"SELECT * FROM [{table}] ORDER BY rowid"):
+            rows.setdefault(r[key] if key else "", []).append(r)
+        kids: dict = {}
+        for r in audit_tables.dicts(conn, f"SELECT {key or 'NULL'} AS parent, [{ckey}], [{cname}], candidate, votes "
+                                          f"FROM [{child}] ORDER BY rowid"):
+            parent = r.pop("parent")
+            kids.setdefault(parent if key else "", []).append(r)
+        for area_id, mine in rows.items():
+            page = {"rows": mine, "children": kids.get(area_id, [])}
+            out.append((area_key(level, area_id), level, str(area_id),
+                        json.dumps(page, ensure_ascii=False, separators=(",", ":"), sort_keys=True)))
+    return sorted(out)
 
 
 def audit_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
@@ -168,12 +215,21 @@ def write(conn: sqlite3.Connection) -> None:
     conn.execute(f"CREATE TABLE [{AUDIT_TABLE}] ([key] INTEGER PRIMARY KEY, [scope] TEXT NOT NULL, "
                  "[page] TEXT NOT NULL)")
     conn.executemany(f"INSERT INTO [{AUDIT_TABLE}] (key, scope, page) VALUES (?, ?, ?)", audit_rows(conn))
+    conn.execute(f"CREATE TABLE [{AREA_TABLE}] ([key] INTEGER PRIMARY KEY, [level] TEXT NOT NULL, [id] TEXT NOT NULL, "
+                 "[page] TEXT NOT NULL)")
+    areas = area_rows(conn)
+    if len({r[0] for r in areas}) != len(areas):
+        raise ValueError("two areas share an area_pages key: an area id outside the key's widths")
+    conn.executemany(f"INSERT INTO [{AREA_TABLE}] (key, level, id, page) VALUES (?, ?, ?, ?)", areas)
 
 
 def differences(conn: sqlite3.Connection) -> list[str]:
     """Where the stored tables are not what the published tables give (empty when they are; a
     bundle without them, from an older testigo, has nothing to compare)."""
     out = []
+    if _has(conn, AREA_TABLE) and conn.execute(f"SELECT key, level, id, page FROM [{AREA_TABLE}] ORDER BY key").fetchall() \
+            != area_rows(conn):
+        out.append(f"{AREA_TABLE} is not what the totals tables give: the bundle's totals pages were altered")
     if _has(conn, AUDIT_TABLE):
         stored = conn.execute(f"SELECT key, scope, page FROM [{AUDIT_TABLE}] ORDER BY key").fetchall()
         if stored != audit_rows(conn):

@@ -379,18 +379,31 @@
     });
     return out;
   }
+  // a totals page is one row of area_pages (archive/mesa_pages.py): {rows, children}; null on a
+  // bundle from before it (the totals tables are queried then)
+  async function areaPage(nivel, key) {
+    var k = 0;
+    if (nivel) {
+      var p = String(key).split(".").map(Number).concat([0, 0]);
+      k = (["estado", "municipio", "parroquia"].indexOf(nivel) + 1) * 1e12 + p[0] * 1e8 + p[1] * 1e4 + p[2];
+    }
+    var r;
+    try { r = await q("SELECT page FROM area_pages WHERE key = ?", [k]); } catch (e) { return null; }
+    return r.length ? JSON.parse(r[0].page) : { rows: [], children: [] };
+  }
   async function totales(nivel, key) {
     var votes, title, crumbs = "", childLevel, children = [];
+    var d = nivel === "centro" ? null : await areaPage(nivel, key);
     if (!nivel) {
-      votes = await q("SELECT candidate, name, votes FROM totals_nacional ORDER BY rowid");
+      votes = d ? d.rows : await q("SELECT candidate, name, votes FROM totals_nacional ORDER BY rowid");
       title = T("Totales nacionales", "National totals");
       childLevel = "estado";
-      children = byArea(await q("SELECT cod_edo, estado, candidate, votes FROM totals_estado ORDER BY rowid"), "cod_edo", "estado");
+      children = byArea(d ? d.children : await q("SELECT cod_edo, estado, candidate, votes FROM totals_estado ORDER BY rowid"), "cod_edo", "estado");
     } else {
       var L = LEVELS[nivel];
       if (!L) { return notFound(T("Nivel desconocido.", "Unknown level.")); }
       var k = L.num ? Number(key) : key;
-      var rows = await q("SELECT * FROM " + L.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]);
+      var rows = d ? d.rows : await q("SELECT * FROM " + L.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]);
       if (!rows.length) { return notFound(T("No hay votos contados en esa área.", "There are no counted votes in that area.")); }
       votes = rows.map(function (r) { return { candidate: r.candidate, name: r.name, votes: r.votes }; });
       title = pick(LEVEL_NAMES, nivel) + " " + esc(rows[0][L.name]);
@@ -402,7 +415,7 @@
       childLevel = L.child;
       if (childLevel) {
         var C = LEVELS[childLevel];
-        children = byArea(await q("SELECT " + C.key + ", " + C.name + ", candidate, votes FROM " + C.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]), C.key, C.name);
+        children = byArea(d ? d.children : await q("SELECT " + C.key + ", " + C.name + ", candidate, votes FROM " + C.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]), C.key, C.name);
       }
     }
     var total = votes.reduce(function (s, v) { return s + v.votes; }, 0);
