@@ -79,8 +79,8 @@ def generic(crafted, tmp_path_factory):
                "limits_es) VALUES ('printed_summary_gap', 'check', 99, 'Printed summary gap', 'Hueco del resumen impreso', "
                "'About it in English.', 'Acerca de ella en castellano.', 'Its limits.', 'Sus límites.')")
     db.execute("INSERT INTO audit_check_mesas (check_id, mesa_id, detail) VALUES ('printed_summary_gap', ?, 'x')", (mesa,))
-    db.execute("DROP TABLE mesa_pages")
-    db.execute("DROP TABLE audit_pages")
+    for table in mesa_pages.APP_TABLES:
+        db.execute(f"DROP TABLE {table}")
     mesa_pages.write(db)
     db.commit()
     db.close()
@@ -226,3 +226,55 @@ def test_mesa_page_shows_every_reading(hosts, page, readings):
     assert page.locator("#issues-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.issue)") == ids
     assert len(ids) == n_issues
     shot(page, "app-8-mesa-readings")
+
+
+@pytest.fixture(scope="module")
+def printed_bundle(tmp_path_factory, read_workdir_path, signing_key):
+    """Three real scans read by OCR with their sheet rows (tests/test_printed_bundle.py's workdir)."""
+    out = tmp_path_factory.mktemp("appprinted") / "B"
+    build_bundle(read_workdir_path, out, key=signing_key.secret, password=KEY_PASSWORD)
+    return out
+
+
+try:
+    from test_printed_bundle import read_workdir_path  # noqa: F401  (the fixture, shared)
+    from archive import ocr
+    HAS_OCR = ocr.available()
+except ImportError:
+    HAS_OCR = False
+
+
+@pytest.mark.skipif(not HAS_OCR, reason="tesseract-ocr with tesseract-ocr-spa not installed")
+def test_printed_reading_and_search_by_printed_name(page, printed_bundle, tmp_path):
+    db = sqlite3.connect(next(printed_bundle.glob("*.db")))
+    db.row_factory = sqlite3.Row
+    printed = [dict(r) for r in db.execute("SELECT p.*, a.mesa_id, a.id AS acta_id FROM printed p JOIN actas a "
+                                           "ON a.image_sha256 = p.image_sha256 WHERE p.centre_name IS NOT NULL "
+                                           "AND p.centro IS NOT NULL ORDER BY a.id")]
+    assert printed
+    write_app(printed_bundle, tmp_path / "www" / "app")
+    server = StaticNginx(tmp_path / "ngx", tmp_path / "www")
+    try:
+        for p in printed:
+            page.goto(f"{server.url}/app/index.html#/mesa/{p['mesa_id']}")
+            page.wait_for_selector("#view[data-ready='1'][data-page='mesa']", timeout=60_000)
+            col = [t.strip() for t in page.locator("#printed-table thead th").all_inner_texts()].index(f"#{p['acta_id']}")
+            for field in ("centre_name", "centre_address", "uuid", "printed_at", "electors", "voters_machine",
+                          "voters_notebook", "lines_read"):
+                cell = page.locator(f'#printed-table tr[data-field="{field}"] td').nth(col).inner_text()
+                want = p[field]
+                assert (cell == "—" if want is None else
+                        num(cell) == want if isinstance(want, int) else cell == want), (field, cell, want)
+        # a word of the printed name that no place name has: found by the printed name alone
+        words = [w for p in printed for w in p["centre_name"].split() if len(w) > 3 and w.isalpha()]
+        word = next(w for w in words if not db.execute("SELECT count(*) FROM centros_fts WHERE centros_fts MATCH ?",
+                                                        (f'"{w}"*',)).fetchone()[0])
+        want = {p["centro"] for p in printed if word.lower() in p["centre_name"].lower()}
+        page.goto(f"{server.url}/app/index.html#/buscar?q={word.lower()}")
+        page.wait_for_selector("#view[data-ready='1'][data-page='search']", timeout=60_000)
+        got = page.locator("#results li > a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert {h.rsplit("/", 1)[1] for h in got if h.startswith("#/centro/")} == {str(c) for c in want}
+        assert word.lower() in page.inner_text("#results .t-printed-name").lower()
+        shot(page, "app-9-printed-search")
+    finally:
+        server.stop()

@@ -98,11 +98,20 @@ def _tables(db_path: Path) -> dict:
         return {"candidates": [dict(r) for r in conn.execute("SELECT code, name FROM candidates ORDER BY sort_order")],
                 "cards": [dict(r) for r in conn.execute("SELECT position, candidate FROM cards ORDER BY position")],
                 "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
-                "has_offsets": "offset" in {r[1] for r in conn.execute("PRAGMA table_info(images)")}}
+                "has_offsets": "offset" in {r[1] for r in conn.execute("PRAGMA table_info(images)")},
+                "printed_names": _printed_names(conn)}
     except sqlite3.Error as e:
         raise AppError(f"{db_path.name} cannot be read ({e}): check the bundle with `testigo verify`") from None
     finally:
         conn.close()
+
+
+def _printed_names(conn: sqlite3.Connection) -> bool:
+    """Whether any centre's name was read from a photo (the search then asks printed_fts too;
+    a bundle without, e.g. the sheet alone, saves the search those range reads)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'printed'").fetchone():
+        return False
+    return conn.execute("SELECT 1 FROM printed WHERE centre_name IS NOT NULL AND centro IS NOT NULL LIMIT 1").fetchone() is not None
 
 
 def _check_spec(election, tables: dict) -> dict:
@@ -191,7 +200,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
             "manifest_sha256": manifest_sha, "database": db_name, "page_size": tables["page_size"],
             "key_id": meta.get("public_key_fingerprint"), "public_key": meta.get("public_key"),
             "data_urls": urls or ["./"], "counts": meta.get("counts") or {},
-            "candidates": tables["candidates"], "cards": tables["cards"],
+            "candidates": tables["candidates"], "cards": tables["cards"], "printed_names": tables["printed_names"],
             "check_spec": _check_spec(election, tables), "map": _map(election.id),
             "assets": {"worker": "assets/vendor/sql.js-httpvfs/sqlite.worker.js",
                        "wasm": "assets/vendor/sql.js-httpvfs/sql-wasm.wasm",

@@ -115,6 +115,7 @@
   // acta prints it (the printed table, read by OCR), has every word; those not found by place first
   async function byPrintedName(f, known, cols) {
     var hits;
+    if (!cfg.printed_names) { return []; }    // no centre's name was read from a photo in this bundle
     try {
       hits = await q("SELECT p.centro, p.centre_name FROM printed_fts f JOIN printed p ON p.rowid = f.rowid WHERE printed_fts MATCH ? AND p.centro IS NOT NULL ORDER BY f.rank, p.centro LIMIT 200", [f]);
     } catch (e) { return []; }             // a bundle without the printed table
