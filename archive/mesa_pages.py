@@ -137,10 +137,39 @@ _AREAS = {"nacional": ("totals_nacional", None, "totals_estado", "cod_edo", "est
           "estado": ("totals_estado", "cod_edo", "totals_municipio", "municipio_id", "municipio"),
           "municipio": ("totals_municipio", "municipio_id", "totals_parroquia", "parroquia_id", "parroquia"),
           "parroquia": ("totals_parroquia", "parroquia_id", "totals_centro", "centro", "codigo")}
+PLACE_NAMES = "place_names"
+PLACE_NAMES_COLUMNS = {"key": int, "estado": str, "municipio": str, "parroquia": str}
+PLACE_NAMES_DESCRIPTION = ("Every place (estado, municipio, parroquia) of the centres, once, numbered (computed at "
+                           "build time from centros; verify recomputes it): small enough for the browser app to "
+                           "read whole and match a search against in a couple of range requests.")
+PLACE_NAMES_COLUMN_DESCRIPTIONS = {"key": "The place's number (order of its first centre); place_pages.key.",
+                                   "estado": "As in centros.", "municipio": "As in centros.", "parroquia": "As in centros."}
+PLACE_TABLE = "place_pages"
+PLACE_COLUMNS = {"key": int, "page": str}
+PLACE_DESCRIPTION = ("Each place's centres in one row (computed at build time from centros and mesas; verify "
+                     "recomputes it): what the app's search by place reads for the places it matched.")
+PLACE_COLUMN_DESCRIPTIONS = {"key": "place_names.key.",
+                             "page": "JSON [[centro, codigo, mesas, electores, [mesa numbers]], ...] by centro."}
 # name -> (columns, description, column descriptions): archive.database and the datapackage list them
 APP_TABLES = {TABLE: (COLUMNS, DESCRIPTION, COLUMN_DESCRIPTIONS),
               AUDIT_TABLE: (AUDIT_COLUMNS, AUDIT_DESCRIPTION, AUDIT_COLUMN_DESCRIPTIONS),
-              AREA_TABLE: (AREA_COLUMNS, AREA_DESCRIPTION, AREA_COLUMN_DESCRIPTIONS)}
+              AREA_TABLE: (AREA_COLUMNS, AREA_DESCRIPTION, AREA_COLUMN_DESCRIPTIONS),
+              PLACE_NAMES: (PLACE_NAMES_COLUMNS, PLACE_NAMES_DESCRIPTION, PLACE_NAMES_COLUMN_DESCRIPTIONS),
+              PLACE_TABLE: (PLACE_COLUMNS, PLACE_DESCRIPTION, PLACE_COLUMN_DESCRIPTIONS)}
+
+
+def place_rows(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple[int, str]]]:
+    """(place_names rows, place_pages rows): the centres grouped by their place, in centre order."""
+    mesas: dict[int, list[int]] = {}
+    for centro, mesa in conn.execute("SELECT centro, mesa FROM mesas ORDER BY centro, mesa"):
+        mesas.setdefault(centro, []).append(mesa)
+    places: dict[tuple, list] = {}
+    for centro, codigo, estado, municipio, parroquia, n, electores in conn.execute(
+            "SELECT centro, codigo, estado, municipio, parroquia, mesas, electores FROM centros ORDER BY centro"):
+        places.setdefault((estado, municipio, parroquia), []).append([centro, codigo, n, electores, mesas.get(centro, [])])
+    names = [(i, *place) for i, place in enumerate(places, 1)]
+    pages = [(i, json.dumps(c, ensure_ascii=False, separators=(",", ":"))) for i, c in enumerate(places.values(), 1)]
+    return names, pages
 
 
 def area_key(level: str, area_id) -> int:
@@ -151,18 +180,23 @@ def area_key(level: str, area_id) -> int:
     return (("estado", "municipio", "parroquia").index(level) + 1) * 10**12 + parts[0] * 10**8 + parts[1] * 10**4 + parts[2]
 
 
-def area_rows(conn: sqlite3.Connection) -> list[tuple[int, str, str, str]]:
-    """(key, level, id, page JSON) of each totals page but the centres' (one small lookup already)."""
+def area_rows(conn: sqlite3.Connection, views: dict | None = None) -> list[tuple[int, str, str, str]]:
+    """(key, level, id, page JSON) of each totals page but the centres' (one small lookup already):
+    from the totals tables, or with ``views`` (archive.database.VIEWS, for verify) from the SELECTs
+    they were made of, so an altered totals table is one problem, not two."""
+    def source(t: str) -> str:
+        return f"({views[t][1]})" if views else f"[{t}]"
+    order = "" if views else " ORDER BY rowid"
     out = []
     for level, (table, key, child, ckey, cname) in _AREAS.items():
         if not _has(conn, table) or not _has(conn, child):
             return []
         rows: dict = {}
-        for r in audit_tables.dicts(conn, f"SELECT * FROM [{table}] ORDER BY rowid"):
+        for r in audit_tables.dicts(conn, f"SELECT * FROM {source(table)}{order}"):
             rows.setdefault(r[key] if key else "", []).append(r)
         kids: dict = {}
         for r in audit_tables.dicts(conn, f"SELECT {key or 'NULL'} AS parent, [{ckey}], [{cname}], candidate, votes "
-                                          f"FROM [{child}] ORDER BY rowid"):
+                                          f"FROM {source(child)}{order}"):
             parent = r.pop("parent")
             kids.setdefault(parent if key else "", []).append(r)
         for area_id, mine in rows.items():
@@ -221,14 +255,24 @@ def write(conn: sqlite3.Connection) -> None:
     if len({r[0] for r in areas}) != len(areas):
         raise ValueError("two areas share an area_pages key: an area id outside the key's widths")
     conn.executemany(f"INSERT INTO [{AREA_TABLE}] (key, level, id, page) VALUES (?, ?, ?, ?)", areas)
+    names, pages = place_rows(conn)
+    conn.execute(f"CREATE TABLE [{PLACE_NAMES}] ([key] INTEGER PRIMARY KEY, [estado] TEXT, [municipio] TEXT, "
+                 "[parroquia] TEXT)")
+    conn.executemany(f"INSERT INTO [{PLACE_NAMES}] VALUES (?, ?, ?, ?)", names)
+    conn.execute(f"CREATE TABLE [{PLACE_TABLE}] ([key] INTEGER PRIMARY KEY, [page] TEXT NOT NULL)")
+    conn.executemany(f"INSERT INTO [{PLACE_TABLE}] VALUES (?, ?)", pages)
 
 
-def differences(conn: sqlite3.Connection) -> list[str]:
+def differences(conn: sqlite3.Connection, views: dict | None = None) -> list[str]:
     """Where the stored tables are not what the published tables give (empty when they are; a
     bundle without them, from an older testigo, has nothing to compare)."""
     out = []
+    if _has(conn, PLACE_TABLE) and (conn.execute(f"SELECT * FROM [{PLACE_NAMES}] ORDER BY key").fetchall(),
+                                    conn.execute(f"SELECT * FROM [{PLACE_TABLE}] ORDER BY key").fetchall()) \
+            != place_rows(conn):
+        out.append(f"{PLACE_NAMES} / {PLACE_TABLE} are not what centros and mesas give: the bundle's place pages were altered")
     if _has(conn, AREA_TABLE) and conn.execute(f"SELECT key, level, id, page FROM [{AREA_TABLE}] ORDER BY key").fetchall() \
-            != area_rows(conn):
+            != area_rows(conn, views):
         out.append(f"{AREA_TABLE} is not what the totals tables give: the bundle's totals pages were altered")
     if _has(conn, AUDIT_TABLE):
         stored = conn.execute(f"SELECT key, scope, page FROM [{AUDIT_TABLE}] ORDER BY key").fetchall()

@@ -208,6 +208,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
                        "zxing_wasm": "assets/vendor/zxing-wasm/zxing_reader.wasm",
                        "comprobar": "assets/comprobar.js"},
             "files": files,
+            "signature": (bundle / SIGNATURE).read_text(encoding="utf-8") if (bundle / SIGNATURE).is_file() else None,
         }
         put(INFO, (json.dumps(config, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
         page = (STATIC / "index.html").read_text(encoding="utf-8")

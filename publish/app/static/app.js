@@ -133,6 +133,32 @@
     found.forEach(function (r) { r.printed = names[r.centro]; by[r.centro] = r; });
     return ids.filter(function (c) { return by[c]; }).map(function (c) { return by[c]; });
   }
+  // the search by place: every place's names (place_names, read whole: a few pages) matched here
+  // as the full-text index would (each word the beginning of a word of the place, accents and case
+  // aside), then the matched places' centres (place_pages, one row each); null on an older bundle
+  function fold(s) { return String(s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
+  async function byPlace(text) {
+    var names;
+    try { names = await q("SELECT key, estado, municipio, parroquia FROM place_names ORDER BY key"); } catch (e) { return null; }
+    var words = (fold(text).match(/[\p{L}\p{N}_]+/gu) || []).slice(0, 8);
+    var keys = names.filter(function (p) {
+      var tokens = fold([p.estado, p.municipio, p.parroquia].join(" ")).match(/[\p{L}\p{N}_]+/gu) || [];
+      return words.every(function (w) { return tokens.some(function (t) { return t.indexOf(w) === 0; }); });
+    }).map(function (p) { return p.key; });
+    var place = {};
+    names.forEach(function (p) { place[p.key] = p; });
+    var out = [];
+    for (var i = 0; i < keys.length && out.length < 51; i += 20) {      // centres by code: places are in centre order
+      var part = keys.slice(i, i + 20);
+      (await q("SELECT key, page FROM place_pages WHERE key IN (" + part.map(function () { return "?"; }).join(",") + ") ORDER BY key", part)).forEach(function (r) {
+        JSON.parse(r.page).forEach(function (c) {
+          var p = place[r.key];
+          out.push({ centro: c[0], codigo: c[1], mesas: c[2], electores: c[3], mesa_list: c[4], estado: p.estado, municipio: p.municipio, parroquia: p.parroquia });
+        });
+      });
+    }
+    return out.sort(function (a, b) { return a.centro - b.centro; }).slice(0, 51);
+  }
   async function search(params) {
     var text = (params.get("q") || "").trim(), rows = [], problem = null;
     var digits = text.replace(/\s/g, "");
@@ -147,7 +173,10 @@
       if (!f) { problem = T("Escriba un código de centro o el nombre de un lugar.", "Type a centre code or a place name."); }
       else {
         try {
-          rows = await q("SELECT " + cols + " FROM centros_fts f JOIN centros c ON c.rowid = f.rowid WHERE centros_fts MATCH ? ORDER BY c.centro LIMIT 51", [f]);
+          rows = await byPlace(text);
+          if (rows === null) {        // a bundle from before place_names: its full-text index
+            rows = await q("SELECT " + cols + " FROM centros_fts f JOIN centros c ON c.rowid = f.rowid WHERE centros_fts MATCH ? ORDER BY c.centro LIMIT 51", [f]);
+          }
           rows = (await byPrintedName(f, rows, cols)).concat(rows).slice(0, 51);
         } catch (e) { problem = T("La búsqueda no se pudo hacer: ", "The search failed: ") + e.message; }
       }
@@ -156,7 +185,9 @@
     if (problem) { out += '<p class="t-hint">' + esc(problem) + "</p>"; }
     if (rows && !rows.length) { out += "<p>" + T("Ningún centro coincide.", "No centre matches.") + "</p>"; }
     if (rows && rows.length) {
-      var mesas = rows.length === 1 ? (await q("SELECT id FROM mesa_pages WHERE key BETWEEN ? AND ?", [rows[0].centro * 1000, rows[0].centro * 1000 + 999])).map(function (r) {
+      var mesas = rows.length === 1 && rows[0].mesa_list ? rows[0].mesa_list.map(function (k) {
+        return { id: rows[0].centro + "." + ("0" + k).slice(-2), mesa: k };
+      }) : rows.length === 1 ? (await q("SELECT id FROM mesa_pages WHERE key BETWEEN ? AND ?", [rows[0].centro * 1000, rows[0].centro * 1000 + 999])).map(function (r) {
         return { id: r.id, mesa: Number(r.id.split(".")[1]) };
       }).sort(function (a, b) { return a.mesa - b.mesa; }) : [];
       out += "<p>" + (rows.length > 50 ? T("Más de 50 centros; estos son los primeros:", "More than 50 centres; these are the first:") : n(rows.length) + " " + T("centros", "centres")) + "</p><ul class=\"t-results\">"
