@@ -278,3 +278,21 @@ def test_printed_reading_and_search_by_printed_name(page, printed_bundle, tmp_pa
         shot(page, "app-9-printed-search")
     finally:
         server.stop()
+
+
+def test_search_by_place_finds_what_the_full_text_index_finds(hosts, page, crafted):
+    """The app matches place names itself (place_names, read whole): the same centres as the
+    bundle's full-text index, for one word, a word's beginning, two words, any case."""
+    db = sqlite3.connect(next(crafted[0].glob("*.db")))
+    parroquia, municipio = db.execute("SELECT parroquia, municipio FROM centros WHERE parroquia LIKE 'PQ. %' "
+                                      "ORDER BY centro LIMIT 1 OFFSET 20").fetchone()
+    word = parroquia.split()[-1]
+    for text in (word.lower(), word[:4], f"{municipio.split()[-1]} {word}".upper()):
+        fq = " ".join(f'"{w}"*' for w in text.split())
+        want = [f"#/centro/{c}" for (c,) in db.execute(
+            "SELECT c.centro FROM centros_fts f JOIN centros c ON c.rowid = f.rowid WHERE centros_fts MATCH ? "
+            "ORDER BY c.centro LIMIT 50", (fq,))]
+        assert want, text
+        open_app(page, hosts, "audit", f"/buscar?q={text}", "search")
+        got = page.locator("#results li > a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert [h for h in got if h.startswith("#/centro/")] == want, text
