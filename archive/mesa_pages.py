@@ -138,12 +138,14 @@ _AREAS = {"nacional": ("totals_nacional", None, "totals_estado", "cod_edo", "est
           "municipio": ("totals_municipio", "municipio_id", "totals_parroquia", "parroquia_id", "parroquia"),
           "parroquia": ("totals_parroquia", "parroquia_id", "totals_centro", "centro", "codigo")}
 PLACE_NAMES = "place_names"
-PLACE_NAMES_COLUMNS = {"key": int, "estado": str, "municipio": str, "parroquia": str}
+PLACE_NAMES_COLUMNS = {"key": int, "estado": str, "municipio": str, "parroquia": str, "centros": int}
 PLACE_NAMES_DESCRIPTION = ("Every place (estado, municipio, parroquia) of the centres, once, numbered (computed at "
                            "build time from centros; verify recomputes it): small enough for the browser app to "
                            "read whole and match a search against in a couple of range requests.")
 PLACE_NAMES_COLUMN_DESCRIPTIONS = {"key": "The place's number (order of its first centre); place_pages.key.",
-                                   "estado": "As in centros.", "municipio": "As in centros.", "parroquia": "As in centros."}
+                                   "estado": "As in centros.", "municipio": "As in centros.", "parroquia": "As in centros.",
+                                   "centros": "How many centres the place has (so a search reads no more of "
+                                              "place_pages than it shows)."}
 PLACE_TABLE = "place_pages"
 PLACE_COLUMNS = {"key": int, "page": str}
 PLACE_DESCRIPTION = ("Each place's centres in one row (computed at build time from centros and mesas; verify "
@@ -167,7 +169,7 @@ def place_rows(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple[int, s
     for centro, codigo, estado, municipio, parroquia, n, electores in conn.execute(
             "SELECT centro, codigo, estado, municipio, parroquia, mesas, electores FROM centros ORDER BY centro"):
         places.setdefault((estado, municipio, parroquia), []).append([centro, codigo, n, electores, mesas.get(centro, [])])
-    names = [(i, *place) for i, place in enumerate(places, 1)]
+    names = [(i, *place, len(c)) for i, (place, c) in enumerate(places.items(), 1)]
     pages = [(i, json.dumps(c, ensure_ascii=False, separators=(",", ":"))) for i, c in enumerate(places.values(), 1)]
     return names, pages
 
@@ -257,8 +259,8 @@ def write(conn: sqlite3.Connection) -> None:
     conn.executemany(f"INSERT INTO [{AREA_TABLE}] (key, level, id, page) VALUES (?, ?, ?, ?)", areas)
     names, pages = place_rows(conn)
     conn.execute(f"CREATE TABLE [{PLACE_NAMES}] ([key] INTEGER PRIMARY KEY, [estado] TEXT, [municipio] TEXT, "
-                 "[parroquia] TEXT)")
-    conn.executemany(f"INSERT INTO [{PLACE_NAMES}] VALUES (?, ?, ?, ?)", names)
+                 "[parroquia] TEXT, [centros] INTEGER NOT NULL)")
+    conn.executemany(f"INSERT INTO [{PLACE_NAMES}] VALUES (?, ?, ?, ?, ?)", names)
     conn.execute(f"CREATE TABLE [{PLACE_TABLE}] ([key] INTEGER PRIMARY KEY, [page] TEXT NOT NULL)")
     conn.executemany(f"INSERT INTO [{PLACE_TABLE}] VALUES (?, ?)", pages)
 

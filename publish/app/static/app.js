@@ -139,7 +139,7 @@
   function fold(s) { return String(s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
   async function byPlace(text) {
     var names;
-    try { names = await q("SELECT key, estado, municipio, parroquia FROM place_names ORDER BY key"); } catch (e) { return null; }
+    try { names = await q("SELECT key, estado, municipio, parroquia, centros FROM place_names ORDER BY key"); } catch (e) { return null; }
     var words = (fold(text).match(/[\p{L}\p{N}_]+/gu) || []).slice(0, 8);
     var keys = names.filter(function (p) {
       var tokens = fold([p.estado, p.municipio, p.parroquia].join(" ")).match(/[\p{L}\p{N}_]+/gu) || [];
@@ -147,9 +147,10 @@
     }).map(function (p) { return p.key; });
     var place = {};
     names.forEach(function (p) { place[p.key] = p; });
-    var out = [];
-    for (var i = 0; i < keys.length && out.length < 51; i += 20) {      // centres by code: places are in centre order
-      var part = keys.slice(i, i + 20);
+    var out = [], part = [], n = 0;
+    // only the places whose centres are shown (the first 51, places being in centre order)
+    for (var i = 0; i < keys.length && n < 51; i++) { part.push(keys[i]); n += place[keys[i]].centros; }
+    if (part.length) {
       (await q("SELECT key, page FROM place_pages WHERE key IN (" + part.map(function () { return "?"; }).join(",") + ") ORDER BY key", part)).forEach(function (r) {
         JSON.parse(r.page).forEach(function (c) {
           var p = place[r.key];
