@@ -246,6 +246,11 @@ def write(conn: sqlite3.Connection) -> None:
     """Create and fill the tables from the tables already written in ``conn`` (the audit's included)."""
     if conn.execute("SELECT 1 FROM mesas WHERE mesa < 0 OR mesa >= ? LIMIT 1", (MESAS_PER_CENTRE,)).fetchone():
         raise ValueError(f"a mesa number outside 0..{MESAS_PER_CENTRE - 1}: mesa_pages keys cannot hold it")
+    # place_names first, place_pages last: their pages are then far apart in the file, so the
+    # range reader does not take the one for a continuation of the other and read ahead
+    conn.execute(f"CREATE TABLE [{PLACE_NAMES}] ([key] INTEGER PRIMARY KEY, [estado] TEXT, [municipio] TEXT, "
+                 "[parroquia] TEXT, [centros] INTEGER NOT NULL)")
+    conn.executemany(f"INSERT INTO [{PLACE_NAMES}] VALUES (?, ?, ?, ?, ?)", place_rows(conn)[0])
     conn.execute(f"CREATE TABLE [{TABLE}] ([key] INTEGER PRIMARY KEY, [id] TEXT NOT NULL, [page] TEXT NOT NULL)")
     conn.execute(f"INSERT INTO [{TABLE}] (key, id, page) {select(conn)}")
     conn.execute(f"CREATE TABLE [{AUDIT_TABLE}] ([key] INTEGER PRIMARY KEY, [scope] TEXT NOT NULL, "
@@ -257,10 +262,7 @@ def write(conn: sqlite3.Connection) -> None:
     if len({r[0] for r in areas}) != len(areas):
         raise ValueError("two areas share an area_pages key: an area id outside the key's widths")
     conn.executemany(f"INSERT INTO [{AREA_TABLE}] (key, level, id, page) VALUES (?, ?, ?, ?)", areas)
-    names, pages = place_rows(conn)
-    conn.execute(f"CREATE TABLE [{PLACE_NAMES}] ([key] INTEGER PRIMARY KEY, [estado] TEXT, [municipio] TEXT, "
-                 "[parroquia] TEXT, [centros] INTEGER NOT NULL)")
-    conn.executemany(f"INSERT INTO [{PLACE_NAMES}] VALUES (?, ?, ?, ?, ?)", names)
+    pages = place_rows(conn)[1]
     conn.execute(f"CREATE TABLE [{PLACE_TABLE}] ([key] INTEGER PRIMARY KEY, [page] TEXT NOT NULL)")
     conn.executemany(f"INSERT INTO [{PLACE_TABLE}] VALUES (?, ?)", pages)
 
