@@ -102,7 +102,7 @@ TABLE_DESCRIPTIONS = {
     "totals_municipio": "Totals per municipality and candidate over counted actas (computed at build time).",
     "totals_parroquia": "Totals per parish and candidate over counted actas (computed at build time).",
     "totals_centro": "Totals per centre and candidate over counted actas (computed at build time).",
-    mesa_pages.TABLE: mesa_pages.DESCRIPTION,
+    **{t: spec[1] for t, spec in mesa_pages.APP_TABLES.items()},
     "outside_registry_totals": "The separate line 'actas outside the registry': votes per candidate over "
                                "the actas counted for mesas the registry does not know (counted_outside; "
                                "computed at build time).",
@@ -223,7 +223,7 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "agrees": "1 when the entry is the agreed reading (mesa and numbers), 0 when it differs.",
         "counted": "1 when the entry counted toward the decision; 0 when it came after it or was voided "
                    "(its volunteer set aside or invitation voided, or the photo reopened)."},
-    mesa_pages.TABLE: dict(mesa_pages.COLUMN_DESCRIPTIONS),
+    **{t: dict(spec[2]) for t, spec in mesa_pages.APP_TABLES.items()},
     "totals_nacional": dict(_TOT),
     "outside_registry_totals": {**_TOT, "votes": "Sum of the candidate's votes over actas counted outside "
                                                  "the registry (counted_outside)."},
@@ -437,9 +437,9 @@ def write_database(path: Path, tables: dict[str, Iterable[dict]],
                     db[t].create_index(list(idx), index_name=f"uq_{t}_{'_'.join(idx)}", unique=True)
         for name, (columns, sql) in VIEWS.items():
             materialize(conn, name, columns, sql)
-        mesa_pages.write(conn)
         if after is not None:
             after(conn)
+        mesa_pages.write(conn)   # after the audit: a mesa's page names the checks that list it
         for name, cols in FTS_COLUMNS.items():
             db[name].enable_fts(list(cols), fts_version="FTS5")
         conn.commit()

@@ -58,9 +58,9 @@ def datapackage(name: str, election, db_file: str, db_size: int, db_sha: str, in
     for v, (cols, _) in VIEWS.items():   # totals: tables computed at build time from the actas
         resources.append({"name": v, "type": "table", "description": TABLE_DESCRIPTIONS[v], **base,
                           "dialect": {"table": v}, "schema": _schema(v, cols, None)})
-    resources.append({"name": mesa_pages.TABLE, "type": "table", "description": TABLE_DESCRIPTIONS[mesa_pages.TABLE],
-                      **base, "dialect": {"table": mesa_pages.TABLE},
-                      "schema": _schema(mesa_pages.TABLE, mesa_pages.COLUMNS, None)})
+    for t, (cols, _, _) in mesa_pages.APP_TABLES.items():   # app-shaped pages, computed at build time
+        resources.append({"name": t, "type": "table", "description": TABLE_DESCRIPTIONS[t], **base,
+                          "dialect": {"table": t}, "schema": _schema(t, cols, None)})
     for a, (cols, _, description, col_desc) in AUDIT_TABLES.items():   # the audit, computed at build time
         resources.append({"name": a, "type": "table", "description": description, **base,
                           "dialect": {"table": a}, "schema": _schema(a, cols, None, col_desc)})

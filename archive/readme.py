@@ -31,7 +31,7 @@ def readme_text(name: str, election, db_file: str, info: dict) -> str:
     totals = "\n".join(f"| {cand.code} | {cand.name} | {info['totals'].get(cand.code, 0):,} | "
                        f"{outside.get(cand.code, 0):,} |" for cand in election.candidates)
     o = c.get("outside_registry") or {}
-    tables = "\n".join([*(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, mesa_pages.TABLE]),
+    tables = "\n".join([*(f"| `{t}` | {TABLE_DESCRIPTIONS[t]} |" for t in [*TABLES, *VIEWS, *mesa_pages.APP_TABLES]),
                         *(f"| `{t}` | {spec[2]} |" for t, spec in AUDIT_TABLES.items())])
     if info["key_id"]:
         key = (f"Key id / Id de la clave: `{info['key_id']}`\n\n```\n{info['public_key_file'].rstrip()}\n```\n")

@@ -69,6 +69,15 @@ def sample(db: Path, n: int, seed: int = 22) -> dict[str, list[str]]:
     municipios = [r[0] for r in conn.execute("SELECT DISTINCT municipio_id FROM totals_municipio")]
     parroquias = [r[0] for r in conn.execute("SELECT DISTINCT parroquia_id FROM totals_parroquia")]
     words = [r[0].split()[-1] for r in conn.execute("SELECT DISTINCT municipio FROM centros WHERE municipio IS NOT NULL")]
+    # a word of a centre's printed name (the printed table, read by OCR), where the bundle has any
+    try:
+        names = [w for (name,) in conn.execute("SELECT DISTINCT centre_name FROM printed WHERE centre_name IS NOT NULL "
+                                               "AND centro IS NOT NULL ORDER BY centre_name")
+                 for w in name.split() if len(w) > 4 and w.isalpha()]
+    except sqlite3.Error:
+        names = []
+    audited = [r[0] for r in conn.execute("SELECT key FROM audit_pages WHERE key > 0")] \
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_pages'").fetchone() else []
     conn.close()
     return {
         "home": ["/"],
@@ -81,6 +90,11 @@ def sample(db: Path, n: int, seed: int = 22) -> dict[str, list[str]]:
         "totals (municipio)": [f"/totales/municipio/{k}" for k in rng.sample(municipios, min(n, len(municipios)))],
         "totals (parroquia)": [f"/totales/parroquia/{k}" for k in rng.sample(parroquias, min(n, len(parroquias)))],
         "comprobar": ["/comprobar"],
+        **({"search (printed name)": [f"/buscar?q={w}" for w in rng.sample(sorted(set(names)), min(n, len(set(names))))]}
+           if names else {}),
+        **({"audit (national)": ["/auditoria"],
+            "audit (estado)": [f"/auditoria/estado/{k}" for k in rng.sample(audited, min(n, len(audited)))]}
+           if audited else {}),
     }
 
 
@@ -144,27 +158,28 @@ def main(argv: list[str] | None = None) -> int:
                     seen = data.requests()[before:]
                     photo = [r for r in seen if r[1].startswith("/images/")]
                     rest = [r for r in seen if r not in photo]
-                    figures.append((len(rest), sum(r[3] for r in rest), elapsed, sum(r[3] for r in photo)))
+                    figures.append((len(rest), sum(r[3] for r in rest), elapsed, sum(r[3] for r in photo), len(photo)))
                     own.append(sum(r[3] for r in app.requests()[app_before:]))
                     ctx.close()
                 n = [f[0] for f in figures]
                 b = [f[1] for f in figures]
                 s = [f[2] for f in figures]
                 rows.append((kind, len(figures), statistics.median(n), max(n), statistics.median(b), max(b),
-                             statistics.median(s), max(s), max(f[3] for f in figures)))
+                             statistics.median(s), max(s), max(f[3] for f in figures),
+                             max(f[4] for f in figures)))
             browser.close()
         print(f"the app's own files (cached by browsers after the first page): {statistics.median(own) / 1e6:.2f} MB a cold visit")
         print(f"\n{'page kind':20} {'n':>2} {'requests med/max':>17} {'KB med/max':>15} {'s med/max':>12} "
-              f"{'KB/whole db':>11} {'t/whole GET':>11} {'photo KB':>9}  budget")
+              f"{'KB/whole db':>11} {'t/whole GET':>11} {'photo KB (req)':>14}  budget")
         over = 0
-        for kind, k, nm, nx, bm, bx, sm, sx, photo in rows:
+        for kind, k, nm, nx, bm, bx, sm, sx, photo, photo_n in rows:
             ok = nx <= BUDGET_REQUESTS and bx <= BUDGET_BYTES
-            budgeted = kind.startswith(("mesa", "totals"))
+            budgeted = kind.startswith(("mesa", "totals", "audit", "search"))
             over += budgeted and not ok
             print(f"{kind:20} {k:>2} {nm:>8.0f} / {nx:<6} {bm / 1e3:>7.0f} / {bx / 1e3:<5.0f} {sm:>5.2f} / {sx:<5.2f} "
-                  f"{bx / whole:>11.4f} {sm / t_whole:>11.2f} {photo / 1e3:>9.0f}  "
+                  f"{bx / whole:>11.4f} {sm / t_whole:>11.2f} {photo / 1e3:>9.0f} ({photo_n})  "
                   f"{('ok' if ok else 'OVER') if budgeted else '-'}")
-        print(f"\nbudget (mesa and totals pages): {BUDGET_REQUESTS} requests, {BUDGET_BYTES // 1000} KB of data each; "
+        print(f"\nbudget (mesa, totals, audit and search pages): {BUDGET_REQUESTS} requests, {BUDGET_BYTES // 1000} KB of data each; "
               f"{'all within' if not over else f'{over} page kind(s) over'}")
         return 0
     finally:

@@ -174,8 +174,8 @@ def test_foreign_key_violation_is_rejected_even_when_resealed(bundle_copy, signi
     rep = verify_bundle(bundle_copy, signing_key.public)
     assert "foreign key violation" in rep.problems[0], rep.problems
     # the mesa's votes are gone from the join the totals are summed over: they no longer add up
-    # (and the mesa pages, derived from the same tables, no longer match them either)
-    assert all("do not add up the published actas" in p or "mesa pages were altered" in p
+    # (and the app's pages, derived from the same tables, no longer match them either)
+    assert all("do not add up the published actas" in p or "pages were altered" in p
                for p in rep.problems[1:]), rep.problems
 
 

@@ -10,7 +10,7 @@ What it writes (about 20 files, whatever the size of the bundle):
   index.html              the app; without JavaScript it says what the site is and links the downloads
   testigo-mirror.json     which bundle (sha256 of its SHA256SUMS), where its files are, its key,
                           and the small tables every page needs (candidates, cards, the map)
-  assets/                 app.js, data.js, comprobar.js, the stylesheets, the vendored libraries
+  assets/                 app.js, audit.js, data.js, comprobar.js, the stylesheets, the vendored libraries
                           (publish/static/vendor/: sql.js-httpvfs, hash-wasm, zxing-wasm; licences kept)
   <the bundle's files>    unless data_urls are given (hard links where the file system allows)
 
@@ -39,7 +39,7 @@ SITE_STATIC = HERE.parent / "static"
 INFO = "testigo-mirror.json"          # the same name as the pre-rendered mirror's (publish/mirror.py)
 FORMAT = "testigo-app/1"
 VENDORED = ("sql.js-httpvfs", "hash-wasm", "zxing-wasm")
-APP_FILES = ("index.html", "app.js", "data.js", "app.css")
+APP_FILES = ("index.html", "app.js", "audit.js", "data.js", "app.css")
 DOWNLOADS_MARK = "<!-- DOWNLOADS -->"
 SIGNATURE = manifest.MANIFEST + ".minisig"
 
@@ -98,11 +98,20 @@ def _tables(db_path: Path) -> dict:
         return {"candidates": [dict(r) for r in conn.execute("SELECT code, name FROM candidates ORDER BY sort_order")],
                 "cards": [dict(r) for r in conn.execute("SELECT position, candidate FROM cards ORDER BY position")],
                 "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
-                "has_offsets": "offset" in {r[1] for r in conn.execute("PRAGMA table_info(images)")}}
+                "has_offsets": "offset" in {r[1] for r in conn.execute("PRAGMA table_info(images)")},
+                "printed_names": _printed_names(conn)}
     except sqlite3.Error as e:
         raise AppError(f"{db_path.name} cannot be read ({e}): check the bundle with `testigo verify`") from None
     finally:
         conn.close()
+
+
+def _printed_names(conn: sqlite3.Connection) -> bool:
+    """Whether any centre's name was read from a photo (the search then asks printed_fts too;
+    a bundle without, e.g. the sheet alone, saves the search those range reads)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'printed'").fetchone():
+        return False
+    return conn.execute("SELECT 1 FROM printed WHERE centre_name IS NOT NULL AND centro IS NOT NULL LIMIT 1").fetchone() is not None
 
 
 def _check_spec(election, tables: dict) -> dict:
@@ -179,7 +188,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
             p.write_bytes(data)
             app_files.append(p)
 
-        for name in ("app.js", "data.js", "app.css"):
+        for name in ("app.js", "audit.js", "data.js", "app.css"):
             put(f"assets/{name}", (STATIC / name).read_bytes())
         put("assets/site.css", (SITE_STATIC / "site.css").read_bytes())
         put("assets/comprobar.js", (SITE_STATIC / "comprobar.js").read_bytes())
@@ -191,7 +200,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
             "manifest_sha256": manifest_sha, "database": db_name, "page_size": tables["page_size"],
             "key_id": meta.get("public_key_fingerprint"), "public_key": meta.get("public_key"),
             "data_urls": urls or ["./"], "counts": meta.get("counts") or {},
-            "candidates": tables["candidates"], "cards": tables["cards"],
+            "candidates": tables["candidates"], "cards": tables["cards"], "printed_names": tables["printed_names"],
             "check_spec": _check_spec(election, tables), "map": _map(election.id),
             "assets": {"worker": "assets/vendor/sql.js-httpvfs/sqlite.worker.js",
                        "wasm": "assets/vendor/sql.js-httpvfs/sql-wasm.wasm",
@@ -199,6 +208,7 @@ def write_app(bundle: str | os.PathLike, out: str | os.PathLike, data_urls: list
                        "zxing_wasm": "assets/vendor/zxing-wasm/zxing_reader.wasm",
                        "comprobar": "assets/comprobar.js"},
             "files": files,
+            "signature": (bundle / SIGNATURE).read_text(encoding="utf-8") if (bundle / SIGNATURE).is_file() else None,
         }
         put(INFO, (json.dumps(config, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
         page = (STATIC / "index.html").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@
  */
 (function () {
   "use strict";
-  var cfg, data, worker, base, sigResult, candidates = [], cards = [];
+  var cfg, data, worker, base, sigResult, candidates = [], cards = [], currentPath = "/";
   var view = document.getElementById("view");
   var lang = "es";
   function T(es, en) { return lang === "en" ? en : es; }
@@ -35,6 +35,7 @@
       '<a href="' + link("/buscar") + '">' + T("Buscar centro", "Find a centre") + "</a>" +
       '<a href="' + link("/totales") + '">' + T("Totales", "Totals") + "</a>" +
       '<a href="' + link("/comprobar") + '">' + T("Comprobar mi acta", "Check my acta") + "</a>" +
+      '<a href="' + link("/auditoria") + '">' + T("Auditoría", "Audit") + "</a>" +
       '<a href="' + link("/descargas") + '">' + T("Descargas", "Downloads") + "</a>" +
       '<a class="t-lang" id="lang-switch" href="' + switchLang() + '">' + (lang === "es" ? "English" : "Español") + "</a>";
     signatureLine();
@@ -78,7 +79,7 @@
       }).join("") + "</tbody></table>";
   }
   function searchForm(value) {
-    return '<form id="find" class="t-search"><label for="q">' + T("Busque su centro: código o lugar", "Find your centre: code or place")
+    return '<form id="find" class="t-search"><label for="q">' + T("Busque su centro: código, lugar o nombre de la escuela", "Find your centre: code, place or school name")
       + '</label> <input id="q" name="q" value="' + esc(value || "") + '" placeholder="201301006 · Chacao"> <button type="submit">'
       + T("Buscar", "Search") + "</button></form>";
   }
@@ -102,12 +103,62 @@
       + "<p>" + T("Mesas contadas", "Mesas counted") + ': <strong id="mesas-counted">' + n(c.mesas_counted) + "</strong> · "
       + T("actas", "actas") + ": " + n(c.actas) + " · " + T("fotos", "photos") + ": " + n(c.images) + "</p>"
       + bars(votes, "chart-totals") + totalsTable(votes, "totals-table")
-      + '<p><a href="' + link("/totales") + '">' + T("Totales por estado, municipio, parroquia y centro", "Totals by state, municipality, parish and centre") + "</a></p>";
+      + '<p><a href="' + link("/totales") + '">' + T("Totales por estado, municipio, parroquia y centro", "Totals by state, municipality, parish and centre") + "</a> · "
+      + '<a id="home-audit" href="' + link("/auditoria") + '">' + T("Auditoría: ¿cuadran las actas?", "Audit: do the actas hold together?") + "</a></p>";
   }
 
   function fts(text) {
     var words = (text.match(/[\p{L}\p{N}_]+/gu) || []).slice(0, 8);
     return words.length ? words.map(function (w) { return '"' + w.slice(0, 40) + '"*'; }).join(" ") : null;
+  }
+  // people know their school, not its code: centres whose name or address, as a photo of their
+  // acta prints it (the printed table, read by OCR), has every word; those not found by place first
+  async function byPrintedName(f, known, cols) {
+    var hits;
+    if (!cfg.printed_names) { return []; }    // no centre's name was read from a photo in this bundle
+    try {
+      hits = await q("SELECT p.centro, p.centre_name FROM printed_fts f JOIN printed p ON p.rowid = f.rowid WHERE printed_fts MATCH ? AND p.centro IS NOT NULL ORDER BY f.rank, p.centro LIMIT 200", [f]);
+    } catch (e) { return []; }             // a bundle without the printed table
+    var seen = {}, ids = [], names = {};
+    known.forEach(function (r) { seen[r.centro] = true; });
+    hits.forEach(function (h) {
+      var list = names[h.centro] = names[h.centro] || [];
+      if (h.centre_name && list.indexOf(h.centre_name) < 0) { list.push(h.centre_name); }
+      if (!seen[h.centro]) { seen[h.centro] = true; ids.push(h.centro); }
+    });
+    ids = ids.slice(0, 50);
+    if (!ids.length) { return []; }
+    var found = await q("SELECT " + cols + " FROM centros c WHERE c.centro IN (" + ids.map(function () { return "?"; }).join(",") + ")", ids);
+    var by = {};
+    found.forEach(function (r) { r.printed = names[r.centro]; by[r.centro] = r; });
+    return ids.filter(function (c) { return by[c]; }).map(function (c) { return by[c]; });
+  }
+  // the search by place: every place's names (place_names, read whole: a few pages) matched here
+  // as the full-text index would (each word the beginning of a word of the place, accents and case
+  // aside), then the matched places' centres (place_pages, one row each); null on an older bundle
+  function fold(s) { return String(s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
+  async function byPlace(text) {
+    var names;
+    try { names = await q("SELECT key, estado, municipio, parroquia, centros FROM place_names ORDER BY key"); } catch (e) { return null; }
+    var words = (fold(text).match(/[\p{L}\p{N}_]+/gu) || []).slice(0, 8);
+    var keys = names.filter(function (p) {
+      var tokens = fold([p.estado, p.municipio, p.parroquia].join(" ")).match(/[\p{L}\p{N}_]+/gu) || [];
+      return words.every(function (w) { return tokens.some(function (t) { return t.indexOf(w) === 0; }); });
+    }).map(function (p) { return p.key; });
+    var place = {};
+    names.forEach(function (p) { place[p.key] = p; });
+    var out = [], part = [], n = 0;
+    // only the places whose centres are shown (the first 51, places being in centre order)
+    for (var i = 0; i < keys.length && n < 51; i++) { part.push(keys[i]); n += place[keys[i]].centros; }
+    if (part.length) {
+      (await q("SELECT key, page FROM place_pages WHERE key IN (" + part.map(function () { return "?"; }).join(",") + ") ORDER BY key", part)).forEach(function (r) {
+        JSON.parse(r.page).forEach(function (c) {
+          var p = place[r.key];
+          out.push({ centro: c[0], codigo: c[1], mesas: c[2], electores: c[3], mesa_list: c[4], estado: p.estado, municipio: p.municipio, parroquia: p.parroquia });
+        });
+      });
+    }
+    return out.sort(function (a, b) { return a.centro - b.centro; }).slice(0, 51);
   }
   async function search(params) {
     var text = (params.get("q") || "").trim(), rows = [], problem = null;
@@ -123,7 +174,11 @@
       if (!f) { problem = T("Escriba un código de centro o el nombre de un lugar.", "Type a centre code or a place name."); }
       else {
         try {
-          rows = await q("SELECT " + cols + " FROM centros_fts f JOIN centros c ON c.rowid = f.rowid WHERE centros_fts MATCH ? ORDER BY c.centro LIMIT 51", [f]);
+          rows = await byPlace(text);
+          if (rows === null) {        // a bundle from before place_names: its full-text index
+            rows = await q("SELECT " + cols + " FROM centros_fts f JOIN centros c ON c.rowid = f.rowid WHERE centros_fts MATCH ? ORDER BY c.centro LIMIT 51", [f]);
+          }
+          rows = (await byPrintedName(f, rows, cols)).concat(rows).slice(0, 51);
         } catch (e) { problem = T("La búsqueda no se pudo hacer: ", "The search failed: ") + e.message; }
       }
     }
@@ -131,12 +186,15 @@
     if (problem) { out += '<p class="t-hint">' + esc(problem) + "</p>"; }
     if (rows && !rows.length) { out += "<p>" + T("Ningún centro coincide.", "No centre matches.") + "</p>"; }
     if (rows && rows.length) {
-      var mesas = rows.length === 1 ? (await q("SELECT id FROM mesa_pages WHERE key BETWEEN ? AND ?", [rows[0].centro * 1000, rows[0].centro * 1000 + 999])).map(function (r) {
+      var mesas = rows.length === 1 && rows[0].mesa_list ? rows[0].mesa_list.map(function (k) {
+        return { id: rows[0].centro + "." + ("0" + k).slice(-2), mesa: k };
+      }) : rows.length === 1 ? (await q("SELECT id FROM mesa_pages WHERE key BETWEEN ? AND ?", [rows[0].centro * 1000, rows[0].centro * 1000 + 999])).map(function (r) {
         return { id: r.id, mesa: Number(r.id.split(".")[1]) };
       }).sort(function (a, b) { return a.mesa - b.mesa; }) : [];
       out += "<p>" + (rows.length > 50 ? T("Más de 50 centros; estos son los primeros:", "More than 50 centres; these are the first:") : n(rows.length) + " " + T("centros", "centres")) + "</p><ul class=\"t-results\">"
         + rows.slice(0, 50).map(function (r) {
           return '<li><a href="' + link("/centro/" + r.centro) + '">' + T("Centro", "Centre") + " " + esc(r.codigo || r.centro) + "</a> · "
+            + (r.printed && r.printed.length ? '<strong class="t-printed-name">' + esc(r.printed.join(" / ")) + "</strong> · " : "")
             + esc([r.parroquia, r.municipio, r.estado].filter(Boolean).join(" · ")) + " · " + n(r.mesas) + " " + T("mesas", "mesas")
             + (mesas.length ? "<br>" + mesas.map(function (m) { return '<a href="' + link("/mesa/" + m.id) + '">' + T("mesa", "mesa") + " " + m.mesa + "</a>"; }).join(" · ") : "")
             + "</li>";
@@ -207,6 +265,12 @@
     if (!actas.length) { flags.push(T("No hay ningún acta archivada de esta mesa todavía.", "No acta of this mesa has been archived yet.")); }
     else if (!counted) { flags.push(T("Las lecturas de esta mesa no coinciden entre sí y no se cuenta ninguna en los totales.", "The readings of this mesa disagree; none is counted in the totals.")); }
     if (flags.length) { out += '<ul class="t-flags" id="flags">' + flags.map(function (f) { return "<li>⚠ " + esc(f) + "</li>"; }).join("") + "</ul>"; }
+    if (d.audit && d.audit.length) {
+      out += '<ul class="t-flags" id="audit-checks">' + d.audit.map(function (c) {
+        return '<li class="t-flag-audit" data-check="' + esc(c.check_id) + '">⚑ ' + T("Esta acta está en la comprobación", "This acta is in the check") + ' <a href="' + link("/auditoria")
+          + "?check=" + encodeURIComponent(c.check_id) + '">' + esc(T(c.title_es || c.check_id, c.title_en || c.check_id)) + "</a></li>";
+      }).join("") + "</ul>";
+    }
     if (counted) {
       var vs = candidates.map(function (c) { return { candidate: c.code, name: c.name, votes: counted.votes[c.code] || 0 }; });
       out += '<section id="counted"><h2>' + T("Resultado contado", "Counted result") + " <small>(" + pick(SOURCES, counted.source) + ", " + T("acta", "acta") + " #" + counted.id + ")</small></h2>"
@@ -232,6 +296,7 @@
           return '<td class="t-cc-' + (a.crosscheck || "none") + '">' + (a.crosscheck === "agree" ? "✔ " + T("coincide", "agrees") : a.crosscheck === "disagree" ? "✘ " + T("no coincide", "disagrees") : "—") + "</td>";
         }).join("") + "</tr></tbody></table></div></section>";
     }
+    out += mesaReadings(actas);
     var withImages = actas.filter(function (a) { return a.shard; });
     out += '<section id="images"><h2>' + T("Fotos del acta", "Photos of the acta") + "</h2>"
       + (withImages.length ? "" : "<p>" + T("No hay foto publicada de esta mesa (sus números vienen de la hoja transcrita).", "No photo of this mesa is published (its numbers come from the transcribed sheet).") + "</p>")
@@ -241,8 +306,77 @@
           + ' · <span class="t-photo-check">' + T("leyendo…", "reading…") + '</span> · sha256 <code class="t-hash">' + esc(a.image_sha256) + "</code></figcaption>"
           + (a.payload ? '<p class="t-payload">' + T("Texto del QR", "QR text") + ": <code>" + esc(a.payload) + "</code></p>" : "") + "</figure>";
       }).join("") + "</div></section>"
+      + mesaIssues(actas)
       + '<p class="t-links"><a href="' + link("/comprobar") + '">' + T("Comprobar mi acta de esta mesa", "Check my acta of this mesa") + "</a></p>";
     return { html: out, after: function () { withImages.forEach(showPhoto); } };
+  }
+  // each reading's own facts, as the site's mesa page shows them: where it comes from (which photo's
+  // QR, the sheet row, the volunteers' transcription with their public aliases), how it differs
+  // from the other sources, and what the photo prints (read by OCR: the printed table)
+  function mesaReadings(actas) {
+    var out = '<section id="sources"><h2>' + T("De dónde viene cada lectura", "Where each reading comes from") + '</h2><ul class="t-sources">'
+      + actas.map(function (a) {
+        var what = a.source === "qr" ? T("el código QR de la foto", "the QR code of the photo") + ' <code class="t-hash">' + esc((a.image_sha256 || "").slice(0, 12)) + "…</code>"
+          : a.source === "csv" ? T("la fila de esta mesa en la hoja de resultados transcrita (CSV)", "this mesa's row in the transcribed results sheet (CSV)")
+          : a.source === "transcribed-photo" ? T("los números impresos de la foto", "the printed numbers of the photo") + ' <code class="t-hash">' + esc((a.image_sha256 || "").slice(0, 12)) + "…</code>, " + T("escritos por voluntarios", "typed by volunteers")
+          : esc(a.source);
+        return '<li data-acta="' + a.id + '" data-source="' + esc(a.source) + '">#' + a.id + " · " + pick(SOURCES, a.source) + ": " + what
+          + (a.provenance && a.provenance !== "own" ? " · " + T("traída por", "brought by") + " " + esc(a.provenance) : "")
+          + (a.duplicate_of ? " · " + T("duplicada de", "duplicate of") + " #" + a.duplicate_of : "") + "</li>";
+      }).join("") + "</ul></section>";
+    actas.filter(function (a) { return a.crosscheck === "disagree" && a.crosscheck_diff; }).forEach(function (a) {
+      var diff;
+      try { diff = JSON.parse(a.crosscheck_diff); } catch (e) { diff = null; }
+      if (!diff || typeof diff !== "object") { out += "<h3>" + T("Diferencias del acta", "Differences of acta") + " #" + a.id + "</h3><p><code>" + esc(a.crosscheck_diff) + "</code></p>"; return; }
+      var first = diff[Object.keys(diff)[0]], sources = first && typeof first === "object" ? Object.keys(first) : [a.source];
+      out += "<h3>" + T("Diferencias del acta", "Differences of acta") + " #" + a.id + '</h3><table class="t-table t-diff" data-acta="' + a.id + '"><thead><tr><th>' + T("Campo", "Field") + "</th>"
+        + sources.map(function (s) { return "<th>" + pick(SOURCES, s) + "</th>"; }).join("") + "</tr></thead><tbody>"
+        + Object.keys(diff).map(function (k) {
+          var v = diff[k];
+          return "<tr><td>" + esc(k) + "</td>" + sources.map(function (s) { return '<td class="num">' + esc(v && typeof v === "object" ? v[s] : v) + "</td>"; }).join("") + "</tr>";
+        }).join("") + "</tbody></table>";
+    });
+    var typed = actas.filter(function (a) { return a.transcription; });
+    if (typed.length) {
+      out += '<section id="transcription"><h2>' + T("Transcrita por voluntarios", "Transcribed by volunteers") + '</h2><p class="t-hint">'
+        + T("El QR de esta foto no se pudo leer. Voluntarios escribieron los números impresos, cada uno sin ver los de los demás; el acta cuenta los números en que coincidieron dos entradas de personas distintas.",
+            "This photo's QR could not be read. Volunteers typed the printed numbers, none seeing the others'; the acta holds the numbers two entries by different people agreed on.") + "</p><ul>"
+        + typed.map(function (a) {
+          var t = a.transcription;
+          return '<li data-acta="' + a.id + '">#' + a.id + ': <strong class="t-entries">' + n(t.entries) + "</strong> " + T("entradas independientes", "independent entries")
+            + (t.entries > 2 ? " (" + T("pasó por revisión", "went through review") + ")" : "")
+            + (t.transcribers && t.transcribers.length ? " · " + T("por", "by") + ' <span class="t-aliases">' + esc(t.transcribers.join(", ")) + "</span>" : "") + "</li>";
+        }).join("") + "</ul></section>";
+    }
+    var printed = actas.filter(function (a) { return a.printed; });
+    if (printed.length) {
+      var F = [["centre_name", "Centro (impreso)", "Centre (printed)"], ["centre_address", "Dirección", "Address"], ["acta_code", "Código del acta", "Acta code"], ["uuid", "UUID", "UUID"],
+               ["printed_at", "Impresa", "Printed at"], ["electors", "Electores", "Electors"], ["voters_machine", "Votantes según la máquina", "Voters by the machine"],
+               ["voters_notebook", "Votantes en el cuaderno", "Voters in the notebook"], ["validos", "Votos válidos", "Valid votes"], ["nulos", "Votos nulos", "Null votes"],
+               ["lines_read", "Líneas de partido leídas (de 38)", "Party lines read (of 38)"], ["engine", "Leída con", "Read with"]];
+      out += '<section id="printed"><h2>' + T("Lo que imprime el acta (leído de la foto)", "What the acta prints (read from the photo)") + '</h2><p class="t-hint">'
+        + T("Leído por OCR de la foto publicada; una cifra se da solo si sus dígitos y su número en letras coinciden; — si no se leyó. No es una fuente de votos: el QR y la hoja lo son.",
+            "Read by OCR from the published photo; a figure is only given when its digits and its number in words agree; — where not read. Not a source of votes: the QR and the sheet are.")
+        + '</p><div class="t-scroll"><table class="t-table" id="printed-table"><thead><tr><th></th>' + printed.map(function (a) { return "<th>#" + a.id + "</th>"; }).join("") + "</tr></thead><tbody>"
+        + F.map(function (f) {
+          return '<tr data-field="' + f[0] + '"><td>' + T(f[1], f[2]) + "</td>" + printed.map(function (a) {
+            var v = a.printed[f[0]];
+            return "<td" + (typeof v === "number" ? ' class="num"' : "") + ">" + (v === null || v === undefined ? "—" : typeof v === "number" && f[0] !== "lines_read" ? n(v) : esc(v)) + "</td>";
+          }).join("") + "</tr>";
+        }).join("") + "</tbody></table></div></section>";
+    }
+    return out;
+  }
+  function mesaIssues(actas) {
+    var issues = [];
+    actas.forEach(function (a) { (a.issues || []).forEach(function (i) { issues.push(Object.assign({ acta_id: a.id }, i)); }); });
+    if (!issues.length) { return ""; }
+    issues.sort(function (x, y) { return x.id - y.id; });
+    return '<section id="issues"><h2>' + T("Otras entradas de esta mesa", "Other inputs of this mesa") + '</h2><p class="t-hint">'
+      + T("Archivos recibidos que repiten o contradicen una lectura de esta mesa (no se cuentan dos veces).", "Files received that repeat or contradict a reading of this mesa (never counted twice).")
+      + '</p><table class="t-table" id="issues-table"><thead><tr><th>' + T("Archivo", "File") + "</th><th>" + T("Resultado", "Outcome") + "</th><th>" + T("Motivo", "Reason") + "</th><th>" + T("Acta", "Acta") + "</th></tr></thead><tbody>"
+      + issues.map(function (i) { return '<tr data-issue="' + i.id + '"><td>' + esc(i.file) + "</td><td>" + esc(i.outcome) + "</td><td>" + esc(i.reason) + "</td><td>#" + i.acta_id + "</td></tr>"; }).join("")
+      + "</tbody></table></section>";
   }
   async function showPhoto(a) {
     var fig = view.querySelector('figure[data-acta="' + a.id + '"]');
@@ -278,18 +412,31 @@
     });
     return out;
   }
+  // a totals page is one row of area_pages (archive/mesa_pages.py): {rows, children}; null on a
+  // bundle from before it (the totals tables are queried then)
+  async function areaPage(nivel, key) {
+    var k = 0;
+    if (nivel) {
+      var p = String(key).split(".").map(Number).concat([0, 0]);
+      k = (["estado", "municipio", "parroquia"].indexOf(nivel) + 1) * 1e12 + p[0] * 1e8 + p[1] * 1e4 + p[2];
+    }
+    var r;
+    try { r = await q("SELECT page FROM area_pages WHERE key = ?", [k]); } catch (e) { return null; }
+    return r.length ? JSON.parse(r[0].page) : { rows: [], children: [] };
+  }
   async function totales(nivel, key) {
     var votes, title, crumbs = "", childLevel, children = [];
+    var d = nivel === "centro" ? null : await areaPage(nivel, key);
     if (!nivel) {
-      votes = await q("SELECT candidate, name, votes FROM totals_nacional ORDER BY rowid");
+      votes = d ? d.rows : await q("SELECT candidate, name, votes FROM totals_nacional ORDER BY rowid");
       title = T("Totales nacionales", "National totals");
       childLevel = "estado";
-      children = byArea(await q("SELECT cod_edo, estado, candidate, votes FROM totals_estado ORDER BY rowid"), "cod_edo", "estado");
+      children = byArea(d ? d.children : await q("SELECT cod_edo, estado, candidate, votes FROM totals_estado ORDER BY rowid"), "cod_edo", "estado");
     } else {
       var L = LEVELS[nivel];
       if (!L) { return notFound(T("Nivel desconocido.", "Unknown level.")); }
       var k = L.num ? Number(key) : key;
-      var rows = await q("SELECT * FROM " + L.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]);
+      var rows = d ? d.rows : await q("SELECT * FROM " + L.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]);
       if (!rows.length) { return notFound(T("No hay votos contados en esa área.", "There are no counted votes in that area.")); }
       votes = rows.map(function (r) { return { candidate: r.candidate, name: r.name, votes: r.votes }; });
       title = pick(LEVEL_NAMES, nivel) + " " + esc(rows[0][L.name]);
@@ -301,7 +448,7 @@
       childLevel = L.child;
       if (childLevel) {
         var C = LEVELS[childLevel];
-        children = byArea(await q("SELECT " + C.key + ", " + C.name + ", candidate, votes FROM " + C.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]), C.key, C.name);
+        children = byArea(d ? d.children : await q("SELECT " + C.key + ", " + C.name + ", candidate, votes FROM " + C.table + " WHERE " + L.key + " = ? ORDER BY rowid", [k]), C.key, C.name);
       }
     }
     var total = votes.reduce(function (s, v) { return s + v.votes; }, 0);
@@ -380,6 +527,18 @@
     }
   };
 
+  // the audit pages (audit.js), with this file's helpers; ?check=ID opens and shows that check
+  async function auditPage(cod, params) {
+    var h = { T: T, n: n, pct: pct, esc: esc, link: link, q: q, notFound: notFound,
+              candidates: function () { return candidates; }, path: function () { return currentPath; },
+              database: function () { return cfg.database; } };
+    var html = await window.TestigoAudit.page(h, cod), check = params.get("check");
+    return { html: html, after: function () {
+      var el = check && document.getElementById("detail-" + check);
+      if (el) { el.open = true; el.scrollIntoView(); }
+    } };
+  }
+
   function descargas() {
     var files = (sigResult && sigResult.sums ? sigResult.sums.split("\n") : []).filter(Boolean).map(function (l) { return l.replace(/^[0-9a-f]{64}\s+\*?/, ""); });
     files = files.concat(["SHA256SUMS", "SHA256SUMS.minisig"]);
@@ -407,6 +566,7 @@
     view.dataset.ready = "";
     if (!worker) { return; }
     var m, kind, out;
+    currentPath = path;
     try {
       if (path === "/" || path === "") { kind = "home"; out = await home(); }
       else if (path === "/buscar") { kind = "search"; out = await search(params); }
@@ -415,6 +575,8 @@
       else if (path === "/totales") { kind = "totals"; out = await totales(null, null); }
       else if ((m = path.match(/^\/totales\/(estado|municipio|parroquia|centro)\/([0-9.]{1,20})$/))) { kind = "totals"; out = await totales(m[1], m[2]); }
       else if (path === "/comprobar") { kind = "comprobar"; out = comprobar(); }
+      else if (path === "/auditoria") { kind = "audit"; out = await auditPage(null, params); }
+      else if ((m = path.match(/^\/auditoria\/estado\/(\d{1,3})$/))) { kind = "audit"; out = await auditPage(m[1], params); }
       else if (path === "/descargas") { kind = "descargas"; out = descargas(); }
       else { kind = "error"; out = notFound(T("Esa página no existe.", "There is no such page.")); }
     } catch (e) {
