@@ -130,7 +130,8 @@ def read(workdir, jobs, as_json):
     safe to interrupt and run again). A count is kept only when its digits and its number in
     words agree; anything else is recorded as unread, never guessed. `testigo build` publishes
     the readings (table printed) and their disagreements with the QR, the sheet and the
-    registry (issues, codes printed_*). Needs Debian's tesseract-ocr and tesseract-ocr-spa.
+    registry (issues, codes printed_*). Needs Debian's tesseract-ocr, tesseract-ocr-spa and
+    tesseract-ocr-eng.
     """
     from .printed_store import read_workdir
 

@@ -105,7 +105,7 @@ def version() -> str:
         return str(_pytesseract().get_tesseract_version())
     except Exception as e:
         raise OcrUnavailable(f"Tesseract is not installed ({e}); install Debian's tesseract-ocr and "
-                             "tesseract-ocr-spa (`make install`)") from None
+                             "tesseract-ocr-spa and tesseract-ocr-eng (`make install`)") from None
 
 
 def remove_rules(im: Image.Image) -> Image.Image:
@@ -177,9 +177,10 @@ def _data(im: Image.Image, config: str, lang: str = LANG) -> dict:
                                 timeout=120)
     except pt.TesseractNotFoundError:
         raise OcrUnavailable("Tesseract is not installed; install Debian's tesseract-ocr and "
-                             "tesseract-ocr-spa (`make install`)") from None
+                             "tesseract-ocr-spa and tesseract-ocr-eng (`make install`)") from None
     except pt.TesseractError as e:
-        raise OcrUnavailable(f"Tesseract failed ({e}); is tesseract-ocr-spa installed?") from None
+        raise OcrUnavailable(f"Tesseract failed ({e}); are tesseract-ocr-spa and tesseract-ocr-eng "
+                             "installed?") from None
 
 
 def lines_of(data: dict) -> list[Line]:
