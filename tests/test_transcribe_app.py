@@ -318,3 +318,16 @@ def test_invite_and_revoke_commands(transcribe_workdir, copy_tree):
     assert r.exit_code == 1 and "no invitation 99" in r.output
     r = CliRunner().invoke(cli, ["transcribe", "--workdir", str(path), "--consensus", "2of3", "--status", "--json"])
     assert json.loads(r.output)["rule"] == "2of3"
+
+
+def test_the_session_cookie_is_secure_over_https_only(app):
+    state, person = app
+    for scheme, secure in (("https", True), ("http", False)):
+        v = person()
+        v.client.base_url = f"{scheme}://127.0.0.1"
+        r = v.get(f"/?clave={state.code}")
+        cookies = [h for resp in (*r.history, r) for h in resp.headers.get_list("set-cookie")
+                   if h.startswith("ds_actor=")]
+        assert cookies, (scheme, r.history)
+        assert all(("; secure" in c.lower()) == secure for c in cookies), (scheme, cookies)
+        assert all("httponly" in c.lower() and "samesite=strict" in c.lower() for c in cookies)

@@ -73,7 +73,7 @@ async def index(datasette, request):
             return await _too_many(datasette, request)
         st.attempted(_client(request))
         if st.code_ok(code):
-            return _with_session(datasette, _redirect(request, "/"), st, None)
+            return _with_session(datasette, _redirect(request, "/"), st, None, request)
         st.failed(_client(request))
         return await _sign_in_page(datasette, request, st, False, _wrong_code(st), status=403)
     if knows and vid is not None and not is_invited(st, request):

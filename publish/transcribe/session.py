@@ -41,7 +41,11 @@ def _with_session(datasette, response: Response, st: TranscribeState, volunteer_
     keep_desk = old.get("d") if desk is None else (st.desk_fingerprint if desk else None)
     if keep_desk:
         actor["d"] = keep_desk
-    response.set_cookie("ds_actor", datasette.sign({"a": actor}, "actor"), httponly=True, samesite="strict")
+    # Secure over HTTPS (behind a proxy, as its X-Forwarded-Proto says when --proxy trusts it), so
+    # the cookie is never sent back over plain HTTP; on a LAN over HTTP there is no HTTPS to ask for
+    secure = request is not None and request.scheme == "https"
+    response.set_cookie("ds_actor", datasette.sign({"a": actor}, "actor"), httponly=True, samesite="strict",
+                        secure=secure)
     return response
 
 
