@@ -39,7 +39,7 @@ class UntrustedDatabase(TestigoError):
     """A bundle's database is not what testigo writes, or a query over it ran out of its budget."""
 
 
-class PinnedFile:
+class HashedCopy:
     """A bundle's database read once: hashed and copied in the same pass, queried from the copy.
 
     Hashing a file by name and then letting SQLite open that name leaves a gap: a file swapped in
@@ -63,18 +63,20 @@ class PinnedFile:
 
     @property
     def copy(self) -> Path:
-        return Path(self._dir or "") / "pinned.db"
+        return Path(self._dir or "") / "copy.db"
 
     def sha256(self, block_size: int = 1 << 20) -> str:
         """The sha256 of the bytes read, which are the bytes :meth:`connect` will query."""
         if self.digest is None:
-            self._dir = tempfile.mkdtemp(prefix="testigo-pinned-")
             h = hashlib.sha256()
             try:
+                self._dir = tempfile.mkdtemp(prefix="testigo-copy-")
                 with open(self.copy, "xb") as out:
                     while chunk := os.read(self.fd, block_size):
                         h.update(chunk)
                         out.write(chunk)
+                os.close(self.fd)          # the original is not read again
+                self.fd = -1
             except OSError as e:
                 self.close()
                 raise UntrustedDatabase(f"{self.path.name}: could not be copied aside to be read safely "
@@ -98,7 +100,7 @@ class PinnedFile:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> "PinnedFile":
+    def __enter__(self) -> "HashedCopy":
         return self
 
     def __exit__(self, *exc) -> None:

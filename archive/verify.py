@@ -101,30 +101,32 @@ def verify_bundle(path, pubkey=None, *, workers: int | None = None,
     # 3. each database's checksum, then (only if both hold) its own consistency, which is all
     # SQL outside the GIL: on a thread of its own while the other files are hashed. A database
     # whose signature or checksum does not hold is never opened (archive.untrusted).
-    pins: dict[str, untrusted.PinnedFile] = {}
-    for db in dbs:
-        if db in signed:
-            try:
-                pins[db] = untrusted.PinnedFile(root / db)
-            except untrusted.UntrustedDatabase as e:
-                rep.problems.append(str(e))
+    copies: dict[str, untrusted.HashedCopy] = {}
+    digests: dict[str, str] = {}
     try:
-        return _verify_pinned(rep, root, dbs, signed, pins, pk, listing, workers, progress_factory)
+        for db in dbs:
+            if db in signed:
+                try:
+                    copies[db] = untrusted.HashedCopy(root / db)
+                    digests[db] = copies[db].sha256()
+                except untrusted.UntrustedDatabase as e:     # not a file, unreadable, no room to copy
+                    rep.problems.append(str(e))
+        return _verify_copies(rep, root, dbs, signed, copies, digests, pk, listing, workers, progress_factory)
     finally:
-        for pin in pins.values():
-            pin.close()
+        for c in copies.values():
+            c.close()
 
 
-def _verify_pinned(rep, root, dbs, signed, pins, pk, listing, workers, progress_factory) -> VerifyReport:
-    """Steps 3 to 6 of :func:`verify_bundle`, each database read through its pinned descriptor."""
-    digests = {db: pin.sha256() for db, pin in pins.items()}
+def _verify_copies(rep, root, dbs, signed, copies, digests, pk, listing, workers,
+                   progress_factory) -> VerifyReport:
+    """Steps 3 to 6 of :func:`verify_bundle`, each database queried from the copy that was hashed."""
     opened = [db for db in dbs if db in digests and digests[db] == signed[db]]
     for db in dbs:
         if db not in opened:
             rep.warnings.append(f"{db} was not opened: its signature or its checksum does not hold (a bundle's "
                                 "database is read only once both do)")
     pool = ThreadPoolExecutor(1, thread_name_prefix="verify-db")
-    consistency = {db_name: pool.submit(_database_consistency, pins[db_name]) for db_name in opened}
+    consistency = {db_name: pool.submit(_database_consistency, copies[db_name]) for db_name in opened}
     pool.shutdown(wait=False)
     # 4. checksums: every file, each problem reported; a shard's members hashed in the same read
     photos = _Photos(root)
@@ -166,7 +168,7 @@ def _verify_pinned(rep, root, dbs, signed, pins, pk, listing, workers, progress_
         rep.problems.append("no SQLite database (*.db) in the bundle")
     # 6. each database: integrity, foreign keys, images table vs files
     for db_name in opened:
-        rep.problems += _check_database(pins[db_name], check, dp if isinstance(dp, dict) else None, photos,
+        rep.problems += _check_database(copies[db_name], check, dp if isinstance(dp, dict) else None, photos,
                                         consistency[db_name].result())
     # dedupe while keeping order (a damaged file can be reported by two checks the same way)
     rep.problems = list(dict.fromkeys(rep.problems))
@@ -252,16 +254,16 @@ class _Consistency:
     schema: list[str] = field(default_factory=list)
 
 
-def _open_bounded(pin: untrusted.PinnedFile) -> tuple[sqlite3.Connection, untrusted.Budget]:
-    conn = pin.connect()
-    return conn, untrusted.Budget.for_file(conn, pin.size, pin.path.name)
+def _open_bounded(copy: untrusted.HashedCopy) -> tuple[sqlite3.Connection, untrusted.Budget]:
+    conn = copy.connect()
+    return conn, untrusted.Budget.for_file(conn, copy.size, copy.path.name)
 
 
-def _database_consistency(pin: untrusted.PinnedFile) -> _Consistency:
+def _database_consistency(copy: untrusted.HashedCopy) -> _Consistency:
     out = _Consistency()
-    db_name = pin.path.name
+    db_name = copy.path.name
     try:
-        conn, budget = _open_bounded(pin)
+        conn, budget = _open_bounded(copy)
     except (OSError, sqlite3.Error, untrusted.UntrustedDatabase) as e:
         out.error, out.opened = f"{db_name}: cannot be opened as SQLite ({e})", False
         return out
@@ -287,16 +289,16 @@ def _database_consistency(pin: untrusted.PinnedFile) -> _Consistency:
     return out
 
 
-def _check_database(pin: untrusted.PinnedFile, check: manifest.ManifestCheck, dp: dict | None,
+def _check_database(copy: untrusted.HashedCopy, check: manifest.ManifestCheck, dp: dict | None,
                     photos: _Photos, consistency: _Consistency) -> list[str]:
-    db_name = pin.path.name
+    db_name = copy.path.name
     if consistency.schema:
         return consistency.schema
     if not consistency.opened:
         return [consistency.error]
     problems = consistency.integrity + consistency.foreign_keys
     try:
-        conn, budget = _open_bounded(pin)
+        conn, budget = _open_bounded(copy)
     except (OSError, sqlite3.Error, untrusted.UntrustedDatabase) as e:
         return [f"{db_name}: cannot be opened as SQLite ({e})"]
     # no more rows than the shards hold photos, and then some (each extra row is a problem named)
@@ -351,11 +353,11 @@ def check_before_opening(path, pubkey=None) -> list[str]:
             problems.append(f"extra file: {db} (in the bundle, not listed in {manifest.MANIFEST})")
             continue
         try:
-            with untrusted.PinnedFile(path) as pin:     # the schema read from the bytes hashed
-                if pin.sha256() != signed[db]:
+            with untrusted.HashedCopy(path) as copy:     # the schema read from the bytes hashed
+                if copy.sha256() != signed[db]:
                     problems.append(f"checksum mismatch: {db} (its content is not what {manifest.MANIFEST} lists)")
                     continue
-                conn = pin.connect()
+                conn = copy.connect()
                 try:
                     problems += untrusted.schema_problems(conn, db)
                 finally:

@@ -182,7 +182,7 @@ def test_a_query_over_an_untrusted_database_stops_at_its_budget():
                                 "SELECT n FROM r", limit=10, what="team.db")
 
 
-def test_a_pinned_database_is_read_from_the_bytes_hashed_even_after_a_swap(tmp_path):
+def test_a_hashed_copy_is_read_from_the_bytes_hashed_even_after_a_swap(tmp_path):
     path, other = tmp_path / "a.db", tmp_path / "b.db"
     for p, value in ((path, "hashed"), (other, "swapped in")):
         conn = sqlite3.connect(p)
@@ -191,15 +191,15 @@ def test_a_pinned_database_is_read_from_the_bytes_hashed_even_after_a_swap(tmp_p
         conn.commit()
         conn.close()
     want = hashlib.sha256(path.read_bytes()).hexdigest()
-    with untrusted.PinnedFile(path) as pin:
-        assert pin.sha256() == want
+    with untrusted.HashedCopy(path) as copy:
+        assert copy.sha256() == want
         os.replace(other, path)                  # the name now points to other bytes
-        conn = pin.connect()
+        conn = copy.connect()
         assert conn.execute("SELECT v FROM t").fetchall() == [("hashed",)]
         conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]   # nothing written beside it
     with pytest.raises(untrusted.UntrustedDatabase, match="not a regular file"):
-        untrusted.PinnedFile(tmp_path)
+        untrusted.HashedCopy(tmp_path)
 
 
 def test_verify_reads_the_database_it_hashed_not_one_swapped_in_after(bundle_copy, signing_key, monkeypatch):
@@ -211,7 +211,7 @@ def test_verify_reads_the_database_it_hashed_not_one_swapped_in_after(bundle_cop
     conn.execute(ENDLESS_VIEW)
     conn.commit()
     conn.close()
-    hashed = untrusted.PinnedFile.sha256
+    hashed = untrusted.HashedCopy.sha256
 
     def hash_then_swap(self, *a, **k):
         digest = hashed(self, *a, **k)
@@ -219,8 +219,18 @@ def test_verify_reads_the_database_it_hashed_not_one_swapped_in_after(bundle_cop
             os.replace(crafted, self.path)
         return digest
 
-    monkeypatch.setattr(untrusted.PinnedFile, "sha256", hash_then_swap)
+    monkeypatch.setattr(untrusted.HashedCopy, "sha256", hash_then_swap)
     from archive.verify import verify_bundle
     rep = verify_bundle(bundle_copy, signing_key.public)
     assert not crafted.exists()                          # the swap happened
     assert rep.problems == [], rep.problems              # and the crafted view was never read
+
+
+def test_no_room_to_copy_the_database_aside_is_one_problem_not_a_crash(bundle_copy, signing_key, monkeypatch,
+                                                                       tmp_path):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
+    from archive.verify import verify_bundle
+    rep = verify_bundle(bundle_copy, signing_key.public)
+    assert any("ve-2024.db: could not be copied aside" in p and "TMPDIR" in p for p in rep.problems), rep.problems
+    assert not rep.ok
